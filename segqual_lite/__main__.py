@@ -1,0 +1,3 @@
+from segqual_lite.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,81 @@
+"""Command line: ``python -m segqual_lite`` (the engine the notebooks call, without Jupyter).
+
+    python -m segqual_lite data synth --out DIR [--n-train N --n-val N --n-test N --size S --seed S]
+    python -m segqual_lite data check DIR
+    python -m segqual_lite data download DIR
+
+Data faults exit with status 2 and a message naming each file, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .data import DataError, check_isic2017, download_isic2017, make_synthetic_isic
+
+EXIT_DATA_ERROR = 2
+
+
+def _cmd_synth(args) -> int:
+    counts = make_synthetic_isic(
+        args.out, args.n_train, args.n_val, args.n_test, size=args.size, seed=args.seed
+    )
+    print(f"wrote synthetic ISIC 2017 layout to {args.out}: {counts}")
+    return 0
+
+
+def _cmd_check(args) -> int:
+    counts = check_isic2017(args.root)
+    print(" ".join(f"{split}={n}" for split, n in counts.items()))
+    return 0
+
+
+def _cmd_download(args) -> int:
+    counts = download_isic2017(args.root, progress=not args.quiet)
+    print(" ".join(f"{split}={n}" for split, n in counts.items()))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m segqual_lite", description=__doc__.split("\n")[0]
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    data = commands.add_parser("data", help="synthesise, check or download ISIC 2017 data")
+    data_cmds = data.add_subparsers(dest="data_command", required=True)
+
+    synth = data_cmds.add_parser("synth", help="write synthetic lesions in the ISIC 2017 layout")
+    synth.add_argument("--out", required=True, help="folder to write")
+    synth.add_argument("--n-train", type=int, default=300)
+    synth.add_argument("--n-val", type=int, default=60)
+    synth.add_argument("--n-test", type=int, default=150)
+    synth.add_argument("--size", type=int, default=64, help="image height in pixels")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.set_defaults(func=_cmd_synth)
+
+    check = data_cmds.add_parser("check", help="verify a data folder; exit 2 on any fault")
+    check.add_argument("root")
+    check.set_defaults(func=_cmd_check)
+
+    download = data_cmds.add_parser("download", help="fetch the official ISIC 2017 Part 1 zips")
+    download.add_argument("root")
+    download.add_argument("--quiet", action="store_true", help="no progress bar")
+    download.set_defaults(func=_cmd_download)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except DataError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_DATA_ERROR
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_DATA_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,171 @@
+"""Profiles, device choice and seeding (taught in every chapter's set-up cell).
+
+One named profile selects everything that differs between a CI run and the paper: the
+data, the image size, the network widths, the split sizes, the epochs, the seeds and the
+sample counts. Chapters never hard-code any of these.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+__all__ = ["Profile", "PROFILES", "get_profile", "pick_device", "seed_everything"]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Every knob that changes cost, in one place.
+
+    ``data`` is ``"synthetic"`` (lesions drawn by :func:`segqual_lite.data.make_synthetic_isic`
+    with ``n_train/n_val/n_test`` images) or ``"isic2017"`` (the official split sizes,
+    2000/150/600, read from disk; the ``n_*`` fields are then ignored).
+    """
+
+    name: str
+    data: str
+    image_size: int
+    unet_width: int
+    unet_depth: int
+    quality_widths: tuple[int, ...]
+    n_train: int
+    n_val: int
+    n_test: int
+    epochs_f: int
+    epochs_g: int
+    seeds: tuple[int, ...]
+    batch_size: int
+    lr: float
+    mc_samples: int
+    hcnn_samples: int
+    hcnn_train_samples: int
+    rca_references: int
+
+    def with_(self, **changes) -> Profile:
+        """A copy with some fields changed (for exercises and quick experiments)."""
+        return dataclasses.replace(self, **changes)
+
+    def key(self) -> dict:
+        """The fields that identify the artifacts this profile produces."""
+        return dataclasses.asdict(self)
+
+
+# Paper values: DeVries & Taylor (2018), section 4. The U-Net's width is not given in the
+# paper; 32 filters in the first block is the common U-Net choice at 224 px.
+PROFILES: dict[str, Profile] = {
+    "tiny": Profile(
+        name="tiny",
+        data="synthetic",
+        image_size=64,
+        unet_width=8,
+        unet_depth=4,
+        quality_widths=(16, 32, 64, 128),
+        n_train=300,
+        n_val=60,
+        n_test=150,
+        epochs_f=25,
+        epochs_g=30,
+        seeds=(0, 1),
+        batch_size=16,
+        lr=1e-3,
+        mc_samples=20,
+        hcnn_samples=100,
+        hcnn_train_samples=10,
+        rca_references=20,
+    ),
+    "colab": Profile(
+        name="colab",
+        data="isic2017",
+        image_size=128,
+        unet_width=16,
+        unet_depth=4,
+        quality_widths=(32, 64, 128, 256),
+        n_train=2000,
+        n_val=150,
+        n_test=600,
+        epochs_f=40,
+        epochs_g=20,
+        seeds=(0, 1, 2),
+        batch_size=16,
+        lr=1e-3,
+        mc_samples=20,
+        hcnn_samples=100,
+        hcnn_train_samples=25,
+        rca_references=20,
+    ),
+    "paper": Profile(
+        name="paper",
+        data="isic2017",
+        image_size=224,
+        unet_width=32,
+        unet_depth=4,
+        quality_widths=(64, 128, 256, 512),
+        n_train=2000,
+        n_val=150,
+        n_test=600,
+        epochs_f=120,
+        epochs_g=30,
+        seeds=(0, 1, 2, 3, 4),
+        batch_size=16,
+        lr=1e-3,
+        mc_samples=20,
+        hcnn_samples=100,
+        hcnn_train_samples=100,
+        rca_references=20,
+    ),
+}
+
+
+def get_profile(name: str) -> Profile:
+    """Return the profile called ``name`` (``"tiny"``, ``"colab"`` or ``"paper"``)."""
+    try:
+        return PROFILES[name]
+    except KeyError:
+        known = ", ".join(repr(k) for k in PROFILES)
+        raise ValueError(f"unknown profile {name!r}: choose one of {known}") from None
+
+
+def pick_device(prefer: str | None = None) -> torch.device:
+    """The fastest available device: CUDA, then Apple MPS, then the CPU.
+
+    ``prefer`` (or the environment variable ``SEGQUAL_DEVICE``) forces one, e.g. ``"cpu"``.
+    """
+    prefer = prefer or os.environ.get("SEGQUAL_DEVICE")
+    if prefer:
+        device = torch.device(prefer)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError(f"device {prefer!r} requested but CUDA is not available")
+        return device
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch (CPU and CUDA); return a torch generator seeded alike.
+
+    The same seed gives the same numbers on the CPU. On CUDA, cuDNN's autotuner is left
+    on for speed, so GPU runs agree only up to floating-point reordering.
+    """
+    if not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 (legacy global RNG, used by older code)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def describe(profile: Profile, device: torch.device) -> str:
+    """One line for a chapter's set-up cell: profile, device, torch version."""
+    return (
+        f"profile={profile.name} ({profile.data}, {profile.image_size}px, "
+        f"U-Net width {profile.unet_width}) | device={device} | torch {torch.__version__}"
+    )

@@ -1,0 +1,27 @@
+"""Data: ISIC 2017 Part 1 on disk, synthetic lesions in its layout, the download, and
+joint augmentation (chapter 01)."""
+
+from .download import ISIC2017_BASE_URL, ISIC2017_ZIPS, download_isic2017
+from .isic import ISIC2017, check_isic2017, list_pairs
+from .layout import OFFICIAL_COUNTS, SPLITS, DataError, split_folders
+from .synthetic import DEFAULT_HARD_CASE_SHARES, HARD_CASES, draw_lesion, make_synthetic_isic
+from .transforms import RandomRot90, joint_augmentation
+
+__all__ = [
+    "DEFAULT_HARD_CASE_SHARES",
+    "HARD_CASES",
+    "ISIC2017",
+    "ISIC2017_BASE_URL",
+    "ISIC2017_ZIPS",
+    "OFFICIAL_COUNTS",
+    "SPLITS",
+    "DataError",
+    "RandomRot90",
+    "check_isic2017",
+    "download_isic2017",
+    "draw_lesion",
+    "joint_augmentation",
+    "list_pairs",
+    "make_synthetic_isic",
+    "split_folders",
+]

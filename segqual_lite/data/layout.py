@@ -1,0 +1,52 @@
+"""The ISIC 2017 Part 1 folder layout and the error every data fault raises (chapter 01).
+
+Folders are named like the official zips: ``ISIC-2017_Training_Data`` holds
+``ISIC_<7 digits>.jpg`` (plus ``*_superpixels.png`` and a metadata CSV, both skipped);
+``ISIC-2017_Training_Part1_GroundTruth`` holds ``ISIC_<id>_segmentation.png`` (0/255).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+__all__ = ["SPLITS", "SPLIT_PREFIX", "OFFICIAL_COUNTS", "DataError", "split_folders"]
+
+SPLITS = ("train", "val", "test")
+SPLIT_PREFIX = {
+    "train": "ISIC-2017_Training",
+    "val": "ISIC-2017_Validation",
+    "test": "ISIC-2017_Test_v2",
+}
+OFFICIAL_COUNTS = {"train": 2000, "val": 150, "test": 600}
+
+IMAGE_RE = re.compile(r"^(ISIC_\d{7})\.jpe?g$", re.IGNORECASE)
+MASK_RE = re.compile(r"^(ISIC_\d{7})_segmentation\.png$", re.IGNORECASE)
+
+
+class DataError(Exception):
+    """A data fault: names every missing, unreadable or mismatched file and the fix.
+
+    ``problems`` holds one line per fault, so callers (and tests) can inspect them.
+    """
+
+    def __init__(self, problems: list[str], hint: str = ""):
+        self.problems = list(problems)
+        self.hint = hint
+        shown = self.problems[:25]
+        more = len(self.problems) - len(shown)
+        lines = [f"{len(self.problems)} data problem(s):"] + [f"  - {p}" for p in shown]
+        if more:
+            lines.append(f"  ... and {more} more")
+        if hint:
+            lines.append(hint)
+        super().__init__("\n".join(lines))
+
+
+def split_folders(root: str | Path, split: str) -> tuple[Path, Path]:
+    """(image folder, ground-truth folder) of ``split`` under ``root``."""
+    if split not in SPLIT_PREFIX:
+        raise ValueError(f"unknown split {split!r}: choose one of {', '.join(SPLITS)}")
+    prefix = SPLIT_PREFIX[split]
+    root = Path(root)
+    return root / f"{prefix}_Data", root / f"{prefix}_Part1_GroundTruth"

@@ -1,0 +1,242 @@
+"""Procedural dermoscopy-like lesions written in the ISIC 2017 layout (chapter 01).
+
+Real ISIC 2017 data cannot be downloaded at build time, so the book's ``tiny`` profile
+and the tests use lesions drawn here: a textured skin-toned background, an irregular
+lesion with colour variegation and a soft border, hair strokes and vignetting. A
+controlled share of images are *hard cases*, so that a segmentation network fails on
+some of them and a quality predictor has both good and bad segmentations to learn from:
+
+* ``low_contrast``: the lesion's colour is close to the skin's;
+* ``multi_blob``: two or three separate lesions;
+* ``border_cut``: the lesion is cut by the image border;
+* ``lazy_mask``: the ground truth is a coarse polygon around the lesion (the paper blames
+  such annotations for most false positives in its Figure 3).
+
+Every image depends only on (seed, split, index), so the output is byte-identical for
+the same arguments.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+from .layout import SPLIT_PREFIX, SPLITS
+
+__all__ = ["HARD_CASES", "DEFAULT_HARD_CASE_SHARES", "make_synthetic_isic", "draw_lesion"]
+
+HARD_CASES = ("low_contrast", "multi_blob", "border_cut", "lazy_mask")
+DEFAULT_HARD_CASE_SHARES = {
+    "low_contrast": 0.15,
+    "multi_blob": 0.12,
+    "border_cut": 0.12,
+    "lazy_mask": 0.06,
+}
+_SPLIT_CODE = {"train": 0, "val": 1, "test": 2}
+_ID_OFFSET = {"train": 0, "val": 100_000, "test": 200_000}
+
+
+def _smooth_noise(rng: np.random.Generator, h: int, w: int, cells: int) -> np.ndarray:
+    """Low-frequency noise in [-1, 1]: a coarse random grid upsampled bicubically."""
+    grid = rng.uniform(-1.0, 1.0, size=(cells, cells)).astype(np.float32)
+    up = Image.fromarray(grid, mode="F").resize((w, h), Image.Resampling.BICUBIC)
+    return np.clip(np.asarray(up), -1.0, 1.0)
+
+
+def _blob(rng, h, w, cx, cy, r0):
+    """Signed radial distance (negative inside) of an irregular star-shaped blob."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    dx, dy = xx - cx, yy - cy
+    theta = np.arctan2(dy, dx)
+    radius = np.full_like(theta, r0)
+    for k in range(2, 7):
+        radius += (
+            r0 * rng.uniform(0.0, 0.16 / k**0.5) * np.cos(k * theta + rng.uniform(0, 2 * np.pi))
+        )
+    return (np.hypot(dx, dy) - radius) / r0
+
+
+def _lazy_polygon(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A coarse annotation: a 5-8 vertex polygon loosely around the true lesion."""
+    h, w = mask.shape
+    ys, xs = np.nonzero(mask)
+    if ys.size == 0:
+        return mask
+    cy, cx = ys.mean(), xs.mean()
+    radius = np.sqrt(((ys - cy) ** 2 + (xs - cx) ** 2).max()) + 1
+    n = int(rng.integers(5, 9))
+    # Roughly even angles, so the polygon wraps the lesion instead of slicing it.
+    start = rng.uniform(0, 2 * np.pi)
+    angles = start + (np.arange(n) + rng.uniform(-0.3, 0.3, n)) * (2 * np.pi / n)
+    scale = rng.uniform(1.0, 1.35, n)
+    points = [
+        (float(cx + radius * s * np.cos(a)), float(cy + radius * s * np.sin(a)))
+        for a, s in zip(angles, scale, strict=True)
+    ]
+    canvas = Image.new("L", (w, h), 0)
+    ImageDraw.Draw(canvas).polygon(points, fill=255)
+    return np.asarray(canvas) > 0
+
+
+def draw_lesion(
+    rng: np.random.Generator, height: int, width: int, cases: frozenset[str] = frozenset()
+) -> tuple[np.ndarray, np.ndarray]:
+    """Draw one dermoscopy-like image and its ground-truth mask.
+
+    Returns ``(image uint8 [H, W, 3], mask bool [H, W])``. ``cases`` is a subset of
+    :data:`HARD_CASES`.
+    """
+    h, w = height, width
+    s = min(h, w)
+    # Skin: a tone from pale to brown, with blotches and fine grain.
+    skin = np.array([rng.uniform(185, 235), rng.uniform(130, 180), rng.uniform(105, 150)])
+    blotch = _smooth_noise(rng, h, w, 5)[..., None]
+    grain = rng.normal(0, 1, (h, w, 1)).astype(np.float32)
+    image = skin + 14 * blotch + 5 * grain * np.array([1.0, 0.9, 0.8])
+
+    # Lesion(s): where they sit, how big, how many.
+    n_blobs = int(rng.integers(2, 4)) if "multi_blob" in cases else 1
+    inside = np.full((h, w), np.inf, dtype=np.float32)
+    for b in range(n_blobs):
+        r0 = s * (rng.uniform(0.12, 0.2) if n_blobs > 1 else rng.uniform(0.18, 0.33))
+        if "border_cut" in cases and b == 0:
+            # Centre the first lesion on or just inside one of the four edges.
+            edge, along = rng.uniform(-0.05, 0.1), rng.uniform(0.3, 0.7)
+            corners = [(edge, along), (1 - edge, along), (along, edge), (along, 1 - edge)]
+            fx, fy = corners[int(rng.integers(4))]
+            cx, cy = fx * w, fy * h
+            r0 *= 1.3
+        else:
+            margin = r0 * 1.1
+            cx = rng.uniform(margin, max(margin + 1, w - margin))
+            cy = rng.uniform(margin, max(margin + 1, h - margin))
+        inside = np.minimum(inside, _blob(rng, h, w, cx, cy, r0))
+    mask = inside < 0
+
+    # Colour: dark brown to reddish, variegated, darker towards the centre.
+    red = rng.uniform(85, 150)
+    green = red * rng.uniform(0.42, 0.62)
+    base = np.array([red, green, green * rng.uniform(0.6, 0.9)])
+    second = base * rng.uniform(0.45, 0.8)
+    mix = (_smooth_noise(rng, h, w, 7)[..., None] + 1) / 2
+    lesion = base * (1 - mix) + second * mix
+    lesion = lesion * (1 + 0.25 * np.clip(inside, -1, 0)[..., None])
+    contrast = rng.uniform(0.18, 0.32) if "low_contrast" in cases else rng.uniform(0.75, 1.0)
+    softness = rng.uniform(0.04, 0.12)
+    alpha = contrast / (1 + np.exp(np.clip(inside / softness, -50, 50)))
+    image = image * (1 - alpha[..., None]) + lesion * alpha[..., None]
+
+    # Vignetting: the dark corners of a dermatoscope.
+    yy, xx = np.mgrid[0:h, 0:w]
+    rr = np.hypot((xx - w / 2) / (w / 2), (yy - h / 2) / (h / 2))
+    image *= (1 - rng.uniform(0.1, 0.45) * np.clip(rr - 0.6, 0, None) ** 2)[..., None]
+
+    canvas = Image.fromarray(np.clip(image, 0, 255).astype(np.uint8))
+    # Hair: thin dark curves across the image.
+    draw = ImageDraw.Draw(canvas)
+    for _ in range(int(rng.poisson(2.0))):
+        x0, y0 = rng.uniform(0, w), rng.uniform(0, h)
+        angle, length = rng.uniform(0, 2 * np.pi), rng.uniform(0.4, 1.0) * s
+        bend = rng.uniform(-0.4, 0.4)
+        t = np.linspace(0, 1, 12)
+        xs = x0 + length * t * np.cos(angle + bend * t)
+        ys = y0 + length * t * np.sin(angle + bend * t)
+        shade = int(rng.uniform(20, 70))
+        draw.line(
+            list(zip(xs.tolist(), ys.tolist(), strict=True)),
+            fill=(shade, shade // 2 + 10, shade // 3 + 5),
+            width=max(1, round(s / 160)),
+        )
+    canvas = canvas.filter(ImageFilter.GaussianBlur(radius=0.35))
+
+    if "lazy_mask" in cases:
+        mask = _lazy_polygon(mask, rng)
+    return np.asarray(canvas), mask
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _encode(im: Image.Image, fmt: str, **kwargs) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, format=fmt, **kwargs)
+    return buf.getvalue()
+
+
+def make_synthetic_isic(
+    root: str | os.PathLike,
+    n_train: int = 300,
+    n_val: int = 60,
+    n_test: int = 150,
+    size: int = 64,
+    seed: int = 0,
+    hard_cases: dict[str, float] | None = None,
+) -> dict[str, int]:
+    """Write synthetic lesions into ``root`` in the exact ISIC 2017 Part 1 layout.
+
+    Images are ``size`` pixels high and 4/3 as wide (ISIC photographs are landscape, so
+    the loader's resizing is exercised), saved as JPEG with 0/255 PNG masks, a
+    ``*_superpixels.png`` placeholder and a metadata CSV per image folder, as in the
+    official zips. ``hard_cases`` maps each name of :data:`HARD_CASES` to the share of
+    images that get it (independently). A ``SYNTHETIC_CASES.csv`` at the root records
+    each image's cases. Returns the number of images per split.
+    """
+    shares = dict(DEFAULT_HARD_CASE_SHARES)
+    if hard_cases:
+        unknown = set(hard_cases) - set(HARD_CASES)
+        if unknown:
+            raise ValueError(f"unknown hard case(s) {sorted(unknown)}: choose from {HARD_CASES}")
+        shares.update(hard_cases)
+    for name, share in shares.items():
+        if not 0.0 <= share <= 1.0:
+            raise ValueError(f"hard-case share {name}={share} must lie in [0, 1]")
+    counts = {"train": n_train, "val": n_val, "test": n_test}
+    for split, n in counts.items():
+        if not isinstance(n, int) or n < 0:
+            raise ValueError(f"n_{split} must be a non-negative int, got {n!r}")
+    if not isinstance(size, int) or size < 16:
+        raise ValueError(f"size must be an int >= 16, got {size!r}")
+
+    root = Path(root)
+    height, width = size, round(size * 4 / 3)
+    records = []
+    for split in SPLITS:
+        prefix = SPLIT_PREFIX[split]
+        image_dir = root / f"{prefix}_Data"
+        mask_dir = root / f"{prefix}_Part1_GroundTruth"
+        image_dir.mkdir(parents=True, exist_ok=True)
+        mask_dir.mkdir(parents=True, exist_ok=True)
+        meta = io.StringIO()
+        writer = csv.writer(meta, lineterminator="\n")
+        writer.writerow(["image_id", "age_approximate", "sex"])
+        for i in range(counts[split]):
+            rng = np.random.default_rng([seed, _SPLIT_CODE[split], i])
+            cases = frozenset(c for c in HARD_CASES if rng.uniform() < shares[c])
+            image, mask = draw_lesion(rng, height, width, cases)
+            iid = f"ISIC_{_ID_OFFSET[split] + i:07d}"
+            _atomic_write(
+                image_dir / f"{iid}.jpg", _encode(Image.fromarray(image), "JPEG", quality=92)
+            )
+            _atomic_write(
+                mask_dir / f"{iid}_segmentation.png",
+                _encode(Image.fromarray(mask.astype(np.uint8) * 255), "PNG"),
+            )
+            superpixels = Image.new("RGB", (width, height), (0, 0, 0))
+            _atomic_write(image_dir / f"{iid}_superpixels.png", _encode(superpixels, "PNG"))
+            writer.writerow([iid, "unknown", "unknown"])
+            records.append([split, iid, ";".join(sorted(cases))])
+        _atomic_write(image_dir / f"{prefix}_Data_metadata.csv", meta.getvalue().encode())
+    table = io.StringIO()
+    writer = csv.writer(table, lineterminator="\n")
+    writer.writerow(["split", "image_id", "hard_cases"])
+    writer.writerows(records)
+    _atomic_write(root / "SYNTHETIC_CASES.csv", table.getvalue().encode())
+    return counts

@@ -1,0 +1,138 @@
+"""Segmentation and quality-prediction metrics (taught in chapter 08).
+
+Conventions (DeVries & Taylor 2018, section 4.2, and DESIGN section 2):
+
+* A segmentation *passes* when its Jaccard index is at least ``threshold`` (0.7 for
+  ISIC 2017); J = 0.7 passes.
+* The positive class is *pass* and the score is the predicted Jaccard index.
+* AUPR-Pass is ``average_precision_score(pass, score)`` and AUPR-Fail is
+  ``average_precision_score(fail, -score)``: scikit-learn's step-wise average precision,
+  not the trapezoidal area under the PR curve.
+* All values are fractions; tables multiply all but RMSE by 100, as the paper does.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
+
+__all__ = [
+    "FAILURE_THRESHOLD",
+    "METRICS",
+    "jaccard",
+    "rmse",
+    "detection_error",
+    "auroc",
+    "aupr_pass",
+    "aupr_fail",
+    "summarize",
+]
+
+FAILURE_THRESHOLD = 0.7
+METRICS = ("rmse", "detection_error", "auroc", "aupr_pass", "aupr_fail")
+
+
+def _as_numpy(a) -> np.ndarray:
+    if hasattr(a, "detach"):  # a torch tensor, on any device
+        a = a.detach().cpu().numpy()
+    return np.asarray(a)
+
+
+def jaccard(pred_mask, true_mask) -> np.ndarray:
+    """Per-image Jaccard index |P ∩ T| / |P ∪ T| (eq. 1 of chapter 08).
+
+    Masks are ``[B, H, W]`` (or one ``[H, W]`` image) torch tensors or numpy arrays; any
+    non-zero value is foreground. Two empty masks agree perfectly: J = 1.
+    Returns a float64 array of shape ``[B]`` (shape ``[]`` for one image).
+    """
+    pred, true = _as_numpy(pred_mask).astype(bool), _as_numpy(true_mask).astype(bool)
+    if pred.shape != true.shape:
+        raise ValueError(f"mask shapes differ: predicted {pred.shape} vs true {true.shape}")
+    if pred.ndim not in (2, 3):
+        raise ValueError(f"masks must be [H, W] or [B, H, W], got shape {pred.shape}")
+    axes = (-2, -1)
+    inter = np.logical_and(pred, true).sum(axis=axes, dtype=np.int64)
+    union = np.logical_or(pred, true).sum(axis=axes, dtype=np.int64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        j = np.where(union == 0, 1.0, inter / np.maximum(union, 1))
+    return j.astype(np.float64)
+
+
+def _check_pair(true_j, pred_j) -> tuple[np.ndarray, np.ndarray]:
+    t = _as_numpy(true_j).astype(np.float64)
+    p = _as_numpy(pred_j).astype(np.float64)
+    if t.ndim != 1 or p.ndim != 1:
+        raise ValueError(
+            f"true and predicted Jaccard must be 1-D, got shapes {t.shape} and {p.shape}"
+        )
+    if t.shape != p.shape:
+        raise ValueError(f"{t.size} true but {p.size} predicted Jaccard values")
+    if t.size == 0:
+        raise ValueError("no images: true and predicted Jaccard are empty")
+    for name, a in (("true", t), ("predicted", p)):
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"{name} Jaccard values contain NaN or inf")
+    return t, p
+
+
+def _pass_labels(true_j: np.ndarray, threshold: float) -> np.ndarray:
+    passed = true_j >= threshold
+    n_pass = int(passed.sum())
+    if n_pass in (0, passed.size):
+        which = "pass" if n_pass else "fail"
+        raise ValueError(
+            f"all {passed.size} images {which} (threshold {threshold}): detection error, "
+            "AUROC and AUPR need both passing and failing segmentations; "
+            "use a larger or harder test set"
+        )
+    return passed.astype(np.int64)
+
+
+def rmse(true_j, pred_j, threshold: float = FAILURE_THRESHOLD) -> float:
+    """Root mean squared error between true and predicted Jaccard over images.
+
+    ``threshold`` is accepted (and ignored) so every metric has the same signature.
+    """
+    t, p = _check_pair(true_j, pred_j)
+    return float(np.sqrt(np.mean((p - t) ** 2)))
+
+
+def detection_error(true_j, pred_j, threshold: float = FAILURE_THRESHOLD) -> float:
+    """min over δ of 0.5·P_pass(score < δ) + 0.5·P_fail(score ≥ δ).
+
+    The thresholds are exactly those of ``sklearn.metrics.roc_curve`` (every distinct
+    score, plus +inf), so this equals ``min(0.5·(1 − TPR) + 0.5·FPR)`` over the ROC curve.
+    """
+    t, p = _check_pair(true_j, pred_j)
+    fpr, tpr, _ = roc_curve(_pass_labels(t, threshold), p, drop_intermediate=False)
+    return float(np.min(0.5 * (1.0 - tpr) + 0.5 * fpr))
+
+
+def auroc(true_j, pred_j, threshold: float = FAILURE_THRESHOLD) -> float:
+    """Area under the ROC curve, pass as the positive class (ties count one half)."""
+    t, p = _check_pair(true_j, pred_j)
+    return float(roc_auc_score(_pass_labels(t, threshold), p))
+
+
+def aupr_pass(true_j, pred_j, threshold: float = FAILURE_THRESHOLD) -> float:
+    """Average precision with passing segmentations as positives, scored by predicted J."""
+    t, p = _check_pair(true_j, pred_j)
+    return float(average_precision_score(_pass_labels(t, threshold), p))
+
+
+def aupr_fail(true_j, pred_j, threshold: float = FAILURE_THRESHOLD) -> float:
+    """Average precision with failures as positives, scored by the negated predicted J."""
+    t, p = _check_pair(true_j, pred_j)
+    return float(average_precision_score(1 - _pass_labels(t, threshold), -p))
+
+
+def summarize(true_j, pred_j, threshold: float = FAILURE_THRESHOLD) -> dict[str, float]:
+    """All five metrics of Table 1 as fractions, keyed as in :data:`METRICS`."""
+    fns = {
+        "rmse": rmse,
+        "detection_error": detection_error,
+        "auroc": auroc,
+        "aupr_pass": aupr_pass,
+        "aupr_fail": aupr_fail,
+    }
+    return {name: fns[name](true_j, pred_j, threshold) for name in METRICS}

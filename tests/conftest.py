@@ -1,0 +1,18 @@
+import pytest
+
+from segqual_lite.data import make_synthetic_isic
+
+
+@pytest.fixture(scope="session")
+def synth_root(tmp_path_factory):
+    """A small synthetic ISIC 2017 folder, written once per test session (read-only)."""
+    root = tmp_path_factory.mktemp("isic_synth")
+    make_synthetic_isic(root, n_train=12, n_val=4, n_test=6, size=32, seed=3)
+    return root
+
+
+@pytest.fixture
+def fresh_root(tmp_path):
+    """A synthetic ISIC 2017 folder that a test may damage."""
+    make_synthetic_isic(tmp_path, n_train=4, n_val=2, n_test=3, size=24, seed=1)
+    return tmp_path

@@ -1,0 +1,56 @@
+import numpy as np
+import pytest
+import torch
+
+from segqual_lite.config import PROFILES, get_profile, pick_device, seed_everything
+
+
+def test_profiles_exist_and_paper_values():
+    assert set(PROFILES) == {"tiny", "colab", "paper"}
+    paper = get_profile("paper")
+    # DeVries & Taylor (2018), section 4.
+    assert (paper.image_size, paper.epochs_f, paper.epochs_g) == (224, 120, 30)
+    assert (paper.batch_size, paper.lr, len(paper.seeds)) == (16, 1e-3, 5)
+    assert (paper.mc_samples, paper.hcnn_samples) == (20, 100)
+    assert (paper.n_train, paper.n_val, paper.n_test) == (2000, 150, 600)
+    assert paper.data == "isic2017"
+
+
+def test_tiny_is_cheaper_than_paper():
+    tiny, paper = get_profile("tiny"), get_profile("paper")
+    assert tiny.data == "synthetic"
+    assert tiny.image_size < paper.image_size and tiny.unet_width < paper.unet_width
+    assert tiny.epochs_f < paper.epochs_f and len(tiny.seeds) < len(paper.seeds)
+
+
+def test_unknown_profile_names_the_choices():
+    with pytest.raises(ValueError, match="'tiny'"):
+        get_profile("huge")
+
+
+def test_with_changes_one_field_and_key_changes():
+    tiny = get_profile("tiny")
+    small = tiny.with_(epochs_f=1)
+    assert small.epochs_f == 1 and tiny.epochs_f != 1
+    assert small.key() != tiny.key()
+
+
+def test_pick_device(monkeypatch):
+    monkeypatch.delenv("SEGQUAL_DEVICE", raising=False)
+    device = pick_device()
+    assert device.type in {"cuda", "mps", "cpu"}
+    if not torch.cuda.is_available():
+        assert device.type != "cuda"
+    assert pick_device("cpu") == torch.device("cpu")
+    monkeypatch.setenv("SEGQUAL_DEVICE", "cpu")
+    assert pick_device() == torch.device("cpu")
+
+
+def test_seed_everything_repeats():
+    seed_everything(7)
+    a = (torch.rand(3), np.random.rand(3))  # noqa: NPY002
+    seed_everything(7)
+    b = (torch.rand(3), np.random.rand(3))  # noqa: NPY002
+    assert torch.equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    with pytest.raises(ValueError):
+        seed_everything(-1)

@@ -1,0 +1,119 @@
+"""The ISIC 2017 download helper, offline: small zips served on 127.0.0.1."""
+
+import http.server
+import threading
+import zipfile
+
+import pytest
+
+from segqual_lite.data import ISIC2017_ZIPS, DataError, download_isic2017, make_synthetic_isic
+
+
+class RangeHandler(http.server.BaseHTTPRequestHandler):
+    """Serves ``files`` (name -> bytes) with HTTP Range support; records each request."""
+
+    files: dict[str, bytes] = {}
+    log: list[tuple[str, str | None]] = []
+    cut_after: dict[str, int] = {}  # name -> bytes to send before dropping the connection
+
+    def do_GET(self):
+        name = self.path.rsplit("/", 1)[-1]
+        rng = self.headers.get("Range")
+        self.log.append((name, rng))
+        if name not in self.files:
+            self.send_error(404)
+            return
+        body = self.files[name]
+        start = int(rng.split("=")[1].split("-")[0]) if rng else 0
+        if start >= len(body):
+            self.send_error(416)
+            return
+        self.send_response(206 if rng else 200)
+        self.send_header("Content-Length", str(len(body) - start))
+        self.end_headers()
+        limit = self.cut_after.pop(name, None)
+        self.wfile.write(body[start : start + limit] if limit is not None else body[start:])
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server(tmp_path):
+    src = tmp_path / "src"
+    make_synthetic_isic(src, n_train=3, n_val=1, n_test=2, size=20, seed=2)
+    files = {}
+    for name in ISIC2017_ZIPS:
+        folder = src / name.removesuffix(".zip")
+        zpath = tmp_path / name
+        with zipfile.ZipFile(zpath, "w") as zf:
+            for p in sorted(folder.iterdir()):
+                zf.write(p, f"{folder.name}/{p.name}")
+        files[name] = zpath.read_bytes()
+    RangeHandler.files, RangeHandler.log, RangeHandler.cut_after = files, [], {}
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), RangeHandler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_port}/2017/", files
+    httpd.shutdown()
+
+
+EXPECTED = {"train": 3, "val": 1, "test": 2}
+
+
+def test_download_extracts_and_counts(server, tmp_path):
+    url, files = server
+    out = tmp_path / "isic"
+    assert download_isic2017(out, url, EXPECTED, progress=False) == EXPECTED
+    assert (out / "ISIC-2017_Training_Data" / "ISIC_0000000.jpg").is_file()
+    assert all((out / "downloads" / n).read_bytes() == files[n] for n in ISIC2017_ZIPS)
+    # A second run fetches nothing.
+    n_requests = len(RangeHandler.log)
+    download_isic2017(out, url, EXPECTED, progress=False)
+    assert len(RangeHandler.log) == n_requests
+
+
+def test_download_resumes_a_partial_file(server, tmp_path):
+    url, files = server
+    out = tmp_path / "isic"
+    name = ISIC2017_ZIPS[0]
+    (out / "downloads").mkdir(parents=True)
+    half = len(files[name]) // 2
+    (out / "downloads" / (name + ".part")).write_bytes(files[name][:half])
+    download_isic2017(out, url, EXPECTED, progress=False)
+    assert (name, f"bytes={half}-") in RangeHandler.log
+    assert (out / "downloads" / name).read_bytes() == files[name]
+
+
+def test_interrupted_download_keeps_part_and_resumes(server, tmp_path):
+    url, files = server
+    out = tmp_path / "isic"
+    name = ISIC2017_ZIPS[2]
+    RangeHandler.cut_after[name] = 100
+    with pytest.raises(DataError, match="resumes"):
+        download_isic2017(out, url, EXPECTED, progress=False)
+    assert (out / "downloads" / (name + ".part")).stat().st_size == 100
+    assert download_isic2017(out, url, EXPECTED, progress=False) == EXPECTED
+    assert (name, "bytes=100-") in RangeHandler.log
+
+
+def test_corrupt_archive_is_named_and_deleted(server, tmp_path):
+    url, files = server
+    name = ISIC2017_ZIPS[1]
+    data = bytearray(files[name])
+    data[60:80] = b"\x00" * 20  # inside the first member's data: CRC fails
+    RangeHandler.files = {**files, name: bytes(data)}
+    out = tmp_path / "isic"
+    with pytest.raises(DataError, match=name) as err:
+        download_isic2017(out, url, EXPECTED, progress=False)
+    assert "corrupt archive" in str(err.value)
+    assert not (out / "downloads" / name).exists()
+
+
+def test_wrong_counts_and_missing_zip(server, tmp_path):
+    url, files = server
+    with pytest.raises(DataError, match="expected 2000"):
+        download_isic2017(tmp_path / "a", url, progress=False)
+    RangeHandler.files = {k: v for k, v in files.items() if k != ISIC2017_ZIPS[3]}
+    with pytest.raises(DataError, match="HTTP 404"):
+        download_isic2017(tmp_path / "b", url, EXPECTED, progress=False)

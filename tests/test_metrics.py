@@ -1,0 +1,131 @@
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from segqual_lite import metrics as M
+
+
+# ---- Jaccard ---------------------------------------------------------------------------
+def test_jaccard_hand_computed():
+    pred = np.zeros((3, 4, 4), bool)
+    true = np.zeros((3, 4, 4), bool)
+    pred[0, :2, :2] = True  # 4 px
+    true[0, :2, :3] = True  # 6 px, overlap 4 -> 4/6
+    pred[1, 0, 0] = True  # disjoint with an empty truth -> 0
+    # image 2: both empty -> 1
+    np.testing.assert_allclose(M.jaccard(pred, true), [4 / 6, 0.0, 1.0])
+
+
+def test_jaccard_accepts_torch_and_single_image():
+    a = torch.tensor([[1, 1], [0, 0]])
+    b = torch.tensor([[1, 0], [0, 0]])
+    assert float(M.jaccard(a, b)) == pytest.approx(0.5)
+    assert M.jaccard(a[None], b[None]).shape == (1,)
+
+
+def test_jaccard_shape_mismatch():
+    with pytest.raises(ValueError, match="shapes differ"):
+        M.jaccard(np.zeros((1, 4, 4)), np.zeros((1, 4, 5)))
+
+
+# ---- Brute-force references, written from the definitions -------------------------------
+def brute_detection_error(true_j, score, thr=0.7):
+    passed = true_j >= thr
+    candidates = np.concatenate([np.unique(score), [np.inf, -np.inf]])
+    best = 1.0
+    for delta in candidates:  # flag pass when score >= delta
+        p_pass_missed = np.mean(score[passed] < delta)
+        p_fail_accepted = np.mean(score[~passed] >= delta)
+        best = min(best, 0.5 * p_pass_missed + 0.5 * p_fail_accepted)
+    return best
+
+
+def brute_auroc(true_j, score, thr=0.7):
+    pos, neg = score[true_j >= thr], score[true_j < thr]
+    wins = sum(1.0 if p > n else 0.5 if p == n else 0.0 for p, n in itertools.product(pos, neg))
+    return wins / (len(pos) * len(neg))
+
+
+def brute_average_precision(labels, score):
+    """sum_k (R_k - R_{k-1}) P_k over the distinct thresholds, highest first."""
+    ap, prev_recall = 0.0, 0.0
+    for delta in sorted(np.unique(score), reverse=True):
+        flagged = score >= delta
+        tp = np.sum(flagged & (labels == 1))
+        precision, recall = tp / flagged.sum(), tp / labels.sum()
+        ap += (recall - prev_recall) * precision
+        prev_recall = recall
+    return ap
+
+
+def test_hand_computed_case():
+    true_j = np.array([0.9, 0.8, 0.75, 0.5, 0.3])  # 3 pass, 2 fail
+    score = np.array([0.85, 0.6, 0.7, 0.65, 0.2])
+    assert M.rmse(true_j, score) == pytest.approx(
+        np.sqrt((0.05**2 + 0.2**2 + 0.05**2 + 0.15**2 + 0.1**2) / 5)
+    )
+    # Ranking: 0.85 P, 0.7 P, 0.65 F, 0.6 P, 0.2 F -> pairs won: 0.85>both, 0.7>both, 0.6>0.2 only.
+    assert M.auroc(true_j, score) == pytest.approx(5 / 6)
+    # Best threshold 0.7: misses one of three passes, accepts no failure -> 0.5 * 1/3.
+    assert M.detection_error(true_j, score) == pytest.approx(1 / 6)
+    # Pass AP: precision 1 at recall 1/3 and 2/3, 3/4 at recall 1.
+    assert M.aupr_pass(true_j, score) == pytest.approx((1 + 1 + 0.75) / 3)
+    # Fail AP on -score: 0.2 F (P=1), 0.6 P, 0.65 F (P=2/3).
+    assert M.aupr_fail(true_j, score) == pytest.approx((1 + 2 / 3) / 2)
+
+
+def test_threshold_is_inclusive():
+    true_j = np.array([0.7, 0.69])  # 0.7 passes
+    assert M.auroc(true_j, np.array([0.9, 0.1])) == 1.0
+    assert M.auroc(true_j, np.array([0.1, 0.9])) == 0.0
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_against_brute_force_with_ties(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(6, 40))
+    true_j = rng.uniform(0.3, 1.0, n)
+    true_j[:2] = [0.95, 0.4]  # both classes present
+    score = np.round(rng.uniform(0, 1, n), 1)  # coarse rounding makes many ties
+    assert M.detection_error(true_j, score) == pytest.approx(brute_detection_error(true_j, score))
+    assert M.auroc(true_j, score) == pytest.approx(brute_auroc(true_j, score))
+    passed = (true_j >= 0.7).astype(int)
+    assert M.aupr_pass(true_j, score) == pytest.approx(brute_average_precision(passed, score))
+    assert M.aupr_fail(true_j, score) == pytest.approx(brute_average_precision(1 - passed, -score))
+
+
+def test_perfect_and_reversed_predictors():
+    true_j = np.array([0.95, 0.9, 0.8, 0.6, 0.4, 0.1])
+    perfect = M.summarize(true_j, true_j)
+    assert perfect == {
+        "rmse": 0.0,
+        "detection_error": 0.0,
+        "auroc": 1.0,
+        "aupr_pass": 1.0,
+        "aupr_fail": 1.0,
+    }
+    reversed_ = M.summarize(true_j, 1 - true_j)
+    assert reversed_["auroc"] == 0.0 and reversed_["detection_error"] == 0.5
+
+
+def test_summarize_keys_match_metric_order():
+    true_j = np.array([0.9, 0.2, 0.8])
+    assert tuple(M.summarize(true_j, np.array([0.5, 0.5, 0.5]))) == M.METRICS
+
+
+@pytest.mark.parametrize("true_j", [np.array([0.8, 0.9, 0.7]), np.array([0.1, 0.2, 0.69])])
+def test_single_class_raises_clear_error(true_j):
+    with pytest.raises(ValueError, match="need both passing and failing"):
+        M.summarize(true_j, np.array([0.5, 0.6, 0.7]))
+    assert M.rmse(true_j, true_j) == 0.0  # RMSE does not need both classes
+
+
+def test_bad_shapes_and_values():
+    with pytest.raises(ValueError, match="3 true but 2 predicted"):
+        M.rmse(np.ones(3), np.ones(2))
+    with pytest.raises(ValueError, match="NaN"):
+        M.rmse(np.array([0.5, np.nan]), np.ones(2))
+    with pytest.raises(ValueError, match="1-D"):
+        M.auroc(np.ones((2, 2)), np.ones((2, 2)))
