@@ -11,11 +11,12 @@ import dataclasses
 import os
 import random
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
-__all__ = ["Profile", "PROFILES", "get_profile", "pick_device", "seed_everything"]
+__all__ = ["Profile", "PROFILES", "get_profile", "home", "pick_device", "seed_everything"]
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,12 @@ def get_profile(name: str) -> Profile:
     except KeyError:
         known = ", ".join(repr(k) for k in PROFILES)
         raise ValueError(f"unknown profile {name!r}: choose one of {known}") from None
+
+
+def home() -> Path:
+    """Where data, models and predictions are stored: ``$SEGQUAL_HOME``, else
+    ``./segqual_artifacts`` (``make book`` uses ``_build/artifacts``)."""
+    return Path(os.environ.get("SEGQUAL_HOME", "segqual_artifacts")).resolve()
 
 
 def pick_device(prefer: str | None = None) -> torch.device:

@@ -14,7 +14,13 @@ Conventions (DeVries & Taylor 2018, section 4.2, and DESIGN section 2):
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
+from sklearn.metrics import (
+    auc,
+    average_precision_score,
+    precision_recall_curve,
+    roc_auc_score,
+    roc_curve,
+)
 
 __all__ = [
     "FAILURE_THRESHOLD",
@@ -26,6 +32,7 @@ __all__ = [
     "aupr_pass",
     "aupr_fail",
     "summarize",
+    "aupr_conventions",
 ]
 
 FAILURE_THRESHOLD = 0.7
@@ -136,3 +143,32 @@ def summarize(true_j, pred_j, threshold: float = FAILURE_THRESHOLD) -> dict[str,
         "aupr_fail": aupr_fail,
     }
     return {name: fns[name](true_j, pred_j, threshold) for name in METRICS}
+
+
+def aupr_conventions(true_j, pred_j, positive: str = "pass", threshold: float = FAILURE_THRESHOLD):
+    """One PR curve, three areas: why published AUPR numbers disagree (chapter 08).
+
+    * ``average_precision``: scikit-learn's step-wise sum, the convention of this book;
+    * ``trapezoid``: the trapezoidal area under (recall, precision), which interpolates
+      linearly between operating points and is optimistic;
+    * ``balanced_trapezoid``: the trapezoidal area with precision computed as if both
+      classes were equally frequent, TPR / (TPR + FPR), as in the ODIN evaluation code.
+
+    ``positive`` is ``"pass"`` (scored by the predicted Jaccard) or ``"fail"`` (scored
+    by its negation).
+    """
+    t, p = _check_pair(true_j, pred_j)
+    labels = _pass_labels(t, threshold)
+    if positive == "fail":
+        labels, p = 1 - labels, -p
+    elif positive != "pass":
+        raise ValueError(f"positive must be 'pass' or 'fail', got {positive!r}")
+    precision, recall, _ = precision_recall_curve(labels, p)
+    fpr, tpr, _ = roc_curve(labels, p, drop_intermediate=False)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        balanced = np.where(tpr + fpr > 0, tpr / (tpr + fpr), 1.0)
+    return {
+        "average_precision": float(average_precision_score(labels, p)),
+        "trapezoid": float(auc(recall, precision)),
+        "balanced_trapezoid": float(auc(tpr, balanced)),
+    }

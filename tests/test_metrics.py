@@ -129,3 +129,18 @@ def test_bad_shapes_and_values():
         M.rmse(np.array([0.5, np.nan]), np.ones(2))
     with pytest.raises(ValueError, match="1-D"):
         M.auroc(np.ones((2, 2)), np.ones((2, 2)))
+
+
+def test_aupr_conventions_differ_and_agree_where_they_should():
+    true_j = np.array([0.9, 0.8, 0.75, 0.5, 0.3, 0.72, 0.2, 0.95])
+    score = np.array([0.85, 0.6, 0.7, 0.65, 0.2, 0.4, 0.5, 0.9])
+    conv = M.aupr_conventions(true_j, score)
+    assert conv["average_precision"] == pytest.approx(M.aupr_pass(true_j, score))
+    assert conv["trapezoid"] != pytest.approx(conv["average_precision"])
+    fail = M.aupr_conventions(true_j, score, positive="fail")
+    assert fail["average_precision"] == pytest.approx(M.aupr_fail(true_j, score))
+    perfect = M.aupr_conventions(true_j, true_j)
+    assert perfect["average_precision"] == pytest.approx(1.0)
+    assert perfect["balanced_trapezoid"] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="positive"):
+        M.aupr_conventions(true_j, score, positive="both")

@@ -4,7 +4,14 @@ joint augmentation (chapter 01)."""
 from .download import ISIC2017_BASE_URL, ISIC2017_ZIPS, download_isic2017
 from .isic import ISIC2017, check_isic2017, list_pairs
 from .layout import OFFICIAL_COUNTS, SPLITS, DataError, split_folders
-from .synthetic import DEFAULT_HARD_CASE_SHARES, HARD_CASES, draw_lesion, make_synthetic_isic
+from .prepare import prepare_data
+from .synthetic import (
+    DEFAULT_HARD_CASE_SHARES,
+    HARD_CASES,
+    draw_lesion,
+    make_synthetic_isic,
+    read_hard_cases,
+)
 from .transforms import RandomRot90, joint_augmentation
 
 __all__ = [
@@ -23,5 +30,7 @@ __all__ = [
     "joint_augmentation",
     "list_pairs",
     "make_synthetic_isic",
+    "prepare_data",
+    "read_hard_cases",
     "split_folders",
 ]

@@ -28,7 +28,13 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from .layout import SPLIT_PREFIX, SPLITS
 
-__all__ = ["HARD_CASES", "DEFAULT_HARD_CASE_SHARES", "make_synthetic_isic", "draw_lesion"]
+__all__ = [
+    "HARD_CASES",
+    "DEFAULT_HARD_CASE_SHARES",
+    "make_synthetic_isic",
+    "draw_lesion",
+    "read_hard_cases",
+]
 
 HARD_CASES = ("low_contrast", "multi_blob", "border_cut", "lazy_mask")
 DEFAULT_HARD_CASE_SHARES = {
@@ -240,3 +246,15 @@ def make_synthetic_isic(
     writer.writerows(records)
     _atomic_write(root / "SYNTHETIC_CASES.csv", table.getvalue().encode())
     return counts
+
+
+def read_hard_cases(root: str | os.PathLike) -> dict[str, frozenset[str]]:
+    """Image id -> its hard cases, from ``SYNTHETIC_CASES.csv``; ``{}`` for real data."""
+    path = Path(root) / "SYNTHETIC_CASES.csv"
+    if not path.exists():
+        return {}
+    with open(path, newline="") as f:
+        return {
+            row["image_id"]: frozenset(c for c in row["hard_cases"].split(";") if c)
+            for row in csv.DictReader(f)
+        }

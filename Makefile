@@ -1,0 +1,47 @@
+# Two commands, each set-up free on a fresh machine:
+#   make book   execute every chapter on the tiny profile and build the site (_build/html)
+#   make test   lint, unit tests, the book build, and the browser test
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PROFILE ?= tiny
+
+.PHONY: book test lint format notebooks chromium clean
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -m ipykernel install --sys-prefix --name segqual-lite --display-name "segqual-lite"
+	@touch $@
+
+# Debian's Chromium for the browser test (no browser download by the test tool).
+chromium:
+	@command -v chromium >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+book: $(STAMP)
+	$(BIN)/python book/build.py --profile $(PROFILE)
+
+lint: $(STAMP)
+	$(BIN)/ruff check segqual_lite tests notebooks book
+	$(BIN)/ruff format --check segqual_lite tests notebooks book
+
+test: $(STAMP) chromium lint
+	$(BIN)/python -m pytest
+
+format: $(STAMP)
+	$(BIN)/ruff format segqual_lite tests notebooks book
+	$(MAKE) notebooks
+
+# Regenerate the committed .ipynb files from their .py sources (outputs stay empty).
+notebooks: $(STAMP)
+	$(BIN)/jupytext --to ipynb --update notebooks/[0-9][0-9]_*.py
+
+clean:
+	rm -rf _build

@@ -1,0 +1,210 @@
+"""Build the book: execute every chapter once with papermill, then render with Jupyter Book.
+
+    python book/build.py [--profile tiny] [--out _build]
+
+1. Web assets. The ipywidgets HTML manager (``embed.js`` and its fonts) and MathJax are
+   fetched with ``npm pack`` (pinned versions, cached under ``<out>/npm``) and served by
+   the site itself, so pages work with no network.
+2. Staging. ``_config.yml``, ``_toc.yml``, ``book/`` and the chapters of the table of
+   contents are copied to ``<out>/stage``; paths there equal paths in the repository, so
+   the Colab links point at the committed ``.ipynb`` files.
+3. Execution. papermill runs each chapter exactly once, injecting ``profile``; the
+   injected-parameters cell is tagged ``remove-cell``. A chapter whose source, package
+   code and profile are unchanged since its last execution is not run again.
+4. Rendering. Jupyter Book builds the staged copy with execution off into ``<out>/html``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import nbformat
+import papermill
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+KERNEL = "segqual-lite"
+FINGERPRINT_KEY = "segqual_build_fingerprint"
+# npm package -> (folder inside the package, folder on the site)
+WEB_ASSETS = {
+    "@jupyter-widgets/html-manager@1.0.15": ("package/dist", "_widgets"),
+    "mathjax@3.2.2": ("package/es5", "_mathjax"),
+}
+
+
+def log(msg: str) -> None:
+    print(f"[book] {msg}", flush=True)
+
+
+def fetch_web_assets(out: Path) -> Path:
+    """npm-pack each pinned package once and unpack the files the site serves."""
+    cache, web = out / "npm", out / "web_assets"
+    cache.mkdir(parents=True, exist_ok=True)
+    for spec, (inner, target) in WEB_ASSETS.items():
+        name, version = spec.rsplit("@", 1)
+        tarball = cache / f"{name.lstrip('@').replace('/', '-')}-{version}.tgz"
+        if not tarball.exists():
+            log(f"npm pack {spec}")
+            subprocess.run(
+                ["npm", "pack", spec, "--silent", "--pack-destination", str(cache)],
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
+        dest = web / target
+        stamp = dest / ".from"
+        if stamp.exists() and stamp.read_text() == tarball.name:
+            continue
+        shutil.rmtree(dest, ignore_errors=True)
+        dest.mkdir(parents=True)
+        prefix = inner.rstrip("/") + "/"
+        with tarfile.open(tarball) as tf:
+            for member in tf.getmembers():
+                if member.isfile() and member.name.startswith(prefix):
+                    member.name = member.name[len(prefix) :]
+                    tf.extract(member, dest, filter="data")
+        stamp.write_text(tarball.name)
+    return web
+
+
+def toc_chapters(toc_path: Path) -> list[str]:
+    """Every file named in ``_toc.yml``, in reading order (without extension)."""
+    toc = yaml.safe_load(toc_path.read_text())
+    files = [toc["root"]]
+
+    def walk(entries):
+        for entry in entries or []:
+            if "file" in entry:
+                files.append(entry["file"])
+            walk(entry.get("sections"))
+
+    for part in toc.get("parts", []):
+        walk(part.get("chapters"))
+    walk(toc.get("chapters"))
+    return files
+
+
+def package_digest() -> str:
+    h = hashlib.sha256()
+    for p in sorted((REPO / "segqual_lite").rglob("*.py")):
+        h.update(p.relative_to(REPO).as_posix().encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def stage_sources(stage: Path, chapters: list[str], web: Path) -> list[str]:
+    """Copy the book's text sources into ``stage``; return the notebook chapters."""
+    stage.mkdir(parents=True, exist_ok=True)
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy2(REPO / name, stage / name)
+    shutil.copytree(
+        REPO / "book",
+        stage / "book",
+        dirs_exist_ok=True,
+        ignore=shutil.ignore_patterns("build.py", "__pycache__"),
+    )
+    shutil.copytree(web, stage / "_web", dirs_exist_ok=True)
+    notebooks = []
+    for chapter in chapters:
+        if (REPO / f"{chapter}.ipynb").exists():
+            notebooks.append(chapter)
+        elif not (REPO / f"{chapter}.md").exists():
+            raise FileNotFoundError(f"_toc.yml names {chapter}, but neither .ipynb nor .md exists")
+    return notebooks
+
+
+def execute_chapter(chapter: str, stage: Path, profile: str, env_dir: Path) -> bool:
+    """Run one chapter with papermill into the stage; return False when the cache held."""
+    src, dst = REPO / f"{chapter}.ipynb", stage / f"{chapter}.ipynb"
+    fingerprint = hashlib.sha256(
+        b"|".join([src.read_bytes(), package_digest().encode(), profile.encode()])
+    ).hexdigest()
+    if dst.exists():
+        old = nbformat.read(dst, as_version=4).metadata.get(FINGERPRINT_KEY)
+        if old == fingerprint:
+            log(f"{chapter}: unchanged, reusing its executed copy")
+            return False
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(dst.stem + ".running.ipynb")
+    start = time.perf_counter()
+    log(f"{chapter}: executing (profile={profile})")
+    papermill.execute_notebook(
+        str(src),
+        str(tmp),
+        parameters={"profile": profile},
+        kernel_name=KERNEL,
+        cwd=str(env_dir),
+        progress_bar=False,
+        request_save_on_cell_execute=False,
+    )
+    nb = nbformat.read(tmp, as_version=4)
+    for cell in nb.cells:
+        tags = cell.metadata.get("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            cell.metadata["tags"] = [*tags, "remove-cell"]
+    nb.metadata[FINGERPRINT_KEY] = fingerprint
+    nbformat.write(nb, tmp)
+    os.replace(tmp, dst)
+    log(f"{chapter}: done in {time.perf_counter() - start:.1f} s")
+    return True
+
+
+def render(stage: Path, out: Path) -> Path:
+    jb_out = out / "jb"
+    cmd = [
+        str(Path(sys.executable).with_name("jupyter-book")),
+        "build",
+        str(stage),
+        "--path-output",
+        str(jb_out),
+        "--warningiserror",
+        "--keep-going",
+    ]
+    log("jupyter-book build")
+    subprocess.run(cmd, check=True)
+    html = out / "html"
+    shutil.rmtree(html, ignore_errors=True)
+    shutil.copytree(jb_out / "_build" / "html", html)
+    return html
+
+
+def build(profile: str, out: Path) -> Path:
+    start = time.perf_counter()
+    out = out.resolve()
+    web = fetch_web_assets(out)
+    stage = out / "stage"
+    notebooks = stage_sources(stage, toc_chapters(REPO / "_toc.yml"), web)
+    # Chapters write data and models under <out>/artifacts (set by SEGQUAL_HOME).
+    home = out / "artifacts"
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ["SEGQUAL_HOME"] = str(home)
+    os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    for chapter in notebooks:
+        execute_chapter(chapter, stage, profile, REPO)
+    html = render(stage, out)
+    log(f"site in {html} ({time.perf_counter() - start:.1f} s)")
+    (out / "build-info.json").write_text(
+        json.dumps({"profile": profile, "seconds": round(time.perf_counter() - start, 1)})
+    )
+    return html
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--profile", default="tiny", choices=["tiny", "colab", "paper"])
+    parser.add_argument("--out", type=Path, default=REPO / "_build")
+    args = parser.parse_args(argv)
+    build(args.profile, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,277 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Measuring segmentations and quality predictions
+#
+# Two kinds of numbers run through the book. The **Jaccard index** says how good one
+# segmentation is. A quality network $g$ *predicts* that Jaccard index, and five metrics
+# say how good those predictions are: RMSE, detection error, AUROC, AUPR-Pass and
+# AUPR-Fail, the columns of Table 1 in {footcite}`devries2018leveraging`. This chapter defines
+# each with its equation, computes it on a worked example, and pins down the conventions
+# that make published numbers comparable, or not.
+
+# %% [markdown] tags=["remove-cell"]
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/segqual-lite/segqual-lite/blob/main/notebooks/08_metrics.ipynb)
+
+# %% [markdown]
+# **You will learn**
+#
+# - the Jaccard index of a segmentation, and the pass/fail rule $J \ge 0.7$;
+# - RMSE, detection error, AUROC and AUPR for a predictor of $J$, each by hand and in code;
+# - why AUPR has several conventions, and which one this book reports;
+# - which metrics reward calibration and which only ranking.
+
+# %%
+# Install segqual_lite when it is missing (Colab); an existing torch is kept.
+import importlib.util
+import subprocess
+import sys
+
+if importlib.util.find_spec("segqual_lite") is None:
+    REPO_URL = "https://github.com/segqual-lite/segqual-lite"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"git+{REPO_URL}"], check=True)
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+from sklearn.metrics import precision_recall_curve, roc_curve
+
+from segqual_lite import metrics
+from segqual_lite.config import describe, get_profile, pick_device, seed_everything
+from segqual_lite.viz import error_overlay
+
+# %% tags=["parameters"]
+profile = "tiny"
+
+# %%
+P = get_profile(profile)
+seed_everything(0)
+print(describe(P, pick_device()))
+
+# %% [markdown]
+# ## The Jaccard index
+#
+# For a predicted mask $\hat y$ and the true mask $y$, seen as sets of lesion pixels,
+#
+# $$
+# J(\hat y, y) = \frac{|\hat y \cap y|}{|\hat y \cup y|},
+# $$
+#
+# from 0 (no overlap) to 1 (identical). Two empty masks agree perfectly, so we set
+# $J = 1$ there. ISIC 2017 counts a segmentation with $J < 0.7$ as a **failure**; $J = 0.7$
+# passes. `metrics.jaccard` takes a batch of masks and returns one value per image:
+
+# %%
+yy, xx = np.mgrid[:48, :48]
+true_mask = (xx - 24) ** 2 + (yy - 24) ** 2 < 14**2
+shifted = (xx - 29) ** 2 + (yy - 24) ** 2 < 14**2
+bloated = (xx - 24) ** 2 + (yy - 24) ** 2 < 19**2
+preds = np.stack([true_mask, shifted, bloated])
+j = metrics.jaccard(preds, np.stack([true_mask] * 3))
+skin = np.full((3, 48, 48), 0.85)
+fig, axes = plt.subplots(1, 3, figsize=(7, 2.6))
+for ax, pred, value, name in zip(axes, preds, j, ["perfect", "shifted", "too large"]):
+    ax.imshow(error_overlay(skin, pred, true_mask))
+    ax.set_title(f"{name}: J = {value:.2f}", fontsize=9)
+    ax.axis("off")
+fig.tight_layout()
+
+# %% [markdown]
+# Green is a true positive, red a false positive, blue a false negative (the colours of
+# the paper's Figure 2). A shift of five pixels already costs a third of the score: the
+# Jaccard index is strict, which is why 0.7 is a reasonable bar.
+#
+# ## A worked example
+#
+# Suppose $g$ predicted $\hat v_t$ for ten test images whose true Jaccard indices are
+# $v_t$. Six pass and four fail:
+
+# %%
+true_j = np.array([0.93, 0.88, 0.85, 0.81, 0.74, 0.70, 0.66, 0.52, 0.35, 0.10])
+pred_j = np.array([0.86, 0.90, 0.70, 0.78, 0.62, 0.75, 0.72, 0.58, 0.55, 0.30])
+passed = true_j >= metrics.FAILURE_THRESHOLD
+print("passes:", passed.astype(int))
+
+# %% [markdown]
+# ### RMSE
+#
+# $$
+# \mathrm{RMSE} = \sqrt{\frac{1}{n} \sum_{t=1}^{n} (\hat v_t - v_t)^2}
+# $$
+#
+# It measures calibration: are the predicted values close to the true ones? It is the only
+# metric of the five that is not about the 0.7 line.
+
+# %%
+by_hand = np.sqrt(np.mean((pred_j - true_j) ** 2))
+print(f"by hand {by_hand:.4f} | metrics.rmse {metrics.rmse(true_j, pred_j):.4f}")
+
+# %% [markdown]
+# ### Detection error
+#
+# Flag a segmentation as a pass when $\hat v \ge \delta$. The detection error is the
+# smallest achievable misclassification rate when passes and failures count equally:
+#
+# $$
+# \mathrm{DE} = \min_\delta \; \tfrac12 P_\text{pass}(\hat v < \delta)
+#   + \tfrac12 P_\text{fail}(\hat v \ge \delta)
+#   = \min \; \tfrac12 (1 - \mathrm{TPR}) + \tfrac12 \mathrm{FPR}.
+# $$
+#
+# Only thresholds at the predicted values themselves can change the two rates, so the
+# thresholds of `sklearn.metrics.roc_curve` are exactly the candidates: the minimum is
+# exact, not a sweep over a hand-picked grid.
+
+# %%
+fpr, tpr, thresholds = roc_curve(passed, pred_j, drop_intermediate=False)
+errors = 0.5 * (1 - tpr) + 0.5 * fpr
+best = errors.argmin()
+print(f"best threshold {thresholds[best]:.2f}: TPR {tpr[best]:.2f}, FPR {fpr[best]:.2f}")
+print(
+    f"detection error {errors[best]:.4f} | metrics: {metrics.detection_error(true_j, pred_j):.4f}"
+)
+
+# %% [markdown]
+# ### AUROC
+#
+# The area under the ROC curve (TPR against FPR, passes positive) is the probability that
+# a randomly chosen passing segmentation gets a higher predicted quality than a randomly
+# chosen failure, ties counting one half:
+#
+# $$
+# \mathrm{AUROC} = P(\hat v_\text{pass} > \hat v_\text{fail})
+#   + \tfrac12 P(\hat v_\text{pass} = \hat v_\text{fail}).
+# $$
+
+# %%
+wins = [1.0 if a > b else 0.5 if a == b else 0.0 for a in pred_j[passed] for b in pred_j[~passed]]
+print(f"pairs won {np.mean(wins):.4f} | metrics.auroc {metrics.auroc(true_j, pred_j):.4f}")
+
+# %% [markdown]
+# ### AUPR-Pass and AUPR-Fail
+#
+# The precision-recall curve depends on which class is positive, so the paper reports
+# both: AUPR-Pass (passes positive, scored by $\hat v$) and AUPR-Fail (failures positive,
+# scored by $-\hat v$). With few failures, AUPR-Fail is the harder and more telling number.
+# This book computes the area as **average precision**, scikit-learn's step-wise sum over
+# the thresholds $\delta_k$ from high to low,
+#
+# $$
+# \mathrm{AP} = \sum_k (R_k - R_{k-1}) \, P_k ,
+# $$
+#
+# the convention of the paper's reference code.
+
+# %%
+print(f"AUPR-Pass {metrics.aupr_pass(true_j, pred_j):.4f}")
+print(f"AUPR-Fail {metrics.aupr_fail(true_j, pred_j):.4f}")
+fig, axes = plt.subplots(1, 3, figsize=(10, 3))
+axes[0].plot(fpr, tpr, marker="o")
+axes[0].plot([0, 1], [0, 1], ls=":", c="grey")
+axes[0].set(xlabel="FPR", ylabel="TPR", title="ROC (pass positive)")
+for ax, labels, score, name in [
+    (axes[1], passed, pred_j, "PR, pass positive"),
+    (axes[2], ~passed, -pred_j, "PR, fail positive"),
+]:
+    precision, recall, _ = precision_recall_curve(labels, score)
+    ax.step(recall, precision, where="post", marker="o")
+    ax.axhline(labels.mean(), ls=":", c="grey")
+    ax.set(xlabel="recall", ylabel="precision", title=name, ylim=(0, 1.05))
+fig.tight_layout()
+
+# %% [markdown]
+# The dotted lines show chance: AUROC 0.5, and AUPR equal to the share of the positive
+# class. An AUPR-Fail of 0.4 is good when 10% of the images fail and poor when 40% do.
+#
+# ## Why implementations disagree
+#
+# "Area under the PR curve" has at least three implementations in the literature, and on
+# the same predictions they give different numbers. The trapezoidal rule joins operating
+# points with straight lines, which is optimistic for PR curves; ODIN's evaluation code
+# computes precision as if both classes were equally common. `metrics.aupr_conventions`
+# computes all three:
+
+# %%
+for positive in ("pass", "fail"):
+    values = metrics.aupr_conventions(true_j, pred_j, positive=positive)
+    print(positive, {k: round(v, 4) for k, v in values.items()})
+
+# %% [markdown]
+# Differences of a few points are as large as the gaps between rows of Table 1, so
+# comparing numbers across papers needs the same convention. This book always reports
+# average precision (and pins scikit-learn's version in `requirements.txt`).
+#
+# ## All five at once
+#
+# `metrics.summarize` returns the five metrics as fractions; tables print all but RMSE as
+# percentages, as the paper does. A metric that needs both classes refuses a test set
+# with only one, rather than returning a meaningless number:
+
+# %%
+summary = metrics.summarize(true_j, pred_j)
+print({k: round(v, 4) for k, v in summary.items()})
+try:
+    metrics.summarize(np.array([0.8, 0.9, 0.95]), np.array([0.7, 0.8, 0.9]))
+except ValueError as err:
+    print("ValueError:", err)
+
+# %% [markdown]
+# ## Exercises
+#
+# ```{exercise}
+# :label: ex-metrics-constant
+# A lazy predictor outputs the same $\hat v$ for every image. Which of the five metrics
+# can it do well on? Compute them for a constant 0.75 on the worked example.
+# ```
+#
+# ```{solution-start} ex-metrics-constant
+# :class: dropdown
+# ```
+
+# %%
+constant = metrics.summarize(true_j, np.full_like(true_j, 0.75))
+print({k: round(v, 4) for k, v in constant.items()})
+# It cannot rank, so AUROC = 0.5 and detection error = 0.5; the AUPRs equal the class
+# shares. Only RMSE can be fair, when the constant is close to the mean true Jaccard.
+
+# %% [markdown]
+# ```{solution-end}
+# ```
+#
+# ```{exercise}
+# :label: ex-metrics-monotone
+# Apply a strictly increasing transform to the predictions, for instance
+# $\hat v \mapsto \hat v^3$. Which metrics change, and why?
+# ```
+#
+# ```{solution-start} ex-metrics-monotone
+# :class: dropdown
+# ```
+
+# %%
+cubed = metrics.summarize(true_j, pred_j**3)
+print({k: (round(summary[k], 4), round(cubed[k], 4)) for k in metrics.METRICS})
+# Detection error, AUROC and both AUPRs depend only on the ranking of the predictions, so
+# they are unchanged; RMSE measures the values themselves and gets worse.
+
+# %% [markdown]
+# ```{solution-end}
+# ```
+#
+# ## Summary
+#
+# - $J = |\hat y \cap y| / |\hat y \cup y|$; a segmentation fails when $J < 0.7$.
+# - RMSE judges the predicted values; detection error, AUROC and AUPR judge only how well
+#   they separate passes from failures.
+# - AUPR is average precision here; other conventions give different numbers.
+#
+# ## References
+#
+# ```{footbibliography}
+# ```
