@@ -158,7 +158,19 @@ def execute_chapter(chapter: str, stage: Path, profile: str, env_dir: Path) -> b
 
 
 def render(stage: Path, out: Path) -> Path:
+    """Jupyter Book on the staged copy; a full rebuild when the configuration changed."""
     jb_out = out / "jb"
+    # Sphinx rewrites only pages whose source changed; a change to the configuration or to
+    # a local extension must rewrite them all.
+    h = hashlib.sha256()
+    for p in [
+        REPO / "_config.yml",
+        REPO / "_toc.yml",
+        *sorted((REPO / "book" / "_ext").glob("*.py")),
+    ]:
+        h.update(p.read_bytes())
+    stamp = jb_out / "config-digest"
+    full = not stamp.exists() or stamp.read_text() != h.hexdigest()
     cmd = [
         str(Path(sys.executable).with_name("jupyter-book")),
         "build",
@@ -167,9 +179,11 @@ def render(stage: Path, out: Path) -> Path:
         str(jb_out),
         "--warningiserror",
         "--keep-going",
+        *(["--all"] if full else []),
     ]
-    log("jupyter-book build")
+    log("jupyter-book build" + (" (all pages)" if full else ""))
     subprocess.run(cmd, check=True)
+    stamp.write_text(h.hexdigest())
     html = out / "html"
     shutil.rmtree(html, ignore_errors=True)
     shutil.copytree(jb_out / "_build" / "html", html)
@@ -182,13 +196,21 @@ def build(profile: str, out: Path) -> Path:
     web = fetch_web_assets(out)
     stage = out / "stage"
     notebooks = stage_sources(stage, toc_chapters(REPO / "_toc.yml"), web)
-    # Chapters write data and models under <out>/artifacts (set by SEGQUAL_HOME).
+    # Chapters write data and models under <out>/artifacts (read from SEGQUAL_HOME).
     home = out / "artifacts"
     home.mkdir(parents=True, exist_ok=True)
+    saved = {k: os.environ.get(k) for k in ("SEGQUAL_HOME", "MPLBACKEND")}
     os.environ["SEGQUAL_HOME"] = str(home)
-    os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
-    for chapter in notebooks:
-        execute_chapter(chapter, stage, profile, REPO)
+    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+    try:
+        for chapter in notebooks:
+            execute_chapter(chapter, stage, profile, REPO)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     html = render(stage, out)
     log(f"site in {html} ({time.perf_counter() - start:.1f} s)")
     (out / "build-info.json").write_text(

@@ -26,7 +26,7 @@
 # - joint augmentation of image and mask with torchvision transforms v2;
 # - how a split becomes a PyTorch `Dataset` ready for training.
 
-# %%
+# %% tags=["hide-input"]
 # Install segqual_lite when it is missing (Colab); an existing torch is kept.
 import importlib.util
 import subprocess

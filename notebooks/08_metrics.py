@@ -27,7 +27,7 @@
 # - why AUPR has several conventions, and which one this book reports;
 # - which metrics reward calibration and which only ranking.
 
-# %%
+# %% tags=["hide-input"]
 # Install segqual_lite when it is missing (Colab); an existing torch is kept.
 import importlib.util
 import subprocess

@@ -1,0 +1,108 @@
+"""Headless Chromium against the built site, with every non-local request blocked."""
+
+import functools
+import http.server
+import shutil
+import threading
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = REPO / "_build" / "test-artifacts"
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+pytestmark = [pytest.mark.book, pytest.mark.browser]
+
+
+@pytest.fixture(scope="module")
+def served_site(built_site):
+    html, _ = built_site
+    handler = functools.partial(QuietHandler, directory=str(html))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_port}"
+    httpd.shutdown()
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian chromium is missing: run `make chromium` (make test does)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        yield browser
+        browser.close()
+
+
+def open_page(browser, url):
+    """Open ``url`` with non-local requests aborted; return (page, blocked, failed, errors)."""
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    page = context.new_page()
+    blocked, failed, errors = [], [], []
+
+    def route(r):
+        host = urlparse(r.request.url).hostname
+        if r.request.url.startswith("data:") or host in ("127.0.0.1", "localhost"):
+            r.continue_()
+        else:
+            blocked.append(r.request.url)
+            r.abort()
+
+    page.route("**/*", route)
+    page.on("response", lambda resp: resp.status >= 400 and failed.append(resp.url))
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(url, wait_until="load")
+    return page, blocked, failed, errors
+
+
+@pytest.mark.parametrize(
+    "path", ["book/intro.html", "notebooks/01_data.html", "notebooks/08_metrics.html"]
+)
+def test_pages_render_offline_and_math_is_typeset(served_site, browser, path):
+    page, blocked, failed, errors = open_page(browser, f"{served_site}/{path}")
+    try:
+        page.locator("article h1").first.wait_for(state="visible", timeout=10_000)
+        # MathJax replaces TeX with <mjx-container> elements once it has typeset the page.
+        page.wait_for_function(
+            "document.querySelectorAll('mjx-container').length > 0", timeout=20_000
+        )
+        assert page.locator("mjx-container").count() >= 1
+        scripts = [u for u in blocked if u.endswith(".js") or u.endswith(".css")]
+        assert not scripts, f"the page asked another host for code: {scripts}"
+        assert not failed, f"missing local files: {failed}"
+        assert not errors, f"JavaScript errors: {errors}"
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / (path.replace("/", "_") + ".png")), full_page=False)
+    finally:
+        page.context.close()
+
+
+def test_figures_load(served_site, browser):
+    page, _, failed, _ = open_page(browser, f"{served_site}/notebooks/01_data.html")
+    try:
+        images = page.locator("main img")
+        assert images.count() >= 4
+        widths = page.eval_on_selector_all("main img", "els => els.map(e => e.naturalWidth)")
+        assert all(w > 0 for w in widths), "an image did not load"
+        assert not failed
+    finally:
+        page.context.close()

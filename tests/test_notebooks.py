@@ -1,0 +1,74 @@
+"""Chapter sources: pairing, no outputs, one parameters cell, the chapter skeleton."""
+
+import re
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SOURCES = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.py"))
+CONFIG = yaml.safe_load((REPO / "_config.yml").read_text())
+REPO_URL = CONFIG["repository"]["url"]
+
+
+def code_cells(nb):
+    return [c for c in nb.cells if c.cell_type == "code"]
+
+
+def test_there_are_chapters():
+    assert len(SOURCES) >= 2
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_ipynb_is_paired_and_clean(source):
+    ipynb = source.with_suffix(".ipynb")
+    assert ipynb.exists(), f"missing {ipynb.name}: run make notebooks"
+    committed = nbformat.read(ipynb, as_version=4)
+    from_source = jupytext.read(source)
+    assert [(c.cell_type, c.source) for c in committed.cells] == [
+        (c.cell_type, c.source) for c in from_source.cells
+    ], f"{ipynb.name} is out of step with {source.name}: run make notebooks"
+    assert [c.metadata.get("tags", []) for c in committed.cells] == [
+        c.metadata.get("tags", []) for c in from_source.cells
+    ]
+    for cell in code_cells(committed):
+        assert cell.outputs == [] and cell.execution_count is None, f"{ipynb.name} has outputs"
+    assert committed.metadata["kernelspec"]["name"] == "python3"
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_exactly_one_parameters_cell_defaulting_to_tiny(source):
+    nb = jupytext.read(source)
+    params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(params) == 1
+    assert re.search(r'^profile = "tiny"$', params[0].source, re.M)
+    assert params[0].cell_type == "code"
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_chapter_skeleton(source):
+    nb = jupytext.read(source)
+    text = [c.source for c in nb.cells]
+    assert nb.cells[0].cell_type == "markdown" and text[0].startswith("# ")
+    colab = (
+        f"https://colab.research.google.com/github/{REPO_URL.removeprefix('https://github.com/')}"
+    )
+    assert f"{colab}/blob/{CONFIG['repository']['branch']}/notebooks/{source.stem}.ipynb" in text[1]
+    assert any("**You will learn**" in t for t in text[:4])
+    install = next(t for t in text if 'find_spec("segqual_lite")' in t)
+    assert f'REPO_URL = "{REPO_URL}"' in install
+    joined = "\n".join(text)
+    for heading in ("## Exercises", "## Summary", "## References"):
+        assert heading in joined, f"{source.name} lacks {heading!r}"
+    assert "{exercise}" in joined and "{solution-start}" in joined
+    # Only the profile sets cost: no hard-coded epochs or sample counts in chapters.
+    assert not re.search(r"\b(epochs|n_epochs|mc_samples)\s*=\s*\d", joined)
+
+
+def test_toc_lists_every_chapter():
+    toc = (REPO / "_toc.yml").read_text()
+    for source in SOURCES:
+        assert f"notebooks/{source.stem}" in toc

@@ -1,0 +1,101 @@
+"""The built site: a page per chapter, Colab links, no foreign assets, no tracebacks."""
+
+import json
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = yaml.safe_load((REPO / "_config.yml").read_text())
+
+pytestmark = pytest.mark.book
+
+
+class AssetParser(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.assets, self.links = [], []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "script" and a.get("src"):
+            self.assets.append(a["src"])
+        if tag == "link" and a.get("href") and a.get("rel") in ("stylesheet", "preload"):
+            self.assets.append(a["href"])
+        if tag == "link" and a.get("href") and "stylesheet" in (a.get("rel") or ""):
+            self.assets.append(a["href"])
+        if tag == "a" and a.get("href"):
+            self.links.append(a["href"])
+
+
+def parse(page: Path) -> AssetParser:
+    parser = AssetParser()
+    parser.feed(page.read_text())
+    return parser
+
+
+def pages(html: Path):
+    return sorted(p for p in html.rglob("*.html") if "_static" not in p.parts)
+
+
+def test_a_page_per_chapter(built_site):
+    html, book_build = built_site
+    for chapter in book_build.toc_chapters(REPO / "_toc.yml"):
+        assert (html / f"{chapter}.html").is_file(), chapter
+    assert (html / "index.html").is_file()
+
+
+def test_every_chapter_links_colab_to_its_own_ipynb(built_site):
+    html, book_build = built_site
+    repo = CONFIG["repository"]["url"].removeprefix("https://github.com/")
+    branch = CONFIG["repository"]["branch"]
+    chapters = [c for c in book_build.toc_chapters(REPO / "_toc.yml") if c.startswith("notebooks/")]
+    assert chapters
+    for chapter in chapters:
+        links = parse(html / f"{chapter}.html").links
+        expected = f"https://colab.research.google.com/github/{repo}/blob/{branch}/{chapter}.ipynb"
+        assert expected in links, f"{chapter}: no Colab link {expected}"
+        assert (REPO / f"{chapter}.ipynb").is_file()
+
+
+def test_no_script_or_stylesheet_from_another_host(built_site):
+    html, _ = built_site
+    for page in pages(html):
+        for url in parse(page).assets:
+            assert not urlparse(url).netloc and not url.startswith("//"), f"{page}: {url}"
+
+
+def test_served_assets_exist(built_site):
+    html, _ = built_site
+    assert (html / "_widgets" / "embed.js").is_file()
+    assert (html / "_mathjax" / "tex-chtml.js").is_file()
+    page = (html / "notebooks" / "08_metrics.html").read_text()
+    assert "_mathjax/tex-chtml.js" in page
+
+
+def test_no_traceback_or_injected_parameters_on_any_page(built_site):
+    html, _ = built_site
+    for page in pages(html):
+        text = page.read_text()
+        for bad in ("Traceback (most recent call last)", "ipythontb", "Injected parameters"):
+            assert bad not in text, f"{page} shows {bad!r}"
+
+
+def test_chapters_were_executed_with_the_tiny_profile(built_site):
+    html, _ = built_site
+    for name in ("01_data", "08_metrics"):
+        text = (html / "notebooks" / f"{name}.html").read_text()
+        assert "profile=tiny" in text
+        assert "<img" in text  # figures were rendered by this build
+    info = json.loads((html.parent / "build-info.json").read_text())
+    assert info["profile"] == "tiny"
+
+
+def test_exercises_and_solutions_render(built_site):
+    html, _ = built_site
+    text = (html / "notebooks" / "01_data.html").read_text()
+    assert text.count('class="exercise admonition"') == 2
+    assert text.count('class="solution dropdown admonition"') == 2
