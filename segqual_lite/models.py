@@ -1,0 +1,135 @@
+"""Networks: the U-Net f with its uncertainty heads (chapter 02).
+
+The U-Net follows Ronneberger et al. (2015) with batch normalisation; for MC-dropout it
+places dropout (p = 0.5) where Bayesian SegNet does, in the central blocks: after the
+two deepest encoder blocks, the bottleneck and the first two decoder blocks (section 3.2
+of the paper). An optional extra 1x1 head gives HCNN's noise scale sigma (softplus,
+eq. 7) or LCE's confidence c (sigmoid, eq. 8).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+__all__ = ["ConvBlock", "UNet", "HEADS"]
+
+HEADS = (None, "sigma", "confidence")
+
+
+class ConvBlock(nn.Sequential):
+    """Two 3x3 convolutions, each followed by batch normalisation and ReLU."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__(
+            nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+        )
+
+
+class UNet(nn.Module):
+    """U-Net segmentation network ``f`` (chapter 02).
+
+    ``width`` is the number of filters of the first block; each of the ``depth``
+    downsamplings doubles it. ``forward(x)`` returns the logits ``rho`` ``[B, C, H, W]``,
+    or ``(logits, aux)`` with ``aux`` ``[B, 1, H, W]`` when ``head`` is ``"sigma"``
+    (softplus, >= 0) or ``"confidence"`` (sigmoid, in (0, 1)). H and W must be
+    divisible by ``2**depth``.
+
+    The network splits at its first dropout: :meth:`prefix` computes everything before it
+    (deterministic), :meth:`forward_from_prefix` the rest. MC-dropout runs the prefix once
+    and the rest T times (chapter 04).
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        num_classes: int = 2,
+        width: int = 8,
+        depth: int = 4,
+        dropout: float = 0.5,
+        head: str | None = None,
+    ):
+        super().__init__()
+        if head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {head!r}")
+        if depth < 2:
+            raise ValueError(
+                f"depth must be >= 2 (dropout sits in the two deepest blocks), got {depth}"
+            )
+        self.depth, self.head_kind, self.num_classes = depth, head, num_classes
+        widths = [width * 2**i for i in range(depth + 1)]
+        self.encoders = nn.ModuleList()
+        prev = in_channels
+        for w in widths[:-1]:
+            self.encoders.append(ConvBlock(prev, w))
+            prev = w
+        self.bottleneck = ConvBlock(widths[-2], widths[-1])
+        self.upsamples = nn.ModuleList()
+        self.decoders = nn.ModuleList()
+        for w in reversed(widths[:-1]):
+            self.upsamples.append(nn.ConvTranspose2d(w * 2, w, kernel_size=2, stride=2))
+            self.decoders.append(ConvBlock(w * 2, w))
+        # Dropout after the two deepest encoder blocks, the bottleneck and the first two
+        # decoder blocks (Bayesian SegNet's "central" units).
+        self.encoder_dropout = nn.ModuleList(
+            [nn.Dropout(dropout) if i >= depth - 2 else nn.Identity() for i in range(depth)]
+        )
+        self.bottleneck_dropout = nn.Dropout(dropout)
+        self.decoder_dropout = nn.ModuleList(
+            [nn.Dropout(dropout) if i < 2 else nn.Identity() for i in range(depth)]
+        )
+        self.classifier = nn.Conv2d(widths[0], num_classes, kernel_size=1)
+        self.aux_head = nn.Conv2d(widths[0], 1, kernel_size=1) if head else None
+
+    @property
+    def first_dropout_block(self) -> int:
+        return self.depth - 2
+
+    def _check(self, x: torch.Tensor) -> None:
+        k = 2**self.depth
+        if x.ndim != 4 or x.shape[-1] % k or x.shape[-2] % k:
+            raise ValueError(
+                f"UNet of depth {self.depth} needs [B, C, H, W] with H and W divisible by {k}, "
+                f"got {tuple(x.shape)}"
+            )
+
+    def prefix(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """The deterministic part: skips of the shallow blocks and the first block whose
+        output is dropped, before its dropout."""
+        self._check(x)
+        skips = []
+        for i in range(self.first_dropout_block):
+            x = self.encoders[i](x)
+            skips.append(x)
+            x = F.max_pool2d(x, 2)
+        return skips, self.encoders[self.first_dropout_block](x)
+
+    def forward_from_prefix(self, skips: list[torch.Tensor], h: torch.Tensor):
+        """The stochastic rest of the network, from :meth:`prefix`'s output."""
+        skips = list(skips)
+        for i in range(self.first_dropout_block, self.depth):
+            if i > self.first_dropout_block:
+                h = self.encoders[i](h)
+            h = self.encoder_dropout[i](h)
+            skips.append(h)
+            h = F.max_pool2d(h, 2)
+        h = self.bottleneck_dropout(self.bottleneck(h))
+        for j, (up, dec) in enumerate(zip(self.upsamples, self.decoders, strict=True)):
+            h = up(h)
+            h = dec(torch.cat([h, skips[-1 - j]], dim=1))
+            h = self.decoder_dropout[j](h)
+        logits = self.classifier(h)
+        if self.aux_head is None:
+            return logits
+        aux = self.aux_head(h)
+        aux = F.softplus(aux) if self.head_kind == "sigma" else torch.sigmoid(aux)
+        return logits, aux
+
+    def forward(self, x: torch.Tensor):
+        return self.forward_from_prefix(*self.prefix(x))

@@ -1,0 +1,283 @@
+"""Fitting the U-Net f for each uncertainty method (chapter 02; losses in 03-06).
+
+* Adam, learning rate, batch size, epochs and augmentation come from the profile.
+* After every epoch: the validation Jaccard index is recorded and a checkpoint (weights,
+  optimiser, random states, LCE's lambda, history) is written atomically; an
+  interrupted run resumes from it and ends with the same weights as an uninterrupted
+  one on the CPU.
+* Finished models are cached under ``<home>/models/<profile>/`` by a key of everything
+  that produced them (profile settings, method variant, seed, data), so later chapters
+  load them instead of training again.
+* On CUDA: automatic mixed precision and no host-device sync inside the epoch (losses
+  are summed on the device; LCE's lambda stays a tensor).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+from tqdm.auto import tqdm
+
+from .config import Profile, home, pick_device, seed_everything
+from .data import ISIC2017
+from .metrics import jaccard
+from .models import UNet
+from .uncertainty import (
+    HEAD_OF,
+    LCE_BUDGET,
+    LCE_LAMBDA0,
+    METHODS,
+    Prediction,
+    hcnn_loss,
+    lce_loss,
+    predict,
+    update_lambda,
+)
+
+__all__ = [
+    "VARIANT_OF",
+    "TrainedModel",
+    "build_unet",
+    "training_key",
+    "fit_segmentation",
+    "predict_images",
+    "progress_enabled",
+]
+
+# max_prob and mc_dropout read different maps off the same plain U-Net.
+VARIANT_OF = {"max_prob": "plain", "mc_dropout": "plain", "hcnn": "hcnn", "lce": "lce"}
+TRAINING_CODE_VERSION = 1  # bump when the training loop changes what it produces
+
+
+def progress_enabled() -> bool:
+    """Progress bars unless ``SEGQUAL_PROGRESS=0`` (the book build sets it: bars would
+    only litter the rendered pages)."""
+    return os.environ.get("SEGQUAL_PROGRESS", "1") != "0"
+
+
+def build_unet(profile: Profile, method: str) -> UNet:
+    """The U-Net of ``profile`` with the head that ``method`` trains."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}: choose one of {METHODS}")
+    return UNet(width=profile.unet_width, depth=profile.unet_depth, head=HEAD_OF[method])
+
+
+def training_key(profile: Profile, method: str, seed: int, data_root: str | Path) -> dict:
+    """Everything that determines a trained f: the cache key."""
+    variant = VARIANT_OF[method]
+    key = {
+        "code": TRAINING_CODE_VERSION,
+        "variant": variant,
+        "seed": seed,
+        "data": Path(data_root).resolve().name,
+        **{
+            k: getattr(profile, k)
+            for k in ("image_size", "unet_width", "unet_depth", "epochs_f", "batch_size", "lr")
+        },
+    }
+    if variant == "hcnn":
+        key["hcnn_train_samples"] = profile.hcnn_train_samples
+    if variant == "lce":
+        key["lce"] = {"lambda0": LCE_LAMBDA0, "budget": LCE_BUDGET, "hints": "per-image"}
+    return key
+
+
+@dataclass
+class TrainedModel:
+    model: UNet
+    history: list[dict]
+    path: Path
+    finished: bool = True
+
+
+def _atomic_save(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _random_states(loader_gen: torch.Generator) -> dict:
+    states = {
+        "torch": torch.get_rng_state(),
+        "numpy": np.random.get_state(),  # noqa: NPY002 (restoring the legacy global)
+        "python": random.getstate(),
+        "loader": loader_gen.get_state(),
+    }
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _restore_random_states(states: dict, loader_gen: torch.Generator) -> None:
+    torch.set_rng_state(states["torch"])
+    np.random.set_state(states["numpy"])  # noqa: NPY002
+    random.setstate(states["python"])
+    loader_gen.set_state(states["loader"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def _validation_jaccard(model, images: torch.Tensor, masks: torch.Tensor, device) -> float:
+    pred = predict_images(model, images, "max_prob", device=device)
+    return float(jaccard(pred.mask, masks).mean())
+
+
+def fit_segmentation(
+    profile: Profile,
+    method: str,
+    seed: int,
+    data_root: str | Path,
+    device: torch.device | None = None,
+    progress: bool | None = None,
+    stop_after_epoch: int | None = None,
+) -> TrainedModel:
+    """Train (or load) the U-Net f that ``method`` needs, for one seed.
+
+    Returns a :class:`TrainedModel` whose ``history`` holds, per epoch, the mean training
+    loss, the validation Jaccard index and, for LCE, the confidence penalty and lambda.
+    ``stop_after_epoch`` ends the call early after that epoch's checkpoint (as if the
+    session had been cut off); calling again resumes.
+    """
+    device = device or pick_device()
+    progress = progress_enabled() if progress is None else progress
+    key = training_key(profile, method, seed, data_root)
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+    folder = home() / "models" / profile.name / f"f-{key['variant']}-seed{seed}-{digest}"
+    final, checkpoint = folder / "final.pt", folder / "checkpoint.pt"
+
+    model = build_unet(profile, method)
+    if final.exists():
+        saved = torch.load(final, map_location="cpu", weights_only=False)
+        model.load_state_dict(saved["model"])
+        return TrainedModel(model.to(device), saved["history"], folder)
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "key.json").write_text(json.dumps(key, indent=1, sort_keys=True))
+    train = ISIC2017(data_root, "train", profile.image_size, augment=True)
+    val = ISIC2017(data_root, "val", profile.image_size)
+
+    seed_everything(seed)
+    model = build_unet(profile, method).to(device).to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), lr=profile.lr)
+    use_amp = device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    loader_gen = torch.Generator().manual_seed(seed)
+    loader = torch.utils.data.DataLoader(
+        train,
+        batch_size=profile.batch_size,
+        shuffle=True,
+        generator=loader_gen,
+        pin_memory=use_amp,
+    )
+    lam = torch.tensor(LCE_LAMBDA0, device=device)
+    history, start_epoch = [], 0
+    if checkpoint.exists():
+        state = torch.load(checkpoint, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scaler.load_state_dict(state["scaler"])
+        lam = state["lam"].to(device)
+        history, start_epoch = state["history"], state["epoch"] + 1
+        _restore_random_states(state["random"], loader_gen)
+
+    bar = tqdm(
+        range(start_epoch, profile.epochs_f),
+        desc=f"f[{method}] seed {seed}",
+        initial=start_epoch,
+        total=profile.epochs_f,
+        disable=not progress,
+        leave=False,
+    )
+    for epoch in bar:
+        model.train()
+        loss_sum = torch.zeros((), device=device)
+        penalty_sum = torch.zeros((), device=device)
+        seen = 0
+        for images, masks in loader:
+            images = images.to(device, non_blocking=True).to(memory_format=torch.channels_last)
+            masks = masks.to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+                output = model(images)
+            if key["variant"] == "plain":
+                loss = F.cross_entropy(output.float(), masks)
+            elif key["variant"] == "hcnn":
+                loss = hcnn_loss(*output, masks, samples=profile.hcnn_train_samples)
+            else:
+                loss, penalty = lce_loss(*output, masks, lam)
+                lam = update_lambda(lam, penalty)
+                penalty_sum += penalty.detach() * len(images)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            loss_sum += loss.detach() * len(images)
+            seen += len(images)
+        record = {
+            "epoch": epoch + 1,
+            "loss": loss_sum.item() / seen,
+            "val_jaccard": _validation_jaccard(model, val.images, val.masks, device),
+        }
+        if key["variant"] == "lce":
+            record["penalty"] = penalty_sum.item() / seen
+            record["lambda"] = lam.item()
+        history.append(record)
+        bar.set_postfix(loss=f"{record['loss']:.3f}", val_J=f"{record['val_jaccard']:.3f}")
+        _atomic_save(
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scaler": scaler.state_dict(),
+                "lam": lam,
+                "history": history,
+                "epoch": epoch,
+                "random": _random_states(loader_gen),
+            },
+            checkpoint,
+        )
+        if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch < profile.epochs_f:
+            bar.close()
+            return TrainedModel(model, history, folder, finished=False)
+    bar.close()
+    model = model.to(memory_format=torch.contiguous_format)
+    _atomic_save({"model": model.state_dict(), "history": history, "key": key}, final)
+    checkpoint.unlink(missing_ok=True)
+    return TrainedModel(model, history, folder)
+
+
+def predict_images(
+    model: UNet,
+    images: torch.Tensor,
+    method: str,
+    samples: int | None = None,
+    batch_size: int = 64,
+    device: torch.device | None = None,
+) -> Prediction:
+    """:func:`~segqual_lite.uncertainty.predict` over uint8 images ``[N, 3, H, W]`` in
+    batches; results are gathered on the CPU."""
+    device = device or next(model.parameters()).device
+    parts = []
+    for start in range(0, len(images), batch_size):
+        x = images[start : start + batch_size].to(device).float().div_(255)
+        p = predict(model, x, method, samples)
+        parts.append(
+            Prediction(
+                p.probs.cpu(),
+                p.mask.cpu(),
+                p.uncertainty.cpu(),
+                {k: v.cpu() for k, v in p.extras.items()},
+            )
+        )
+    return Prediction(
+        torch.cat([p.probs for p in parts]),
+        torch.cat([p.mask for p in parts]),
+        torch.cat([p.uncertainty for p in parts]),
+        {k: torch.cat([p.extras[k] for p in parts]) for k in parts[0].extras},
+    )

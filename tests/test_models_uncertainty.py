@@ -1,0 +1,254 @@
+import math
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from segqual_lite.config import seed_everything
+from segqual_lite.models import UNet
+from segqual_lite.uncertainty import (
+    HEAD_OF,
+    METHODS,
+    entropy,
+    hcnn_loss,
+    lce_loss,
+    predict,
+    update_lambda,
+)
+
+
+def small_unet(method="max_prob", dropout=0.5):
+    seed_everything(0)
+    return UNet(width=4, depth=3, dropout=dropout, head=HEAD_OF[method])
+
+
+def batch(b=2, size=16):
+    return torch.rand(b, 3, size, size, generator=torch.Generator().manual_seed(1))
+
+
+def bn_state(model):
+    return {
+        k: v.clone() for k, v in model.state_dict().items() if "running" in k or "num_batches" in k
+    }
+
+
+# ---- U-Net ---------------------------------------------------------------------------------
+def test_unet_outputs_and_heads():
+    x = batch()
+    assert small_unet("max_prob")(x).shape == (2, 2, 16, 16)
+    logits, sigma = small_unet("hcnn")(x)
+    assert logits.shape == (2, 2, 16, 16) and sigma.shape == (2, 1, 16, 16)
+    assert (sigma >= 0).all()
+    _, conf = small_unet("lce")(x)
+    assert ((conf > 0) & (conf < 1)).all()
+    with pytest.raises(ValueError, match="divisible by 8"):
+        small_unet()(torch.rand(1, 3, 12, 12))
+    with pytest.raises(ValueError, match="head"):
+        UNet(head="variance")
+
+
+def test_dropout_sits_in_the_central_blocks():
+    net = UNet(width=4, depth=4)
+    drop = [type(m).__name__ for m in net.encoder_dropout]
+    assert drop == ["Identity", "Identity", "Dropout", "Dropout"]
+    assert [type(m).__name__ for m in net.decoder_dropout] == [
+        "Dropout",
+        "Dropout",
+        "Identity",
+        "Identity",
+    ]
+    assert isinstance(net.bottleneck_dropout, nn.Dropout) and net.bottleneck_dropout.p == 0.5
+    assert sum(isinstance(m, nn.Dropout) for m in net.modules()) == 5
+
+
+def test_prefix_then_rest_equals_forward():
+    net = small_unet().eval()
+    x = batch()
+    with torch.no_grad():
+        assert torch.equal(net(x), net.forward_from_prefix(*net.prefix(x)))
+
+
+# ---- predict -----------------------------------------------------------------------------
+@pytest.mark.parametrize("method", METHODS)
+def test_predict_shapes_and_ranges(method):
+    net = small_unet(method)
+    p = predict(net, batch(3), method, samples=4)
+    assert p.probs.shape == (3, 2, 16, 16) and p.mask.shape == (3, 16, 16)
+    assert p.uncertainty.shape == (3, 16, 16) and p.mask.dtype == torch.int64
+    torch.testing.assert_close(p.probs.sum(1), torch.ones(3, 16, 16))
+    assert torch.equal(p.mask, p.probs.argmax(1))
+    assert torch.isfinite(p.uncertainty).all() and (p.uncertainty >= 0).all()
+    if method in ("max_prob", "lce"):
+        assert (p.uncertainty <= 1).all()
+    if method == "max_prob":
+        assert (p.uncertainty <= 0.5 + 1e-6).all()  # two classes: max p >= 1/2
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("training", [True, False])
+def test_predict_leaves_batchnorm_and_modes_untouched(method, training):
+    net = small_unet(method)
+    net.train(training)
+    net.decoders[0].train(not training)  # a mixed state must come back exactly
+    before_modes = [m.training for m in net.modules()]
+    before_bn = bn_state(net)
+    predict(net, batch() * 5 + 3, method, samples=3)  # inputs far from BN's statistics
+    assert [m.training for m in net.modules()] == before_modes
+    after_bn = bn_state(net)
+    assert all(torch.equal(before_bn[k], after_bn[k]) for k in before_bn)
+
+
+def test_the_batchnorm_trap_is_real():
+    """What predict avoids: model.train() for MC-dropout rewrites BN running stats."""
+    net = small_unet()
+    before = bn_state(net)
+    net.train()
+    with torch.no_grad():
+        net(batch() * 5 + 3)
+    after = bn_state(net)
+    assert not all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_mc_dropout_without_dropout_equals_one_pass():
+    net = small_unet(dropout=0.0)
+    x = batch()
+    mc = predict(net, x, "mc_dropout", samples=5)
+    one = predict(net, x, "max_prob")
+    torch.testing.assert_close(mc.probs, one.probs)
+    torch.testing.assert_close(mc.uncertainty, entropy(one.probs))
+
+
+def test_mc_dropout_reuses_prefix_with_identical_outputs():
+    net = small_unet()
+    x = batch()
+    seed_everything(3)
+    fast = predict(net, x, "mc_dropout", samples=6)
+    # Naive: six full passes with dropout on, BatchNorm in eval mode.
+    net.eval()
+    for m in net.modules():
+        if isinstance(m, nn.Dropout):
+            m.train()
+    seed_everything(3)
+    with torch.no_grad():
+        naive = torch.stack([net(x).softmax(1) for _ in range(6)]).mean(0)
+    torch.testing.assert_close(fast.probs, naive, rtol=0, atol=1e-6)
+    seed_everything(3)
+    again = predict(net, x, "mc_dropout", samples=6)
+    assert torch.equal(fast.probs, again.probs)
+
+
+def test_mc_dropout_samples_differ():
+    net = small_unet()
+    a = predict(net, batch(), "mc_dropout", samples=1).probs
+    b = predict(net, batch(), "mc_dropout", samples=1).probs
+    assert not torch.equal(a, b)
+
+
+def test_entropy_bounds_and_zero_log_zero():
+    p1 = torch.tensor([0.0, 1e-9, 0.3, 0.5, 1.0])
+    probs = torch.stack([1 - p1, p1], dim=0)
+    h = entropy(probs, dim=0)
+    assert torch.isfinite(h).all()
+    assert h[0] == 0 and h[-1] == 0
+    assert (h >= 0).all() and (h <= math.log(2) + 1e-7).all()
+    assert h[3] == pytest.approx(math.log(2))
+    net = small_unet()
+    mc = predict(net, batch(), "mc_dropout", samples=8)
+    assert (mc.uncertainty >= 0).all() and (mc.uncertainty <= math.log(2) + 1e-6).all()
+
+
+def test_hcnn_map_is_sigma_with_entropy_alternative():
+    net = small_unet("hcnn")
+    x = batch()
+    p = predict(net, x, "hcnn", samples=10)
+    with torch.no_grad():
+        net.eval()
+        _, sigma = net(x)
+    torch.testing.assert_close(p.uncertainty, sigma[:, 0])
+    assert (p.extras["entropy"] <= math.log(2) + 1e-6).all()
+
+
+def test_wrong_head_is_a_clear_error():
+    with pytest.raises(ValueError, match="head='sigma'"):
+        predict(small_unet("max_prob"), batch(), "hcnn")
+    with pytest.raises(ValueError, match="unknown method"):
+        predict(small_unet(), batch(), "ensemble")
+
+
+# ---- HCNN loss -----------------------------------------------------------------------------
+def test_hcnn_loss_equals_cross_entropy_as_sigma_vanishes():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 2, 5, 5) * 3
+    target = torch.randint(0, 2, (2, 5, 5))
+    ce = F.cross_entropy(logits, target)
+    loss = hcnn_loss(logits, torch.full((2, 1, 5, 5), 1e-6), target, samples=7)
+    torch.testing.assert_close(loss, ce, rtol=1e-5, atol=1e-5)
+
+
+def test_hcnn_loss_is_finite_for_confidently_wrong_logits():
+    logits = torch.zeros(1, 2, 4, 4)
+    logits[:, 0] = 200.0  # certain of class 0
+    target = torch.ones(1, 4, 4, dtype=torch.long)  # but the truth is class 1
+    for sigma in (0.0, 0.5, 50.0):
+        loss = hcnn_loss(logits, torch.full((1, 1, 4, 4), sigma), target, samples=10)
+        assert torch.isfinite(loss)
+    # Large noise makes a wrong pixel cheaper: the network can buy down its loss with sigma.
+    small = hcnn_loss(logits, torch.full((1, 1, 4, 4), 0.1), target, samples=50)
+    large = hcnn_loss(logits, torch.full((1, 1, 4, 4), 100.0), target, samples=50)
+    assert large < small
+
+
+def test_hcnn_loss_two_class_shortcut_matches_generic_formula():
+    torch.manual_seed(1)
+    logits = torch.randn(2, 2, 3, 3)
+    sigma = torch.rand(2, 1, 3, 3) * 2
+    target = torch.randint(0, 2, (2, 3, 3))
+    torch.manual_seed(5)
+    fast = torch.stack([hcnn_loss(logits, sigma, target, samples=2000) for _ in range(3)]).mean()
+    # Generic: per-class noise, log-mean-softmax of the true class.
+    torch.manual_seed(6)
+    eps = torch.randn(6000, *logits.shape)
+    p = (logits + sigma * eps).softmax(2).mean(0)
+    generic = F.nll_loss(p.log(), target)
+    torch.testing.assert_close(fast, generic, rtol=0.02, atol=0.01)
+
+
+def test_hcnn_loss_gradient_flows_to_sigma():
+    logits = torch.randn(1, 2, 4, 4, requires_grad=True)
+    sigma = torch.full((1, 1, 4, 4), 0.5, requires_grad=True)
+    hcnn_loss(logits, sigma, torch.randint(0, 2, (1, 4, 4)), samples=5).backward()
+    assert sigma.grad is not None and sigma.grad.abs().sum() > 0
+
+
+# ---- LCE loss ----------------------------------------------------------------------------
+def test_lce_loss_equals_cross_entropy_at_confidence_one():
+    torch.manual_seed(0)
+    logits = torch.randn(3, 2, 4, 4)
+    target = torch.randint(0, 2, (3, 4, 4))
+    total, penalty = lce_loss(logits, torch.ones(3, 1, 4, 4), target, lam=0.1)
+    torch.testing.assert_close(total, F.cross_entropy(logits, target), rtol=1e-5, atol=1e-6)
+    assert penalty == pytest.approx(0.0, abs=1e-9)
+
+
+def test_lce_hints_lower_the_task_loss():
+    torch.manual_seed(0)
+    logits = torch.randn(8, 2, 4, 4) * 2
+    target = torch.randint(0, 2, (8, 4, 4))
+    conf = torch.full((8, 1, 4, 4), 0.5)
+    ce = F.cross_entropy(logits, target)
+    no_hint, pen = lce_loss(logits, conf, target, lam=0.0, hint=False)
+    torch.testing.assert_close(no_hint, ce)
+    hinted, _ = lce_loss(logits, conf, target, lam=0.0, hint=True)
+    assert hinted < ce
+    assert pen == pytest.approx(math.log(2))
+    total, pen = lce_loss(logits, conf, target, lam=2.0, hint=False)
+    torch.testing.assert_close(total, ce + 2.0 * pen)
+
+
+def test_lambda_moves_the_right_way_around_the_budget():
+    lam = torch.tensor(0.1)
+    # Penalty under the budget (confident enough): relax the penalty weight.
+    assert update_lambda(lam, torch.tensor(0.1), budget=0.3) == pytest.approx(0.1 / 1.01)
+    # Penalty over the budget: push confidence up by weighting the penalty more.
+    assert update_lambda(lam, torch.tensor(0.5), budget=0.3) == pytest.approx(0.1 / 0.99)

@@ -1,0 +1,69 @@
+import torch
+
+from segqual_lite.config import get_profile
+from segqual_lite.data import ISIC2017
+from segqual_lite.training import fit_segmentation, predict_images, training_key
+
+PROFILE = get_profile("tiny").with_(
+    image_size=32, unet_width=4, unet_depth=3, epochs_f=3, batch_size=4, hcnn_train_samples=3
+)
+CPU = torch.device("cpu")
+
+
+def weights(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def same(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_gives_the_same_weights(synth_root, tmp_path, monkeypatch):
+    for method in ("max_prob", "lce"):  # lce also carries lambda across the interruption
+        monkeypatch.setenv("SEGQUAL_HOME", str(tmp_path / f"straight-{method}"))
+        straight = fit_segmentation(PROFILE, method, 0, synth_root, CPU, progress=False)
+        monkeypatch.setenv("SEGQUAL_HOME", str(tmp_path / f"resumed-{method}"))
+        part = fit_segmentation(PROFILE, method, 0, synth_root, CPU, False, stop_after_epoch=1)
+        assert not part.finished and len(part.history) == 1
+        assert (part.path / "checkpoint.pt").exists()
+        resumed = fit_segmentation(PROFILE, method, 0, synth_root, CPU, progress=False)
+        assert resumed.finished and not (resumed.path / "checkpoint.pt").exists()
+        assert same(weights(straight.model), weights(resumed.model))
+        assert straight.history == resumed.history
+
+
+def test_history_and_cache_reuse(synth_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("SEGQUAL_HOME", str(tmp_path))
+    first = fit_segmentation(PROFILE, "lce", 1, synth_root, CPU, progress=False)
+    assert [h["epoch"] for h in first.history] == [1, 2, 3]
+    assert all(0 <= h["val_jaccard"] <= 1 and "lambda" in h for h in first.history)
+    mtime = (first.path / "final.pt").stat().st_mtime_ns
+    again = fit_segmentation(PROFILE, "lce", 1, synth_root, CPU, progress=False)
+    assert (first.path / "final.pt").stat().st_mtime_ns == mtime  # loaded, not retrained
+    assert same(weights(first.model), weights(again.model))
+    # max_prob and mc_dropout share one plain U-Net.
+    a = fit_segmentation(PROFILE, "max_prob", 1, synth_root, CPU, progress=False)
+    b = fit_segmentation(PROFILE, "mc_dropout", 1, synth_root, CPU, progress=False)
+    assert a.path == b.path
+
+
+def test_key_changes_with_what_produced_the_model(synth_root):
+    base = training_key(PROFILE, "hcnn", 0, synth_root)
+    assert training_key(PROFILE.with_(epochs_f=4), "hcnn", 0, synth_root) != base
+    assert training_key(PROFILE.with_(hcnn_train_samples=5), "hcnn", 0, synth_root) != base
+    assert training_key(PROFILE, "hcnn", 1, synth_root) != base
+    assert training_key(PROFILE, "lce", 0, synth_root) != base
+    # Settings that do not affect f leave the key alone.
+    assert training_key(PROFILE.with_(epochs_g=99), "hcnn", 0, synth_root) == base
+
+
+def test_predict_images_batches_like_one_call(synth_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("SEGQUAL_HOME", str(tmp_path))
+    model = fit_segmentation(PROFILE.with_(epochs_f=1), "hcnn", 0, synth_root, CPU, False).model
+    test = ISIC2017(synth_root, "test", 32)
+    whole = predict_images(model, test.images, "max_prob", batch_size=64)
+    pieces = predict_images(model, test.images, "max_prob", batch_size=4)
+    torch.testing.assert_close(whole.probs, pieces.probs)
+    assert whole.mask.shape == (6, 32, 32)
+    hcnn = predict_images(model, test.images, "hcnn", samples=4, batch_size=4)
+    assert hcnn.extras["entropy"].shape == (6, 32, 32)
