@@ -8,6 +8,8 @@
 * Finished models are cached under ``<home>/models/<profile>/`` by a key of everything
   that produced them (profile settings, method variant, seed, data), so later chapters
   load them instead of training again.
+* Models are kept in the channels_last layout (about 2x faster convolutions on CPUs,
+  and what tensor cores want); :func:`~segqual_lite.uncertainty.predict` matches it.
 * On CUDA: automatic mixed precision and no host-device sync inside the epoch (losses
   are summed on the device; LCE's lambda stays a tensor).
 """
@@ -157,7 +159,8 @@ def fit_segmentation(
     if final.exists():
         saved = torch.load(final, map_location="cpu", weights_only=False)
         model.load_state_dict(saved["model"])
-        return TrainedModel(model.to(device), saved["history"], folder)
+        model = model.to(device).to(memory_format=torch.channels_last)
+        return TrainedModel(model, saved["history"], folder)
 
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "key.json").write_text(json.dumps(key, indent=1, sort_keys=True))
@@ -246,7 +249,6 @@ def fit_segmentation(
             bar.close()
             return TrainedModel(model, history, folder, finished=False)
     bar.close()
-    model = model.to(memory_format=torch.contiguous_format)
     _atomic_save({"model": model.state_dict(), "history": history, "key": key}, final)
     checkpoint.unlink(missing_ok=True)
     return TrainedModel(model, history, folder)

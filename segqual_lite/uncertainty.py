@@ -77,6 +77,15 @@ def _inference_modes(model: nn.Module, dropout_on: bool):
             m.training = mode
 
 
+def _match_layout(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Give ``x`` the memory layout of the model's convolutions (channels_last is about
+    twice as fast on CPUs, and what the trainer leaves its models in)."""
+    conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    if conv is not None and conv.weight.is_contiguous(memory_format=torch.channels_last):
+        return x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
 def _split(output):
     return output if isinstance(output, tuple) else (output, None)
 
@@ -95,6 +104,7 @@ def predict(
     samples = samples or DEFAULT_SAMPLES.get(method, 1)
     if samples < 1:
         raise ValueError(f"samples must be >= 1, got {samples}")
+    x = _match_layout(model, x)
     with torch.inference_mode(), _inference_modes(model, dropout_on=method == "mc_dropout"):
         if method == "mc_dropout":
             return _mc_dropout(model, x, samples)
