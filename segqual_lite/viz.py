@@ -60,3 +60,83 @@ def show_grid(images, masks=None, titles=None, ncols: int = 6, size: float = 1.9
             ax.set_title(titles[i], fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def plot_learning_curve(history: list[dict], ax=None, title: str | None = None):
+    """Training loss and validation Jaccard per epoch (chapter 02)."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 3))
+    epochs = [h["epoch"] for h in history]
+    ax.plot(epochs, [h["loss"] for h in history], color="tab:red", label="training loss")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("training loss", color="tab:red")
+    right = ax.twinx()
+    right.plot(epochs, [h["val_jaccard"] for h in history], color="tab:blue", label="val J")
+    right.set_ylabel("validation Jaccard", color="tab:blue")
+    right.set_ylim(0, 1)
+    if title:
+        ax.set_title(title)
+    ax.figure.tight_layout()
+    return ax
+
+
+def pick_cases(jaccard_values, threshold: float = 0.7) -> dict[str, int]:
+    """Indices of a good segmentation (the median of those that pass) and a poor one
+    (the worst), for the chapters' side-by-side figures."""
+    j = np.asarray(jaccard_values)
+    order = np.argsort(j)
+    passing = order[j[order] >= threshold]
+    good = int(passing[len(passing) // 2]) if len(passing) else int(order[-1])
+    return {"good": good, "poor": int(order[0])}
+
+
+def show_uncertainty_maps(
+    images,
+    true_masks,
+    pred_masks,
+    maps: dict,
+    cases: dict[str, int],
+    jaccard_values,
+    cmap: str = "viridis_r",
+):
+    """For each case: the image, the error overlay and each uncertainty map (chapters
+    03-06). ``maps`` is {name: [N, H, W] array}; the colour map runs yellow (sure) to
+    purple (unsure), as in the paper's Figure 2."""
+    names = list(maps)
+    ncols = 2 + len(names)
+    fig, axes = plt.subplots(
+        len(cases), ncols, figsize=(2.3 * ncols, 2.4 * len(cases)), squeeze=False
+    )
+    for row, (label, i) in enumerate(cases.items()):
+        ax = axes[row]
+        ax[0].imshow(to_hwc(images[i]))
+        ax[0].set_title(f"{label}: image", fontsize=9)
+        ax[1].imshow(error_overlay(images[i], pred_masks[i], true_masks[i]))
+        ax[1].set_title(f"J = {float(jaccard_values[i]):.2f}", fontsize=9)
+        for k, name in enumerate(names):
+            m = maps[name][i]
+            m = m.detach().cpu().numpy() if hasattr(m, "detach") else np.asarray(m)
+            im = ax[2 + k].imshow(m, cmap=cmap)
+            ax[2 + k].set_title(name, fontsize=9)
+            fig.colorbar(im, ax=ax[2 + k], fraction=0.046, pad=0.03)
+        for a in ax:
+            a.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def plot_uncertainty_vs_error(uncertainty, pred_masks, true_masks, jaccard_values, name: str):
+    """Two views of whether the map tracks mistakes: mean uncertainty on wrong and right
+    pixels, and per image mean uncertainty against the Jaccard index."""
+    u = np.asarray(uncertainty, dtype=np.float64)
+    wrong = np.asarray(pred_masks).astype(bool) != np.asarray(true_masks).astype(bool)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    axes[0].hist(u[~wrong].ravel(), bins=40, alpha=0.6, density=True, label="correct pixels")
+    axes[0].hist(u[wrong].ravel(), bins=40, alpha=0.6, density=True, label="wrong pixels")
+    axes[0].set(xlabel=name, ylabel="density", yscale="log")
+    axes[0].legend(fontsize=8)
+    axes[1].scatter(u.mean(axis=(1, 2)), jaccard_values, s=10)
+    axes[1].axhline(0.7, ls=":", c="grey")
+    axes[1].set(xlabel=f"mean {name} per image", ylabel="true Jaccard")
+    fig.tight_layout()
+    return fig

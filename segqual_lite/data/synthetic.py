@@ -39,9 +39,9 @@ __all__ = [
 HARD_CASES = ("low_contrast", "multi_blob", "border_cut", "lazy_mask")
 DEFAULT_HARD_CASE_SHARES = {
     "low_contrast": 0.15,
-    "multi_blob": 0.12,
-    "border_cut": 0.12,
-    "lazy_mask": 0.06,
+    "multi_blob": 0.15,
+    "border_cut": 0.15,
+    "lazy_mask": 0.08,
 }
 _SPLIT_CODE = {"train": 0, "val": 1, "test": 2}
 _ID_OFFSET = {"train": 0, "val": 100_000, "test": 200_000}
@@ -105,11 +105,14 @@ def draw_lesion(
     grain = rng.normal(0, 1, (h, w, 1)).astype(np.float32)
     image = skin + 14 * blotch + 5 * grain * np.array([1.0, 0.9, 0.8])
 
-    # Lesion(s): where they sit, how big, how many.
+    # Lesion(s): where they sit, how big, how many, how visible. Satellites of a
+    # multi-blob lesion are smaller and fainter than the main one.
     n_blobs = int(rng.integers(2, 4)) if "multi_blob" in cases else 1
+    low = "low_contrast" in cases
     inside = np.full((h, w), np.inf, dtype=np.float32)
+    distances, contrasts = [], []
     for b in range(n_blobs):
-        r0 = s * (rng.uniform(0.12, 0.2) if n_blobs > 1 else rng.uniform(0.18, 0.33))
+        r0 = s * (rng.uniform(0.18, 0.33) if b == 0 else rng.uniform(0.07, 0.14))
         if "border_cut" in cases and b == 0:
             # Centre the first lesion on or just inside one of the four edges.
             edge, along = rng.uniform(-0.05, 0.1), rng.uniform(0.3, 0.7)
@@ -121,7 +124,12 @@ def draw_lesion(
             margin = r0 * 1.1
             cx = rng.uniform(margin, max(margin + 1, w - margin))
             cy = rng.uniform(margin, max(margin + 1, h - margin))
-        inside = np.minimum(inside, _blob(rng, h, w, cx, cy, r0))
+        d = _blob(rng, h, w, cx, cy, r0)
+        distances.append(d)
+        contrasts.append(rng.uniform(0.18, 0.32) if low else rng.uniform(0.75, 1.0))
+        if b > 0:
+            contrasts[-1] *= rng.uniform(0.3, 0.6)
+        inside = np.minimum(inside, d)
     mask = inside < 0
 
     # Colour: dark brown to reddish, variegated, darker towards the centre.
@@ -132,15 +140,20 @@ def draw_lesion(
     mix = (_smooth_noise(rng, h, w, 7)[..., None] + 1) / 2
     lesion = base * (1 - mix) + second * mix
     lesion = lesion * (1 + 0.25 * np.clip(inside, -1, 0)[..., None])
-    contrast = rng.uniform(0.18, 0.32) if "low_contrast" in cases else rng.uniform(0.75, 1.0)
     softness = rng.uniform(0.04, 0.12)
-    alpha = contrast / (1 + np.exp(np.clip(inside / softness, -50, 50)))
+    alpha = np.zeros((h, w), dtype=np.float32)
+    for d, contrast in zip(distances, contrasts, strict=True):
+        alpha = np.maximum(alpha, contrast / (1 + np.exp(np.clip(d / softness, -50, 50))))
     image = image * (1 - alpha[..., None]) + lesion * alpha[..., None]
 
-    # Vignetting: the dark corners of a dermatoscope.
+    # Vignetting: the dark corners of a dermatoscope; strong ones beside a lesion cut by
+    # the border, where a dark rim and a dark lesion are easily confused.
     yy, xx = np.mgrid[0:h, 0:w]
     rr = np.hypot((xx - w / 2) / (w / 2), (yy - h / 2) / (h / 2))
-    image *= (1 - rng.uniform(0.1, 0.45) * np.clip(rr - 0.6, 0, None) ** 2)[..., None]
+    strength, start = (
+        (rng.uniform(0.5, 0.85), 0.45) if "border_cut" in cases else (rng.uniform(0.1, 0.45), 0.6)
+    )
+    image *= (1 - strength * np.clip(rr - start, 0, None) ** 2)[..., None]
 
     canvas = Image.fromarray(np.clip(image, 0, 255).astype(np.uint8))
     # Hair: thin dark curves across the image.
@@ -162,7 +175,7 @@ def draw_lesion(
 
     if "lazy_mask" in cases:
         mask = _lazy_polygon(mask, rng)
-    return np.asarray(canvas), mask
+    return np.array(canvas), mask
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

@@ -1,0 +1,187 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Maximum softmax probability
+#
+# The cheapest uncertainty map needs no change to the network at all: read how sure the
+# softmax is of its own choice at every pixel. This is the baseline of Hendrycks and
+# Gimpel {footcite}`hendrycks2017baseline`, the first of the four maps compared in
+# {footcite}`devries2018leveraging` (their eq. 4).
+
+# %% [markdown] tags=["remove-cell"]
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/segqual-lite/segqual-lite/blob/main/notebooks/03_max_probability.ipynb)
+
+# %% [markdown]
+# **You will learn**
+#
+# - the maximum softmax probability map (eq. 4) and why it lights up at borders;
+# - how to compute it with `segqual_lite.uncertainty.predict`;
+# - whether it is higher where the segmentation is wrong, pixel by pixel and image by image.
+
+# %% tags=["hide-input"]
+# Install segqual_lite when it is missing (Colab); an existing torch is kept.
+import importlib.util
+import subprocess
+import sys
+
+if importlib.util.find_spec("segqual_lite") is None:
+    REPO_URL = "https://github.com/segqual-lite/segqual-lite"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"git+{REPO_URL}"], check=True)
+
+# %%
+import numpy as np
+import torch
+
+from segqual_lite.config import describe, get_profile, pick_device, seed_everything
+from segqual_lite.data import ISIC2017, prepare_data
+from segqual_lite.metrics import jaccard
+from segqual_lite.training import fit_segmentation, predict_images
+from segqual_lite.uncertainty import predict
+from segqual_lite.viz import pick_cases, plot_uncertainty_vs_error, show_uncertainty_maps
+
+# %% tags=["parameters"]
+profile = "tiny"
+
+# %%
+P = get_profile(profile)
+device = pick_device()
+seed = P.seeds[0]
+seed_everything(seed)
+print(describe(P, device))
+
+# %% [markdown]
+# ## The map
+#
+# For the logits $\rho$ of a pixel, the softmax gives class probabilities and the map
+# keeps the largest:
+#
+# $$
+# z = \max_{c} \, \mathrm{Softmax}(\rho)_c . \tag{4}
+# $$
+#
+# With two classes $z \in [0.5, 1]$: 1 when the network is certain, 0.5 when it cannot
+# choose. That is a *confidence*; throughout the book every map is drawn as an
+# *uncertainty*, high meaning unsure, so `predict` returns $1 - z \in [0, 0.5]$. The
+# quality network of chapter 07 cannot tell the difference, but our figures can be read
+# the same way for every method.
+#
+# A quick check on three made-up pixels:
+
+# %%
+rho = torch.tensor([[4.0, -4.0], [0.3, 0.1], [-1.0, 2.0]])  # three pixels, two classes
+z = rho.softmax(dim=1).max(dim=1).values
+print("max probability z:", z.numpy().round(3), "| uncertainty 1 - z:", (1 - z).numpy().round(3))
+
+# %% [markdown]
+# ## On the test images
+#
+# The map needs only the plain U-Net trained in chapter 02 (loaded from the cache when it
+# exists, trained otherwise) and one deterministic pass:
+
+# %%
+root = prepare_data(P)
+f = fit_segmentation(P, "max_prob", seed, root, device)
+test = ISIC2017(root, "test", P.image_size)
+pred = predict_images(f.model, test.images, "max_prob")
+test_j = jaccard(pred.mask, test.masks)
+x = test.images[:4].float().div(255).to(device)
+assert torch.equal(predict(f.model, x, "max_prob").mask.cpu(), pred.mask[:4])
+print(f"{len(test)} test images, mean Jaccard {test_j.mean():.3f}")
+
+# %% [markdown]
+# Beside a good segmentation and the poorest one (image, errors in colour, map):
+
+# %%
+cases = pick_cases(test_j)
+fig = show_uncertainty_maps(
+    test.images, test.masks, pred.mask, {"1 - max probability": pred.uncertainty}, cases, test_j
+)
+
+# %% [markdown]
+# On a good segmentation the map is a thin ring along the predicted border: the only
+# place where the network hesitates is where skin turns into lesion. On a poor one the
+# hesitation spreads over the regions it got wrong, though not always: a network can be
+# confidently wrong, and then this map stays quiet.
+#
+# ## Does the map track the errors?
+
+# %%
+fig = plot_uncertainty_vs_error(pred.uncertainty, pred.mask, test.masks, test_j, "1 - max p")
+wrong = pred.mask != test.masks
+print(
+    f"mean uncertainty on wrong pixels {pred.uncertainty[wrong].mean():.3f}, "
+    f"on correct pixels {pred.uncertainty[~wrong].mean():.3f}"
+)
+print(
+    "correlation of per-image mean uncertainty with Jaccard: "
+    f"{np.corrcoef(pred.uncertainty.mean(dim=(1, 2)).numpy(), test_j)[0, 1]:.2f}"
+)
+
+# %% [markdown]
+# Wrong pixels carry far more uncertainty than right ones, and images with more
+# uncertainty tend to have lower Jaccard: the signal the quality network will exploit.
+#
+# ## Exercises
+#
+# ```{exercise}
+# :label: ex-maxprob-entropy
+# With two classes, the entropy of the softmax, $-\sum_c p_c \log p_c$, carries the same
+# information as $\max_c p_c$. Check that one is a monotone function of the other on
+# the test predictions.
+# ```
+#
+# ```{solution-start} ex-maxprob-entropy
+# :class: dropdown
+# ```
+
+# %%
+from segqual_lite.uncertainty import entropy
+
+h = entropy(pred.probs).flatten()
+u = pred.uncertainty.flatten()
+order = torch.argsort(u)
+print("entropy non-decreasing in 1 - max p:", bool((h[order].diff() >= -1e-6).all()))
+
+# %% [markdown]
+# ```{solution-end}
+# ```
+#
+# ```{exercise}
+# :label: ex-maxprob-border
+# How much of the uncertainty lies within two pixels of the predicted border? Compute the
+# share of the total map inside that band for the test images.
+# ```
+#
+# ```{solution-start} ex-maxprob-border
+# :class: dropdown
+# ```
+
+# %%
+m = pred.mask.float()[:, None]
+dilated = torch.nn.functional.max_pool2d(m, 5, stride=1, padding=2)
+eroded = -torch.nn.functional.max_pool2d(-m, 5, stride=1, padding=2)
+band = (dilated - eroded)[:, 0].bool()
+share = (pred.uncertainty * band).sum() / pred.uncertainty.sum()
+print(f"{band.float().mean():.1%} of the pixels hold {share:.1%} of the uncertainty")
+
+# %% [markdown]
+# ```{solution-end}
+# ```
+#
+# ## Summary
+#
+# - Eq. 4: $z = \max_c \mathrm{Softmax}(\rho)_c$, free to compute from any trained network.
+# - It concentrates on borders, and spreads over regions the network got wrong unless
+#   the network is confidently wrong.
+# - Drawn as $1 - z$, high means unsure, like every map in this book.
+#
+# ## References
+#
+# ```{footbibliography}
+# ```

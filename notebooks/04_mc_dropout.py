@@ -1,0 +1,273 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # MC-dropout
+#
+# Dropout, kept on at test time, turns one network into a family of networks. Gal and
+# Ghahramani {footcite}`gal2016dropout` showed that averaging their predictions
+# approximates a Bayesian neural network, so their disagreement measures *epistemic*
+# uncertainty, the model's own ignorance. This is the second map of
+# {footcite}`devries2018leveraging` (eqs. 5 and 6).
+
+# %% [markdown] tags=["remove-cell"]
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/segqual-lite/segqual-lite/blob/main/notebooks/04_mc_dropout.ipynb)
+
+# %% [markdown]
+# **You will learn**
+#
+# - Monte-Carlo integration over dropout masks (eq. 5) and the entropy map (eq. 6);
+# - how the map changes with the number of samples $T$;
+# - the BatchNorm trap: why `model.train()` is the wrong way to switch dropout on;
+# - how `predict` saves work by computing the deterministic prefix once.
+
+# %% tags=["hide-input"]
+# Install segqual_lite when it is missing (Colab); an existing torch is kept.
+import importlib.util
+import subprocess
+import sys
+
+if importlib.util.find_spec("segqual_lite") is None:
+    REPO_URL = "https://github.com/segqual-lite/segqual-lite"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"git+{REPO_URL}"], check=True)
+
+# %%
+import copy
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from segqual_lite.config import describe, get_profile, pick_device, seed_everything
+from segqual_lite.data import ISIC2017, prepare_data
+from segqual_lite.metrics import jaccard
+from segqual_lite.training import fit_segmentation, predict_images
+from segqual_lite.uncertainty import entropy
+from segqual_lite.viz import pick_cases, plot_uncertainty_vs_error, show_uncertainty_maps
+
+# %% tags=["parameters"]
+profile = "tiny"
+
+# %%
+P = get_profile(profile)
+device = pick_device()
+seed = P.seeds[0]
+seed_everything(seed)
+print(describe(P, device))
+
+# %% [markdown]
+# ## Equations 5 and 6
+#
+# Draw $T$ dropout masks, run the network once per mask to get logits $\rho_t$, and
+# average the softmax outputs:
+#
+# $$
+# p = \frac{1}{T} \sum_{t=1}^{T} \mathrm{Softmax}(\rho_t). \tag{5}
+# $$
+#
+# The mask is $\arg\max_c p_c$ and the uncertainty is the entropy of the mean,
+#
+# $$
+# z = -\sum_{c=1}^{C} p_c \log p_c , \tag{6}
+# $$
+#
+# with $0 \log 0 = 0$, so $z \in [0, \log 2]$ for two classes. The entropy is high both
+# when every sample hesitates and when confident samples disagree. The paper uses
+# $T = 20$; the profile sets it (`P.mc_samples`), and the output below says which $T$
+# this page was computed with.
+#
+# The network is the same plain U-Net as in chapters 02-03; only inference changes.
+
+# %%
+root = prepare_data(P)
+f = fit_segmentation(P, "mc_dropout", seed, root, device)
+test = ISIC2017(root, "test", P.image_size)
+seed_everything(seed)
+mc = predict_images(f.model, test.images, "mc_dropout", samples=P.mc_samples)
+test_j = jaccard(mc.mask, test.masks)
+print(
+    f"T = {P.mc_samples}: mean Jaccard {test_j.mean():.3f}, entropy in [{mc.uncertainty.min():.3f}, {mc.uncertainty.max():.3f}] (log 2 = {math.log(2):.3f})"
+)
+
+# %%
+cases = pick_cases(test_j)
+fig = show_uncertainty_maps(
+    test.images, test.masks, mc.mask, {"MC-dropout entropy": mc.uncertainty}, cases, test_j
+)
+
+# %% [markdown]
+# ## How many samples?
+#
+# With one sample the map is just the entropy of one noisy softmax; more samples average
+# out the noise of the masks themselves. Below, the same poor case with growing $T$, and
+# how far each map is from a reference with many samples:
+
+# %%
+i = cases["poor"]
+x = test.images[i : i + 1]
+seed_everything(1)
+reference = predict_images(f.model, x, "mc_dropout", samples=4 * P.mc_samples).uncertainty[0]
+sample_counts = [1, 2, 5, P.mc_samples]
+fig, axes = plt.subplots(1, len(sample_counts) + 1, figsize=(2.4 * (len(sample_counts) + 1), 2.6))
+for ax, T in zip(axes, sample_counts):
+    seed_everything(2)
+    z = predict_images(f.model, x, "mc_dropout", samples=T).uncertainty[0]
+    ax.imshow(z, cmap="viridis_r", vmin=0, vmax=math.log(2))
+    ax.set_title(f"T = {T}\nerror {(z - reference).abs().mean():.3f}", fontsize=9)
+axes[-1].imshow(reference, cmap="viridis_r", vmin=0, vmax=math.log(2))
+axes[-1].set_title(f"T = {4 * P.mc_samples} (reference)", fontsize=9)
+for ax in axes:
+    ax.axis("off")
+fig.tight_layout()
+
+# %% [markdown]
+# ## The BatchNorm trap
+#
+# The tempting way to switch dropout on is `model.train()`. But that also puts every
+# BatchNorm layer in training mode: it normalises with the statistics *of the test
+# batch* (a single image, here) and, even under `torch.no_grad()`, overwrites its running
+# statistics with them. The predictions are worse, and the model is silently changed
+# for every later use. The damage, on a copy:
+
+# %%
+victim = copy.deepcopy(f.model)  # a copy: the cached model stays intact
+victim.train()  # the trap: dropout on, but BatchNorm in training mode too
+first = test.images[:10]
+wrong_way = []
+with torch.no_grad():
+    for image in first:  # one image at a time, T samples each, as one would for a reader
+        x = image[None].float().div(255).to(device).contiguous(memory_format=torch.channels_last)
+        wrong_way.append(
+            torch.stack([victim(x).softmax(1) for _ in range(P.mc_samples)]).mean(0).argmax(1).cpu()
+        )
+right_way = predict_images(f.model, first, "mc_dropout", samples=P.mc_samples)
+print(
+    f"MC-dropout Jaccard on {len(first)} images: {jaccard(torch.cat(wrong_way), test.masks[:10]).mean():.3f} with model.train(), {jaccard(right_way.mask, test.masks[:10]).mean():.3f} with predict"
+)
+moved = (victim.encoders[0][1].running_mean - f.model.encoders[0][1].running_mean).abs().max()
+print(f"first BatchNorm's running mean moved by up to {moved:.3f}")
+after_j = jaccard(predict_images(victim.eval(), test.images, "max_prob").mask, test.masks)
+plain_j = jaccard(predict_images(f.model, test.images, "max_prob").mask, test.masks)
+print(
+    f"deterministic test Jaccard afterwards: {plain_j.mean():.3f} intact, {after_j.mean():.3f} corrupted"
+)
+
+# %% [markdown]
+# `predict` does it the right way: `model.eval()`, then only the dropout modules back in
+# training mode, and every module's mode restored afterwards. The tests of the package
+# check that no BatchNorm statistic changes.
+#
+# ## Sampling cheaply
+#
+# Everything before the first dropout (the two shallow encoder blocks and the third
+# block's convolutions) gives the same result for every sample. `predict` computes that
+# prefix once and runs only the rest $T$ times: the outputs are identical to $T$ full
+# passes with the same seed, for roughly a fifth less arithmetic.
+
+# %%
+x = test.images[:8].float().div(255).to(device)
+net = f.model
+seed_everything(3)
+fast = predict_images(net, test.images[:8], "mc_dropout", samples=5).probs
+net.eval()
+for m in net.modules():
+    if isinstance(m, torch.nn.Dropout):
+        m.train()
+seed_everything(3)
+with torch.no_grad():
+    naive = torch.stack(
+        [net(x.contiguous(memory_format=torch.channels_last)).softmax(1) for _ in range(5)]
+    ).mean(0)
+net.eval()
+print(f"largest difference to five full passes: {(fast - naive.cpu()).abs().max():.1e}")
+
+# %% [markdown]
+# ## Does the map track the errors?
+
+# %%
+fig = plot_uncertainty_vs_error(mc.uncertainty, mc.mask, test.masks, test_j, "MC entropy")
+print(
+    "correlation of per-image mean entropy with Jaccard: "
+    f"{np.corrcoef(mc.uncertainty.mean(dim=(1, 2)).numpy(), test_j)[0, 1]:.2f}"
+)
+
+# %% [markdown]
+# ## Exercises
+#
+# ```{exercise}
+# :label: ex-mc-mutual-information
+# The entropy of the mean mixes two things: the average entropy of each sample
+# (aleatoric) and the disagreement between samples, the *mutual information*
+# $\mathcal H[\bar p] - \frac1T \sum_t \mathcal H[p_t]$ (epistemic). Compute both parts
+# for the poor case and show where each is large.
+# ```
+#
+# ```{solution-start} ex-mc-mutual-information
+# :class: dropdown
+# ```
+
+# %%
+x = test.images[cases["poor"] : cases["poor"] + 1].float().div(255).to(device)
+net.eval()
+for m in net.modules():
+    if isinstance(m, torch.nn.Dropout):
+        m.train()
+seed_everything(4)
+with torch.no_grad():
+    samples = torch.stack(
+        [
+            net(x.contiguous(memory_format=torch.channels_last)).softmax(1)[0]
+            for _ in range(P.mc_samples)
+        ]
+    )
+net.eval()
+total = entropy(samples.mean(0), dim=0)
+aleatoric = entropy(samples, dim=1).mean(0)
+fig, axes = plt.subplots(1, 3, figsize=(7.5, 2.6))
+for ax, m, name in zip(
+    axes,
+    [total, aleatoric, total - aleatoric],
+    ["entropy of mean", "mean entropy", "mutual information"],
+):
+    ax.imshow(m.cpu(), cmap="viridis_r")
+    ax.set_title(name, fontsize=9)
+    ax.axis("off")
+fig.tight_layout()
+
+# %% [markdown]
+# ```{solution-end}
+# ```
+#
+# ```{exercise}
+# :label: ex-mc-jaccard
+# Does averaging samples improve the *segmentation* itself? Compare the test Jaccard of
+# the MC-dropout mask with that of the deterministic pass.
+# ```
+#
+# ```{solution-start} ex-mc-jaccard
+# :class: dropdown
+# ```
+
+# %%
+print(f"deterministic {plain_j.mean():.4f} | MC-dropout mean of {P.mc_samples} {test_j.mean():.4f}")
+
+# %% [markdown]
+# ```{solution-end}
+# ```
+#
+# ## Summary
+#
+# - Eq. 5 averages the softmax over $T$ dropout samples; eq. 6 takes the entropy of the mean.
+# - Switch on dropout only: `model.train()` corrupts BatchNorm's running statistics.
+# - The deterministic prefix is computed once, with outputs identical to $T$ full passes.
+#
+# ## References
+#
+# ```{footbibliography}
+# ```

@@ -1,0 +1,218 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Heteroscedastic logits (HCNN)
+#
+# MC-dropout asks how unsure the *model* is. The heteroscedastic classifier of Kendall and
+# Gal {footcite}`kendall2017uncertainties` asks instead how noisy the *data* is at each
+# pixel, *aleatoric* uncertainty, by learning it: a second output head predicts a noise
+# scale $\sigma$ that corrupts the logits during training. This is the third map of
+# {footcite}`devries2018leveraging` (eq. 7).
+
+# %% [markdown] tags=["remove-cell"]
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/segqual-lite/segqual-lite/blob/main/notebooks/05_heteroscedastic.ipynb)
+
+# %% [markdown]
+# **You will learn**
+#
+# - the heteroscedastic loss (eq. 7) and how to compute it stably with `logsumexp`;
+# - why two tempting shortcuts compute something else;
+# - the two candidate maps, $\sigma$ and the entropy of the sampled softmax, and the
+#   one this book uses.
+
+# %% tags=["hide-input"]
+# Install segqual_lite when it is missing (Colab); an existing torch is kept.
+import importlib.util
+import subprocess
+import sys
+
+if importlib.util.find_spec("segqual_lite") is None:
+    REPO_URL = "https://github.com/segqual-lite/segqual-lite"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"git+{REPO_URL}"], check=True)
+
+# %%
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from segqual_lite.config import describe, get_profile, pick_device, seed_everything
+from segqual_lite.data import ISIC2017, prepare_data
+from segqual_lite.metrics import jaccard
+from segqual_lite.training import fit_segmentation, predict_images
+from segqual_lite.uncertainty import hcnn_loss
+from segqual_lite.viz import (
+    pick_cases,
+    plot_learning_curve,
+    plot_uncertainty_vs_error,
+    show_uncertainty_maps,
+)
+
+# %% tags=["parameters"]
+profile = "tiny"
+
+# %%
+P = get_profile(profile)
+device = pick_device()
+seed = P.seeds[0]
+seed_everything(seed)
+print(describe(P, device))
+
+# %% [markdown]
+# ## Equation 7
+#
+# The U-Net gets a second $1 \times 1$ head whose output, through a softplus, is a
+# non-negative $\sigma$ per pixel. During training the logits are corrupted with Gaussian
+# noise of that scale, $T$ times, and the softmax outputs are averaged:
+#
+# $$
+# p = \frac{1}{T} \sum_{t=1}^{T} \mathrm{Softmax}(\rho + \sigma \varepsilon_t),
+# \qquad \varepsilon_t \sim \mathcal N(0, I). \tag{7}
+# $$
+#
+# The loss is the negative log of $p$ at the true class $y$. Where the image is
+# ambiguous, a large $\sigma$ lets the network hedge, spreading probability over both
+# classes instead of paying the full price of a confident mistake; where the image is
+# clear, $\sigma$ costs accuracy, so it stays small. The paper uses $T = 100$.
+#
+# Computed naively, $\log p$ breaks: for a confidently wrong pixel every sampled softmax
+# underflows to 0 at the true class and $\log 0 = -\infty$. Written with log-softmax and
+# `logsumexp` it stays finite:
+#
+# $$
+# -\log p_y = -\Big( \operatorname{logsumexp}_t \, \log \mathrm{Softmax}(\rho + \sigma\varepsilon_t)_y - \log T \Big).
+# $$
+
+# %%
+rho = torch.tensor([[[[120.0]], [[-120.0]]]])  # one pixel, sure of class 0 ...
+y = torch.tensor([[[1]]])  # ... but the truth is class 1
+sigma = torch.full((1, 1, 1, 1), 0.5)
+torch.manual_seed(0)
+eps = torch.randn(100, 1, 2, 1, 1)
+naive = -(rho + sigma * eps).softmax(2).mean(0)[0, 1].log()
+per_sample_ce = -(rho + sigma * eps).log_softmax(2)[:, 0, 1].mean()
+print(f"log of the averaged softmax: {naive.item()}")
+print(f"hcnn_loss (logsumexp):       {hcnn_loss(rho, sigma, y, samples=100).item():.2f}")
+print(f"mean per-sample CE:          {per_sample_ce.item():.2f}  (a different objective)")
+
+# %% [markdown]
+# The mean of per-sample cross-entropies is finite too, but by Jensen's inequality it is
+# an upper bound on the loss above, and it rewards $\sigma$ differently: it is not
+# eq. 7. With two classes `hcnn_loss` samples only the difference of the two logits
+# (the noise on it has scale $\sqrt2\,\sigma$), the same distribution for half the random
+# numbers. Training may use fewer samples than testing, a profile knob
+# (`P.hcnn_train_samples`); this page says how many it used:
+
+# %%
+root = prepare_data(P)
+f = fit_segmentation(P, "hcnn", seed, root, device)
+print(f"trained with T = {P.hcnn_train_samples} samples in the loss; maps use T = {P.hcnn_samples}")
+ax = plot_learning_curve(f.history, title="HCNN U-Net")
+
+# %% [markdown]
+# ## Two candidate maps
+#
+# What should the uncertainty map be? Eq. 7 calls the noise scale itself $z$, so the
+# paper's map is **$\sigma$ of each pixel**, and that is what `predict(..., "hcnn")`
+# returns as `uncertainty`. A second candidate is the entropy of the sampled mean
+# softmax $p$ of eq. 7, which combines $\sigma$ with how close the logits are; `predict`
+# returns it in `extras["entropy"]`. Both, on a good and a poor segmentation:
+
+# %%
+test = ISIC2017(root, "test", P.image_size)
+seed_everything(seed)
+pred = predict_images(f.model, test.images, "hcnn", samples=P.hcnn_samples)
+test_j = jaccard(pred.mask, test.masks)
+cases = pick_cases(test_j)
+fig = show_uncertainty_maps(
+    test.images,
+    test.masks,
+    pred.mask,
+    {"sigma (used)": pred.uncertainty, "entropy of sampled p": pred.extras["entropy"]},
+    cases,
+    test_j,
+)
+print(
+    f"mean test Jaccard {test_j.mean():.3f}; sigma ranges {pred.uncertainty.min():.2f} to {pred.uncertainty.max():.2f}"
+)
+
+# %% [markdown]
+# $\sigma$ is learned where the *labels* are hard to predict from the image, mostly a
+# band along lesion borders; the paper notes that HCNN tends to mark a narrow band
+# around its prediction rather than the regions it got wrong, and found it the least
+# useful of the four for predicting quality. Both maps are compared with the errors below.
+
+# %%
+fig = plot_uncertainty_vs_error(pred.uncertainty, pred.mask, test.masks, test_j, "sigma")
+for name, m in [("sigma", pred.uncertainty), ("entropy", pred.extras["entropy"])]:
+    wrong = pred.mask != test.masks
+    r = np.corrcoef(m.mean(dim=(1, 2)).numpy(), test_j)[0, 1]
+    print(
+        f"{name:8s} wrong/correct pixel ratio {m[wrong].mean() / m[~wrong].mean():5.1f} | corr. with Jaccard {r:.2f}"
+    )
+
+# %% [markdown]
+# ## Exercises
+#
+# ```{exercise}
+# :label: ex-hcnn-sigma-zero
+# Show numerically that `hcnn_loss` becomes the ordinary cross-entropy as $\sigma \to 0$,
+# using the trained network's logits on a few test images.
+# ```
+#
+# ```{solution-start} ex-hcnn-sigma-zero
+# :class: dropdown
+# ```
+
+# %%
+x = test.images[:4].float().div(255).to(device).contiguous(memory_format=torch.channels_last)
+y = test.masks[:4].long().to(device)
+f.model.eval()
+with torch.no_grad():
+    logits, s = f.model(x)
+for scale in (1.0, 0.1, 0.0):
+    print(scale, round(hcnn_loss(logits, s * scale, y, samples=50).item(), 5))
+print("cross-entropy", round(F.cross_entropy(logits, y).item(), 5))
+
+# %% [markdown]
+# ```{solution-end}
+# ```
+#
+# ```{exercise}
+# :label: ex-hcnn-samples
+# How many samples does the sampled entropy map need? Compare $T = 10$ and $T = 100$
+# with a reference of $T = 1000$ on the poor case.
+# ```
+#
+# ```{solution-start} ex-hcnn-samples
+# :class: dropdown
+# ```
+
+# %%
+i = cases["poor"]
+seed_everything(0)
+ref = predict_images(f.model, test.images[i : i + 1], "hcnn", samples=1000).extras["entropy"]
+for T in (10, 100):
+    z = predict_images(f.model, test.images[i : i + 1], "hcnn", samples=T).extras["entropy"]
+    print(T, f"mean absolute difference {(z - ref).abs().mean():.4f}")
+
+# %% [markdown]
+# ```{solution-end}
+# ```
+#
+# ## Summary
+#
+# - HCNN learns a per-pixel noise scale $\sigma$ and trains on the log of the
+#   Monte-Carlo mean softmax (eq. 7), computed with `logsumexp`.
+# - The map used here is $\sigma$, the paper's $z$; the sampled entropy is the alternative.
+# - $\sigma$ captures aleatoric noise, which is not the same as the network's mistakes.
+#
+# ## References
+#
+# ```{footbibliography}
+# ```
