@@ -177,8 +177,9 @@ fig.tight_layout()
 #
 # ```{exercise}
 # :label: ex-unet-dropout-off
-# Dropout is off at test time (`model.eval()`). How much does a single *stochastic* pass,
-# with dropout on, lower the test Jaccard? Use `predict(..., "mc_dropout", samples=1)`.
+# Dropout is off at test time (`model.eval()`). How does a single *stochastic* pass, with
+# dropout on, compare on the test Jaccard? Use `predict(..., "mc_dropout", samples=1)`,
+# then the mean of the profile's `P.mc_samples`.
 # ```
 #
 # ```{solution-start} ex-unet-dropout-off

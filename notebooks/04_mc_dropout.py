@@ -132,8 +132,9 @@ fig.tight_layout()
 # The tempting way to switch dropout on is `model.train()`. But that also puts every
 # BatchNorm layer in training mode: it normalises with the statistics *of the test
 # batch* (a single image, here) and, even under `torch.no_grad()`, overwrites its running
-# statistics with them. The predictions are worse, and the model is silently changed
-# for every later use. The damage, on a copy:
+# statistics with them. The MC-dropout maps computed this way may even look plausible;
+# the damage shows afterwards, in a model silently changed for every later use. On a
+# copy:
 
 # %%
 victim = copy.deepcopy(f.model)  # a copy: the cached model stays intact

@@ -127,11 +127,18 @@ axes[2].set(ylabel="validation Jaccard", ylim=(0, 1))
 for ax in axes:
     ax.set_xlabel("epoch")
 fig.tight_layout()
+over = [h["epoch"] for h in f.history if h["penalty"] > LCE_BUDGET]
+peak = max(f.history, key=lambda h: h["lambda"])
+print(
+    f"penalty above the budget in {len(over)} of {len(f.history)} epochs; "
+    f"lambda peaked at {peak['lambda']:.3f} after epoch {peak['epoch']}"
+)
 
 # %% [markdown]
-# Early on the network asks for many hints and the penalty exceeds the budget, so
-# $\lambda$ rises; once the penalty falls below $\beta$, $\lambda$ decays and the network
-# may spend the budget where it pays off most.
+# While the network asks for many hints the penalty exceeds the budget and $\lambda$
+# rises; once the penalty falls below $\beta$, $\lambda$ decays and the network may
+# spend what is left of the budget where it pays off most. The line above says when
+# that turn came in this run.
 #
 # ## The confidence map
 #
