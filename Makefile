@@ -28,14 +28,14 @@ book: $(STAMP)
 	$(BIN)/python book/build.py --profile $(PROFILE)
 
 lint: $(STAMP)
-	$(BIN)/ruff check segqual_lite tests notebooks book
-	$(BIN)/ruff format --check segqual_lite tests notebooks book
+	$(BIN)/ruff check segqual_lite tests notebooks book benchmarks
+	$(BIN)/ruff format --check segqual_lite tests notebooks book benchmarks
 
 test: $(STAMP) chromium lint
 	$(BIN)/python -m pytest
 
 format: $(STAMP)
-	$(BIN)/ruff format segqual_lite tests notebooks book
+	$(BIN)/ruff format segqual_lite tests notebooks book benchmarks
 	$(MAKE) notebooks
 
 # Regenerate the committed .ipynb files from their .py sources (outputs stay empty).

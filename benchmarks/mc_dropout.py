@@ -14,22 +14,16 @@ import statistics
 import time
 
 import torch
-from torch import nn
 
 from segqual_lite.config import get_profile, pick_device, seed_everything
 from segqual_lite.training import build_unet
-from segqual_lite.uncertainty import entropy, predict
+from segqual_lite.uncertainty import entropy, eval_with_dropout, predict
 
 
 def naive_mc_dropout(model, x, samples):
     """T full forward passes with only the dropout modules in train mode."""
-    model.eval()
-    for m in model.modules():
-        if isinstance(m, nn.Dropout):
-            m.train()
-    with torch.inference_mode():
+    with torch.inference_mode(), eval_with_dropout(model, dropout_on=True):
         mean = torch.stack([model(x).softmax(1) for _ in range(samples)]).mean(0)
-    model.eval()
     return mean, entropy(mean)
 
 

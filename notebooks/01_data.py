@@ -46,7 +46,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from segqual_lite.config import describe, get_profile, pick_device, seed_everything
+from segqual_lite.config import seed_everything, start_chapter
 from segqual_lite.data import (
     HARD_CASES,
     ISIC2017,
@@ -64,10 +64,7 @@ from segqual_lite.viz import show_grid
 profile = "tiny"
 
 # %%
-P = get_profile(profile)
-device = pick_device()
-seed_everything(0)
-print(describe(P, device))
+P, device, seed = start_chapter(profile)
 
 # %% [markdown]
 # ## The ISIC 2017 Part 1 layout

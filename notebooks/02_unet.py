@@ -42,7 +42,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from segqual_lite.config import describe, get_profile, pick_device, seed_everything
+from segqual_lite.config import seed_everything, start_chapter
 from segqual_lite.data import HARD_CASES, ISIC2017, prepare_data, read_hard_cases
 from segqual_lite.metrics import FAILURE_THRESHOLD, jaccard
 from segqual_lite.models import UNet
@@ -53,11 +53,7 @@ from segqual_lite.viz import error_overlay, plot_learning_curve, to_hwc
 profile = "tiny"
 
 # %%
-P = get_profile(profile)
-device = pick_device()
-seed = P.seeds[0]
-seed_everything(seed)
-print(describe(P, device))
+P, device, seed = start_chapter(profile)
 
 # %% [markdown]
 # ## The architecture

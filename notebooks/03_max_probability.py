@@ -38,7 +38,7 @@ if importlib.util.find_spec("segqual_lite") is None:
 import numpy as np
 import torch
 
-from segqual_lite.config import describe, get_profile, pick_device, seed_everything
+from segqual_lite.config import start_chapter
 from segqual_lite.data import ISIC2017, prepare_data
 from segqual_lite.metrics import jaccard
 from segqual_lite.training import fit_segmentation, predict_images
@@ -49,11 +49,7 @@ from segqual_lite.viz import pick_cases, plot_uncertainty_vs_error, show_uncerta
 profile = "tiny"
 
 # %%
-P = get_profile(profile)
-device = pick_device()
-seed = P.seeds[0]
-seed_everything(seed)
-print(describe(P, device))
+P, device, seed = start_chapter(profile)
 
 # %% [markdown]
 # ## The map

@@ -44,22 +44,18 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from segqual_lite.config import describe, get_profile, pick_device, seed_everything
+from segqual_lite.config import seed_everything, start_chapter
 from segqual_lite.data import ISIC2017, prepare_data
 from segqual_lite.metrics import jaccard
 from segqual_lite.training import fit_segmentation, predict_images
-from segqual_lite.uncertainty import entropy
+from segqual_lite.uncertainty import entropy, eval_with_dropout
 from segqual_lite.viz import pick_cases, plot_uncertainty_vs_error, show_uncertainty_maps
 
 # %% tags=["parameters"]
 profile = "tiny"
 
 # %%
-P = get_profile(profile)
-device = pick_device()
-seed = P.seeds[0]
-seed_everything(seed)
-print(describe(P, device))
+P, device, seed = start_chapter(profile)
 
 # %% [markdown]
 # ## Equations 5 and 6
@@ -160,8 +156,9 @@ print(
 )
 
 # %% [markdown]
-# `predict` does it the right way: `model.eval()`, then only the dropout modules back in
-# training mode, and every module's mode restored afterwards. The tests of the package
+# `predict` does it the right way, with the context manager `eval_with_dropout`:
+# `model.eval()`, then only the dropout modules back in training mode, and every
+# module's mode restored afterwards. The tests of the package
 # check that no BatchNorm statistic changes.
 #
 # ## Sampling cheaply
@@ -172,20 +169,13 @@ print(
 # passes with the same seed, for roughly a fifth less arithmetic.
 
 # %%
-x = test.images[:8].float().div(255).to(device)
+x = test.images[:8].float().div(255).to(device).contiguous(memory_format=torch.channels_last)
 net = f.model
 seed_everything(3)
 fast = predict_images(net, test.images[:8], "mc_dropout", samples=5).probs
-net.eval()
-for m in net.modules():
-    if isinstance(m, torch.nn.Dropout):
-        m.train()
 seed_everything(3)
-with torch.no_grad():
-    naive = torch.stack(
-        [net(x.contiguous(memory_format=torch.channels_last)).softmax(1) for _ in range(5)]
-    ).mean(0)
-net.eval()
+with torch.no_grad(), eval_with_dropout(net, dropout_on=True):  # dropout on, BatchNorm frozen
+    naive = torch.stack([net(x).softmax(1) for _ in range(5)]).mean(0)
 print(f"largest difference to five full passes: {(fast - naive.cpu()).abs().max():.1e}")
 
 # %% [markdown]
@@ -214,20 +204,11 @@ print(
 # ```
 
 # %%
-x = test.images[cases["poor"] : cases["poor"] + 1].float().div(255).to(device)
-net.eval()
-for m in net.modules():
-    if isinstance(m, torch.nn.Dropout):
-        m.train()
+i = cases["poor"]
+x = test.images[i : i + 1].float().div(255).to(device).contiguous(memory_format=torch.channels_last)
 seed_everything(4)
-with torch.no_grad():
-    samples = torch.stack(
-        [
-            net(x.contiguous(memory_format=torch.channels_last)).softmax(1)[0]
-            for _ in range(P.mc_samples)
-        ]
-    )
-net.eval()
+with torch.no_grad(), eval_with_dropout(net, dropout_on=True):
+    samples = torch.stack([net(x).softmax(1)[0] for _ in range(P.mc_samples)])
 total = entropy(samples.mean(0), dim=0)
 aleatoric = entropy(samples, dim=1).mean(0)
 fig, axes = plt.subplots(1, 3, figsize=(7.5, 2.6))

@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from segqual_lite.config import describe, get_profile, pick_device, seed_everything
+from segqual_lite.config import seed_everything, start_chapter
 from segqual_lite.data import ISIC2017, prepare_data
 from segqual_lite.metrics import jaccard
 from segqual_lite.training import fit_segmentation, predict_images
@@ -57,11 +57,7 @@ from segqual_lite.viz import (
 profile = "tiny"
 
 # %%
-P = get_profile(profile)
-device = pick_device()
-seed = P.seeds[0]
-seed_everything(seed)
-print(describe(P, device))
+P, device, seed = start_chapter(profile)
 
 # %% [markdown]
 # ## Equation 7

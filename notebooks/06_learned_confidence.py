@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from segqual_lite.config import describe, get_profile, pick_device, seed_everything
+from segqual_lite.config import seed_everything, start_chapter
 from segqual_lite.data import ISIC2017, prepare_data
 from segqual_lite.metrics import jaccard
 from segqual_lite.training import fit_segmentation, predict_images
@@ -53,11 +53,7 @@ from segqual_lite.viz import pick_cases, plot_uncertainty_vs_error, show_uncerta
 profile = "tiny"
 
 # %%
-P = get_profile(profile)
-device = pick_device()
-seed = P.seeds[0]
-seed_everything(seed)
-print(describe(P, device))
+P, device, seed = start_chapter(profile)
 
 # %% [markdown]
 # ## Equation 8: hints at a price

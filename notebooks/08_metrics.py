@@ -43,16 +43,14 @@ import numpy as np
 from sklearn.metrics import precision_recall_curve, roc_curve
 
 from segqual_lite import metrics
-from segqual_lite.config import describe, get_profile, pick_device, seed_everything
+from segqual_lite.config import start_chapter
 from segqual_lite.viz import error_overlay
 
 # %% tags=["parameters"]
 profile = "tiny"
 
 # %%
-P = get_profile(profile)
-seed_everything(0)
-print(describe(P, pick_device()))
+P, device, seed = start_chapter(profile)
 
 # %% [markdown]
 # ## The Jaccard index

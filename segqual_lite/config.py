@@ -12,11 +12,20 @@ import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
-__all__ = ["Profile", "PROFILES", "get_profile", "home", "pick_device", "seed_everything"]
+__all__ = [
+    "Profile",
+    "PROFILES",
+    "get_profile",
+    "home",
+    "pick_device",
+    "seed_everything",
+    "start_chapter",
+]
 
 
 @dataclass(frozen=True)
@@ -176,3 +185,20 @@ def describe(profile: Profile, device: torch.device) -> str:
         f"profile={profile.name} ({profile.data}, {profile.image_size}px, "
         f"U-Net width {profile.unet_width}) | device={device} | torch {torch.__version__}"
     )
+
+
+class ChapterSetup(NamedTuple):
+    profile: Profile
+    device: torch.device
+    seed: int
+
+
+def start_chapter(profile_name: str) -> ChapterSetup:
+    """Every chapter's set-up: the profile, the device and the first seed of the profile
+    (seeded), reported in one line."""
+    profile = get_profile(profile_name)
+    device = pick_device()
+    seed = profile.seeds[0]
+    seed_everything(seed)
+    print(describe(profile, device) + f" | seed={seed}")
+    return ChapterSetup(profile, device, seed)

@@ -29,6 +29,7 @@ __all__ = [
     "Prediction",
     "predict",
     "entropy",
+    "eval_with_dropout",
     "hcnn_loss",
     "lce_loss",
     "update_lambda",
@@ -61,9 +62,11 @@ def entropy(probs: torch.Tensor, dim: int = 1) -> torch.Tensor:
 
 
 @contextmanager
-def _inference_modes(model: nn.Module, dropout_on: bool):
-    """eval() everywhere (BatchNorm uses its running statistics and never updates them),
-    dropout modules optionally back in train mode; every module's mode restored after."""
+def eval_with_dropout(model: nn.Module, dropout_on: bool = True):
+    """Context: ``eval()`` everywhere (BatchNorm uses its running statistics and never
+    updates them), the dropout modules back in train mode when ``dropout_on``; every
+    module's own mode is restored on exit. The right way to switch MC-dropout on
+    (chapter 04); ``model.train()`` would also put BatchNorm in training mode."""
     saved = [(m, m.training) for m in model.modules()]
     try:
         model.eval()
@@ -105,7 +108,7 @@ def predict(
     if samples < 1:
         raise ValueError(f"samples must be >= 1, got {samples}")
     x = _match_layout(model, x)
-    with torch.inference_mode(), _inference_modes(model, dropout_on=method == "mc_dropout"):
+    with torch.inference_mode(), eval_with_dropout(model, dropout_on=method == "mc_dropout"):
         if method == "mc_dropout":
             return _mc_dropout(model, x, samples)
         logits, aux = _split(model(x))

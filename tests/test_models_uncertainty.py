@@ -11,6 +11,7 @@ from segqual_lite.uncertainty import (
     HEAD_OF,
     METHODS,
     entropy,
+    eval_with_dropout,
     hcnn_loss,
     lce_loss,
     predict,
@@ -125,12 +126,8 @@ def test_mc_dropout_reuses_prefix_with_identical_outputs():
     seed_everything(3)
     fast = predict(net, x, "mc_dropout", samples=6)
     # Naive: six full passes with dropout on, BatchNorm in eval mode.
-    net.eval()
-    for m in net.modules():
-        if isinstance(m, nn.Dropout):
-            m.train()
     seed_everything(3)
-    with torch.no_grad():
+    with torch.no_grad(), eval_with_dropout(net, dropout_on=True):
         naive = torch.stack([net(x).softmax(1) for _ in range(6)]).mean(0)
     torch.testing.assert_close(fast.probs, naive, rtol=0, atol=1e-6)
     seed_everything(3)
