@@ -199,9 +199,13 @@ def build(profile: str, out: Path) -> Path:
     # Chapters write data and models under <out>/artifacts (read from SEGQUAL_HOME).
     home = out / "artifacts"
     home.mkdir(parents=True, exist_ok=True)
-    saved = {k: os.environ.get(k) for k in ("SEGQUAL_HOME", "MPLBACKEND")}
-    os.environ["SEGQUAL_HOME"] = str(home)
-    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+    env = {
+        "SEGQUAL_HOME": str(home),
+        "SEGQUAL_PROGRESS": "0",  # progress bars would only litter the rendered pages
+        "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     try:
         for chapter in notebooks:
             execute_chapter(chapter, stage, profile, REPO)
