@@ -3,6 +3,8 @@
     python -m segqual_lite data synth --out DIR [--n-train N --n-val N --n-test N --size S --seed S]
     python -m segqual_lite data check DIR
     python -m segqual_lite data download DIR
+    python -m segqual_lite reproduce --profile tiny|colab|paper [--data DIR] [--out DIR]
+                                     [--rows ROW ...] [--seeds N ...]
 
 Data faults exit with status 2 and a message naming each file, never a traceback.
 """
@@ -37,6 +39,23 @@ def _cmd_download(args) -> int:
     return 0
 
 
+def _cmd_reproduce(args) -> int:
+    from .config import get_profile
+    from .experiment import TABLE_ROWS, run_grid
+
+    profile = get_profile(args.profile)
+    result = run_grid(
+        profile,
+        rows=tuple(args.rows or TABLE_ROWS),
+        seeds=tuple(args.seeds) if args.seeds else None,
+        data_root=args.data,
+        out=args.out,
+    )
+    print((result.out / "table1.md").read_text())
+    print(f"results in {result.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m segqual_lite", description=__doc__.split("\n")[0]
@@ -62,6 +81,16 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("root")
     download.add_argument("--quiet", action="store_true", help="no progress bar")
     download.set_defaults(func=_cmd_download)
+
+    reproduce = commands.add_parser(
+        "reproduce", help="train and evaluate the grid of Table 1; write tables and figures"
+    )
+    reproduce.add_argument("--profile", default="tiny", choices=["tiny", "colab", "paper"])
+    reproduce.add_argument("--data", help="data folder (default: prepared for the profile)")
+    reproduce.add_argument("--out", help="results folder (default: _build/results/<profile>)")
+    reproduce.add_argument("--rows", nargs="+", help="a subset of the rows of Table 1")
+    reproduce.add_argument("--seeds", nargs="+", type=int, help="a subset of the seeds")
+    reproduce.set_defaults(func=_cmd_reproduce)
     return parser
 
 

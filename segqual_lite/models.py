@@ -1,4 +1,5 @@
-"""Networks: the U-Net f with its uncertainty heads (chapter 02).
+"""Networks: the U-Net f with its uncertainty heads (chapter 02) and the quality
+network g (chapter 07).
 
 The U-Net follows Ronneberger et al. (2015) with batch normalisation; for MC-dropout it
 places dropout (p = 0.5) where Bayesian SegNet does, in the central blocks: after the
@@ -13,7 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["ConvBlock", "UNet", "HEADS"]
+__all__ = ["ConvBlock", "UNet", "HEADS", "QualityCNN"]
 
 HEADS = (None, "sigma", "confidence")
 
@@ -133,3 +134,27 @@ class UNet(nn.Module):
 
     def forward(self, x: torch.Tensor):
         return self.forward_from_prefix(*self.prefix(x))
+
+
+class QualityCNN(nn.Module):
+    """The VGG-style quality network g (eq. 3, chapter 07).
+
+    A stack of :class:`ConvBlock` s (two 3x3 convolutions each), each followed by 2x2
+    max pooling, then global average pooling and a linear layer with a sigmoid:
+    ``forward(x) -> [B]`` predicted Jaccard indices in [0, 1]. ``in_channels`` depends
+    on the row of Table 1 (chapter 07): 3 for QualityNet, 4 for (x, y_hat), 5 for
+    (x, y_hat, z).
+    """
+
+    def __init__(self, in_channels: int, widths: tuple[int, ...] = (16, 32, 64, 128)):
+        super().__init__()
+        blocks, prev = [], in_channels
+        for w in widths:
+            blocks += [ConvBlock(prev, w), nn.MaxPool2d(2)]
+            prev = w
+        self.features = nn.Sequential(*blocks)
+        self.regressor = nn.Linear(prev, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.features(x).mean(dim=(2, 3))
+        return torch.sigmoid(self.regressor(h))[:, 0]

@@ -20,11 +20,13 @@ import hashlib
 import json
 import os
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
@@ -49,6 +51,8 @@ __all__ = [
     "TrainedModel",
     "build_unet",
     "training_key",
+    "cache_folder",
+    "fit_checkpointed",
     "fit_segmentation",
     "predict_images",
     "progress_enabled",
@@ -132,6 +136,97 @@ def _validation_jaccard(model, images: torch.Tensor, masks: torch.Tensor, device
     return float(jaccard(pred.mask, masks).mean())
 
 
+def cache_folder(kind: str, profile: Profile, name: str, key: dict) -> Path:
+    """``<home>/models/<profile>/<kind>-<name>-<hash of key>``: one folder per artifact,
+    named by everything that produced it."""
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+    return home() / "models" / profile.name / f"{kind}-{name}-{digest}"
+
+
+def fit_checkpointed(
+    folder: Path,
+    key: dict,
+    make_model: Callable[[], nn.Module],
+    make_loader: Callable[[torch.Generator], torch.utils.data.DataLoader],
+    run_epoch: Callable[..., dict],
+    epochs: int,
+    seed: int,
+    lr: float,
+    device: torch.device,
+    progress: bool,
+    desc: str,
+    state: dict | None = None,
+    stop_after_epoch: int | None = None,
+) -> TrainedModel:
+    """The loop shared by f and g: load-if-cached, resume, checkpoint every epoch.
+
+    ``run_epoch(model, optimizer, scaler, loader, state, use_amp)`` trains one epoch and
+    returns its history record; ``state`` holds tensors carried from step to step (LCE's
+    lambda) and is checkpointed with the weights, the optimiser and every random state.
+    """
+    final, checkpoint = folder / "final.pt", folder / "checkpoint.pt"
+    if final.exists():
+        saved = torch.load(final, map_location="cpu", weights_only=False)
+        model = make_model()
+        model.load_state_dict(saved["model"])
+        return TrainedModel(
+            model.to(device).to(memory_format=torch.channels_last), saved["history"], folder
+        )
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "key.json").write_text(json.dumps(key, indent=1, sort_keys=True))
+    seed_everything(seed)
+    model = make_model().to(device).to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    use_amp = device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    loader_gen = torch.Generator().manual_seed(seed)
+    loader = make_loader(loader_gen)
+    state = {k: v.to(device) for k, v in (state or {}).items()}
+    history, start_epoch = [], 0
+    if checkpoint.exists():
+        saved = torch.load(checkpoint, map_location=device, weights_only=False)
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scaler.load_state_dict(saved["scaler"])
+        state = {k: v.to(device) for k, v in saved["state"].items()}
+        history, start_epoch = saved["history"], saved["epoch"] + 1
+        _restore_random_states(saved["random"], loader_gen)
+
+    bar = tqdm(
+        range(start_epoch, epochs),
+        desc=desc,
+        initial=start_epoch,
+        total=epochs,
+        disable=not progress,
+        leave=False,
+    )
+    for epoch in bar:
+        model.train()
+        record = {"epoch": epoch + 1, **run_epoch(model, optimizer, scaler, loader, state, use_amp)}
+        history.append(record)
+        bar.set_postfix({k: f"{v:.3f}" for k, v in record.items() if k != "epoch"})
+        _atomic_save(
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scaler": scaler.state_dict(),
+                "state": state,
+                "history": history,
+                "epoch": epoch,
+                "random": _random_states(loader_gen),
+            },
+            checkpoint,
+        )
+        if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch < epochs:
+            bar.close()
+            return TrainedModel(model, history, folder, finished=False)
+    bar.close()
+    _atomic_save({"model": model.state_dict(), "history": history, "key": key}, final)
+    checkpoint.unlink(missing_ok=True)
+    return TrainedModel(model, history, folder)
+
+
 def fit_segmentation(
     profile: Profile,
     method: str,
@@ -149,58 +244,16 @@ def fit_segmentation(
     session had been cut off); calling again resumes.
     """
     device = device or pick_device()
-    progress = progress_enabled() if progress is None else progress
     key = training_key(profile, method, seed, data_root)
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
-    folder = home() / "models" / profile.name / f"f-{key['variant']}-seed{seed}-{digest}"
-    final, checkpoint = folder / "final.pt", folder / "checkpoint.pt"
+    variant = key["variant"]
+    folder = cache_folder("f", profile, f"{variant}-seed{seed}", key)
+    if (folder / "final.pt").exists():
+        train = val = None  # loading only: no need to decode the data
+    else:
+        train = ISIC2017(data_root, "train", profile.image_size, augment=True)
+        val = ISIC2017(data_root, "val", profile.image_size)
 
-    model = build_unet(profile, method)
-    if final.exists():
-        saved = torch.load(final, map_location="cpu", weights_only=False)
-        model.load_state_dict(saved["model"])
-        model = model.to(device).to(memory_format=torch.channels_last)
-        return TrainedModel(model, saved["history"], folder)
-
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "key.json").write_text(json.dumps(key, indent=1, sort_keys=True))
-    train = ISIC2017(data_root, "train", profile.image_size, augment=True)
-    val = ISIC2017(data_root, "val", profile.image_size)
-
-    seed_everything(seed)
-    model = build_unet(profile, method).to(device).to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameters(), lr=profile.lr)
-    use_amp = device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    loader_gen = torch.Generator().manual_seed(seed)
-    loader = torch.utils.data.DataLoader(
-        train,
-        batch_size=profile.batch_size,
-        shuffle=True,
-        generator=loader_gen,
-        pin_memory=use_amp,
-    )
-    lam = torch.tensor(LCE_LAMBDA0, device=device)
-    history, start_epoch = [], 0
-    if checkpoint.exists():
-        state = torch.load(checkpoint, map_location=device, weights_only=False)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scaler.load_state_dict(state["scaler"])
-        lam = state["lam"].to(device)
-        history, start_epoch = state["history"], state["epoch"] + 1
-        _restore_random_states(state["random"], loader_gen)
-
-    bar = tqdm(
-        range(start_epoch, profile.epochs_f),
-        desc=f"f[{method}] seed {seed}",
-        initial=start_epoch,
-        total=profile.epochs_f,
-        disable=not progress,
-        leave=False,
-    )
-    for epoch in bar:
-        model.train()
+    def run_epoch(model, optimizer, scaler, loader, state, use_amp):
         loss_sum = torch.zeros((), device=device)
         penalty_sum = torch.zeros((), device=device)
         seen = 0
@@ -209,13 +262,13 @@ def fit_segmentation(
             masks = masks.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
                 output = model(images)
-            if key["variant"] == "plain":
+            if variant == "plain":
                 loss = F.cross_entropy(output.float(), masks)
-            elif key["variant"] == "hcnn":
+            elif variant == "hcnn":
                 loss = hcnn_loss(*output, masks, samples=profile.hcnn_train_samples)
             else:
-                loss, penalty = lce_loss(*output, masks, lam)
-                lam = update_lambda(lam, penalty)
+                loss, penalty = lce_loss(*output, masks, state["lam"])
+                state["lam"] = update_lambda(state["lam"], penalty)
                 penalty_sum += penalty.detach() * len(images)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
@@ -224,34 +277,35 @@ def fit_segmentation(
             loss_sum += loss.detach() * len(images)
             seen += len(images)
         record = {
-            "epoch": epoch + 1,
             "loss": loss_sum.item() / seen,
             "val_jaccard": _validation_jaccard(model, val.images, val.masks, device),
         }
-        if key["variant"] == "lce":
+        if variant == "lce":
             record["penalty"] = penalty_sum.item() / seen
-            record["lambda"] = lam.item()
-        history.append(record)
-        bar.set_postfix(loss=f"{record['loss']:.3f}", val_J=f"{record['val_jaccard']:.3f}")
-        _atomic_save(
-            {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scaler": scaler.state_dict(),
-                "lam": lam,
-                "history": history,
-                "epoch": epoch,
-                "random": _random_states(loader_gen),
-            },
-            checkpoint,
-        )
-        if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch < profile.epochs_f:
-            bar.close()
-            return TrainedModel(model, history, folder, finished=False)
-    bar.close()
-    _atomic_save({"model": model.state_dict(), "history": history, "key": key}, final)
-    checkpoint.unlink(missing_ok=True)
-    return TrainedModel(model, history, folder)
+            record["lambda"] = state["lam"].item()
+        return record
+
+    return fit_checkpointed(
+        folder,
+        key,
+        make_model=lambda: build_unet(profile, method),
+        make_loader=lambda gen: torch.utils.data.DataLoader(
+            train,
+            batch_size=profile.batch_size,
+            shuffle=True,
+            generator=gen,
+            pin_memory=device.type == "cuda",
+        ),
+        run_epoch=run_epoch,
+        epochs=profile.epochs_f,
+        seed=seed,
+        lr=profile.lr,
+        device=device,
+        progress=progress_enabled() if progress is None else progress,
+        desc=f"f[{variant}] seed {seed}",
+        state={"lam": torch.tensor(LCE_LAMBDA0)} if variant == "lce" else None,
+        stop_after_epoch=stop_after_epoch,
+    )
 
 
 def predict_images(

@@ -140,3 +140,70 @@ def plot_uncertainty_vs_error(uncertainty, pred_masks, true_masks, jaccard_value
     axes[1].set(xlabel=f"mean {name} per image", ylabel="true Jaccard")
     fig.tight_layout()
     return fig
+
+
+def figure2_cases(jaccard_values, n: int = 4) -> list[int]:
+    """Test images for Figure 2, spread from the best segmentation to the worst."""
+    order = np.argsort(jaccard_values)[::-1]
+    picks = np.linspace(0, len(order) - 1, n).round().astype(int)
+    return [int(order[k]) for k in picks]
+
+
+def plot_figure2(sets: dict, indices: list[int] | None = None):
+    """The paper's Figure 2: for a few test images, each method's segmentation (green TP,
+    red FP, blue FN) above its uncertainty map (yellow sure, purple unsure). ``sets``
+    maps a method to its :class:`~segqual_lite.quality.SegmentationSet` on the test split."""
+    from .experiment import ROW_LABELS
+
+    first = next(iter(sets.values()))
+    indices = indices if indices is not None else figure2_cases(first.jaccard)
+    fig, axes = plt.subplots(
+        2 * len(sets),
+        len(indices),
+        figsize=(1.9 * len(indices), 1.9 * 2 * len(sets)),
+        squeeze=False,
+    )
+    for r, (method, seg) in enumerate(sets.items()):
+        for c, i in enumerate(indices):
+            top, bottom = axes[2 * r, c], axes[2 * r + 1, c]
+            top.imshow(error_overlay(seg.images[i], seg.masks[i], seg.true_masks[i]))
+            top.set_title(f"J = {seg.jaccard[i]:.2f}", fontsize=8)
+            bottom.imshow(seg.maps[i].numpy(), cmap="viridis_r")
+            if c == 0:
+                top.set_ylabel(ROW_LABELS[method], fontsize=8)
+                bottom.set_ylabel("uncertainty", fontsize=8)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    return fig
+
+
+def plot_figure3(predictions: list[dict], seed: int | None = None, threshold: float = 0.7):
+    """The paper's Figure 3: true against predicted Jaccard per row, with the 0.7 lines
+    (one seed, the first by default)."""
+    from .experiment import ROW_LABELS, TABLE_ROWS
+
+    seeds = sorted({int(p["seed"]) for p in predictions})
+    seed = seeds[0] if seed is None else seed
+    methods = [m for m in TABLE_ROWS if any(p["method"] == m for p in predictions)]
+    ncols = min(4, len(methods))
+    nrows = -(-len(methods) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3 * ncols, 3 * nrows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, method in zip(axes.flat, methods, strict=False):
+        rows = [p for p in predictions if p["method"] == method and int(p["seed"]) == seed]
+        true = np.array([float(p["true_jaccard"]) for p in rows])
+        pred = np.array([float(p["predicted_jaccard"]) for p in rows])
+        ax.axis("on")
+        ax.scatter(true, pred, s=8, alpha=0.6)
+        ax.plot([0, 1], [0, 1], c="grey", lw=0.8)
+        ax.axvline(threshold, ls=":", c="k", lw=0.8)
+        ax.axhline(threshold, ls=":", c="k", lw=0.8)
+        ax.set(xlim=(0, 1.02), ylim=(0, 1.02), title=ROW_LABELS[method])
+        ax.set_xlabel("true Jaccard", fontsize=8)
+        ax.set_ylabel("predicted Jaccard", fontsize=8)
+    fig.suptitle(f"seed {seed}: false positives sit top left, detected failures bottom left")
+    fig.tight_layout()
+    return fig

@@ -12,7 +12,7 @@ from .synthetic import (
     make_synthetic_isic,
     read_hard_cases,
 )
-from .transforms import RandomRot90, joint_augmentation
+from .transforms import RandomRot90, dihedral_augmentation, joint_augmentation
 
 __all__ = [
     "DEFAULT_HARD_CASE_SHARES",
@@ -25,6 +25,7 @@ __all__ = [
     "DataError",
     "RandomRot90",
     "check_isic2017",
+    "dihedral_augmentation",
     "download_isic2017",
     "draw_lesion",
     "joint_augmentation",

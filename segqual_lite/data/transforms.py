@@ -10,7 +10,7 @@ import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-__all__ = ["RandomRot90", "joint_augmentation"]
+__all__ = ["RandomRot90", "dihedral_augmentation", "joint_augmentation"]
 
 
 class RandomRot90(v2.Transform):
@@ -30,13 +30,17 @@ class RandomRot90(v2.Transform):
         return out
 
 
+def dihedral_augmentation() -> v2.Compose:
+    """Random horizontal and vertical flips and a random 90-degree rotation: the paper's
+    augmentation, for f's (image, mask) pairs and g's stacked inputs alike."""
+    return v2.Compose([v2.RandomHorizontalFlip(0.5), v2.RandomVerticalFlip(0.5), RandomRot90()])
+
+
 class _JointFlipRotate:
     """Callable ``(image, mask) -> (image, mask)`` over plain tensors."""
 
     def __init__(self):
-        self.transform = v2.Compose(
-            [v2.RandomHorizontalFlip(0.5), v2.RandomVerticalFlip(0.5), RandomRot90()]
-        )
+        self.transform = dihedral_augmentation()
 
     def __call__(self, image: torch.Tensor, mask: torch.Tensor):
         image, mask = self.transform(tv_tensors.Image(image), tv_tensors.Mask(mask))

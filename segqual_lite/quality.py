@@ -1,0 +1,261 @@
+"""The quality network g: its training data, its rows of Table 1, training and
+prediction (chapter 07).
+
+g regresses the Jaccard index of a segmentation (eq. 3 of the paper):
+``v_hat = g(x, y_hat, z)``. Each row of Table 1 feeds it differently:
+
+==================  =====================================  ==========
+row                 input                                  channels
+==================  =====================================  ==========
+``qualitynet``      x * y_hat (Huang et al. 2016)          3
+``no_uncertainty``  x, y_hat                               4
+``max_prob`` ...    x, y_hat, z (z from that method's f)   5
+==================  =====================================  ==========
+
+The baseline rows use the plain U-Net's deterministic mask. g learns from f's
+predictions on f's own *training* images (the paper's choice, ``train_split="train"``);
+another split can be chosen. Every map z is scaled to [0, 1] so that rows are comparable:
+by its largest possible value for the bounded maps (0.5 for 1 - max p, ln 2 for the
+entropy, 1 for 1 - c) and, for HCNN's unbounded sigma, by its 99th percentile on g's
+training images (values above are clipped to 1).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+from torchvision import tv_tensors
+
+from .config import Profile, pick_device
+from .data import ISIC2017, SPLITS, dihedral_augmentation
+from .metrics import jaccard
+from .models import QualityCNN
+from .training import (
+    cache_folder,
+    fit_checkpointed,
+    fit_segmentation,
+    predict_images,
+    progress_enabled,
+    training_key,
+)
+
+__all__ = [
+    "ROWS",
+    "SOURCE_METHOD",
+    "SegmentationSet",
+    "QualityDataset",
+    "in_channels",
+    "map_scale",
+    "segment_split",
+    "fit_quality",
+    "predict_quality",
+]
+
+ROWS = ("qualitynet", "no_uncertainty", "max_prob", "mc_dropout", "hcnn", "lce")
+# The method of f whose mask (and map) feeds each row.
+SOURCE_METHOD = {
+    "qualitynet": "max_prob",
+    "no_uncertainty": "max_prob",
+    "max_prob": "max_prob",
+    "mc_dropout": "mc_dropout",
+    "hcnn": "hcnn",
+    "lce": "lce",
+}
+MAP_MAXIMUM = {"max_prob": 0.5, "mc_dropout": math.log(2), "lce": 1.0}
+QUALITY_CODE_VERSION = 1
+
+
+def in_channels(row: str) -> int:
+    """Input channels of g for ``row``: 3 (x * y_hat), 4 (x, y_hat) or 5 (x, y_hat, z)."""
+    if row not in ROWS:
+        raise ValueError(f"unknown row {row!r}: choose one of {ROWS}")
+    return {"qualitynet": 3, "no_uncertainty": 4}.get(row, 5)
+
+
+@dataclass
+class SegmentationSet:
+    """f's output on one split: what g learns from or is tested on."""
+
+    ids: list[str]
+    images: torch.Tensor  # uint8 [N, 3, H, W]
+    true_masks: torch.Tensor  # uint8 [N, H, W]
+    masks: torch.Tensor  # uint8 [N, H, W], predicted
+    maps: torch.Tensor  # float32 [N, H, W], raw uncertainty (high = unsure)
+    jaccard: np.ndarray  # float64 [N], true Jaccard of each predicted mask
+
+
+def segment_split(
+    profile: Profile,
+    method: str,
+    seed: int,
+    data_root: str | Path,
+    split: str,
+    device: torch.device | None = None,
+) -> SegmentationSet:
+    """Run f (trained or loaded for ``method`` and ``seed``) over ``split``; cached.
+
+    MC-dropout and HCNN draw ``profile.mc_samples`` / ``profile.hcnn_samples`` samples
+    from a generator seeded by (seed, split), so the maps are reproducible.
+    """
+    device = device or pick_device()
+    f_key = training_key(profile, method, seed, data_root)
+    samples = {"mc_dropout": profile.mc_samples, "hcnn": profile.hcnn_samples}.get(method)
+    key = {"f": f_key, "method": method, "split": split, "samples": samples}
+    path = cache_folder("pred", profile, f"{method}-seed{seed}-{split}", key) / "outputs.pt"
+    ds = ISIC2017(data_root, split, profile.image_size)
+    if path.exists():
+        saved = torch.load(path, map_location="cpu", weights_only=False)
+    else:
+        f = fit_segmentation(profile, method, seed, data_root, device)
+        torch.manual_seed(seed * 10 + SPLITS.index(split))  # reproducible sampled maps
+        pred = predict_images(f.model, ds.images, method, samples=samples, device=device)
+        saved = {"masks": pred.mask.to(torch.uint8), "maps": pred.uncertainty.float()}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save(saved, tmp)
+        tmp.replace(path)
+    return SegmentationSet(
+        ids=ds.ids,
+        images=ds.images,
+        true_masks=ds.masks,
+        masks=saved["masks"],
+        maps=saved["maps"],
+        jaccard=jaccard(saved["masks"], ds.masks),
+    )
+
+
+def map_scale(method: str, train_maps: torch.Tensor) -> float:
+    """The divisor that brings ``method``'s map to [0, 1] (see the module docstring)."""
+    if method in MAP_MAXIMUM:
+        return MAP_MAXIMUM[method]
+    sample = train_maps.flatten()[:: max(1, train_maps.numel() // 1_000_000)]
+    return max(float(torch.quantile(sample.float(), 0.99)), 1e-6)
+
+
+class QualityDataset(torch.utils.data.Dataset):
+    """``(input, true Jaccard)`` pairs for one row; inputs assembled on the fly from
+    uint8 images and masks (memory stays small at paper scale)."""
+
+    def __init__(self, row: str, seg: SegmentationSet, scale: float, augment: bool = False):
+        self.row, self.seg, self.scale = row, seg, scale
+        self.channels = in_channels(row)
+        self.targets = torch.as_tensor(seg.jaccard, dtype=torch.float32)
+        self.augment = dihedral_augmentation() if augment else None
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def inputs(self, index) -> torch.Tensor:
+        """The input of g for ``index`` (an int or a slice), float32 [(B,) C, H, W]."""
+        image = self.seg.images[index].float() / 255
+        mask = self.seg.masks[index].float().unsqueeze(-3)
+        if self.row == "qualitynet":
+            return image * mask
+        parts = [image, mask]
+        if self.channels == 5:
+            parts.append((self.seg.maps[index].float() / self.scale).clamp(0, 1).unsqueeze(-3))
+        return torch.cat(parts, dim=-3)
+
+    def __getitem__(self, index: int):
+        x = self.inputs(index)
+        if self.augment is not None:
+            x = self.augment(tv_tensors.Image(x)).as_subclass(torch.Tensor)
+        return x, self.targets[index]
+
+
+def quality_key(profile: Profile, row: str, seed: int, data_root, train_split: str) -> dict:
+    method = SOURCE_METHOD[row]
+    return {
+        "code": QUALITY_CODE_VERSION,
+        "row": row,
+        "seed": seed,
+        "train_split": train_split,
+        "f": training_key(profile, method, seed, data_root),
+        "samples": {"mc_dropout": profile.mc_samples, "hcnn": profile.hcnn_samples}.get(method),
+        **{k: getattr(profile, k) for k in ("quality_widths", "epochs_g", "batch_size", "lr")},
+    }
+
+
+def fit_quality(
+    profile: Profile,
+    row: str,
+    seed: int,
+    data_root: str | Path,
+    train_split: str = "train",
+    device: torch.device | None = None,
+    progress: bool | None = None,
+    stop_after_epoch: int | None = None,
+):
+    """Train (or load) g for ``row`` and ``seed`` on f's predictions on ``train_split``.
+
+    MSE on the Jaccard index, Adam at the profile's learning rate, the profile's batch
+    size and ``epochs_g``, random flips and 90-degree rotations. Returns
+    ``(TrainedModel, scale)`` where ``scale`` normalises this row's map (1.0 without one).
+    """
+    device = device or pick_device()
+    method = SOURCE_METHOD[row]
+    train = segment_split(profile, method, seed, data_root, train_split, device)
+    scale = map_scale(method, train.maps) if in_channels(row) == 5 else 1.0
+    key = quality_key(profile, row, seed, data_root, train_split)
+    folder = cache_folder("g", profile, f"{row}-seed{seed}", key)
+    dataset = QualityDataset(row, train, scale, augment=True)
+
+    def run_epoch(model, optimizer, scaler, loader, state, use_amp):
+        loss_sum, seen = torch.zeros((), device=device), 0
+        for x, target in loader:
+            x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+            target = target.to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+                predicted = model(x)
+            loss = F.mse_loss(predicted.float(), target)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            loss_sum += loss.detach() * len(x)
+            seen += len(x)
+        return {"loss": loss_sum.item() / seen}
+
+    trained = fit_checkpointed(
+        folder,
+        key,
+        make_model=lambda: QualityCNN(in_channels(row), profile.quality_widths),
+        make_loader=lambda gen: torch.utils.data.DataLoader(
+            dataset,
+            batch_size=profile.batch_size,
+            shuffle=True,
+            generator=gen,
+            pin_memory=device.type == "cuda",
+        ),
+        run_epoch=run_epoch,
+        epochs=profile.epochs_g,
+        seed=seed,
+        lr=profile.lr,
+        device=device,
+        progress=progress_enabled() if progress is None else progress,
+        desc=f"g[{row}] seed {seed}",
+        stop_after_epoch=stop_after_epoch,
+    )
+    return trained, scale
+
+
+@torch.inference_mode()
+def predict_quality(
+    model: QualityCNN, row: str, seg: SegmentationSet, scale: float, batch_size: int = 64
+) -> np.ndarray:
+    """g's predicted Jaccard index for every image of ``seg`` (float64 [N])."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    dataset = QualityDataset(row, seg, scale)
+    out = []
+    for start in range(0, len(dataset), batch_size):
+        x = dataset.inputs(slice(start, start + batch_size)).to(device)
+        out.append(model(x.contiguous(memory_format=torch.channels_last)).float().cpu())
+    model.train(was_training)
+    return torch.cat(out).double().numpy()
