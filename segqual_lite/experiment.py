@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +31,7 @@ from tqdm.auto import tqdm
 
 from .config import Profile, pick_device
 from .data import ISIC2017, prepare_data
-from .metrics import METRICS, summarize
+from .metrics import METRICS, rmse, summarize
 from .quality import ROWS, SOURCE_METHOD, fit_quality, predict_quality, segment_split
 from .rca import choose_references, rca_scores
 from .training import cache_folder, progress_enabled, training_key
@@ -113,7 +114,11 @@ def table_from_predictions(predictions: list[dict]) -> list[dict]:
             rows = grouped[method][seed]
             true = np.array([float(r["true_jaccard"]) for r in rows])
             pred = np.array([float(r["predicted_jaccard"]) for r in rows])
-            per_seed.append(summarize(true, pred))
+            try:
+                per_seed.append(summarize(true, pred))
+            except ValueError as err:  # one class only: only RMSE is defined
+                warnings.warn(f"{method}, seed {seed}: {err}", stacklevel=2)
+                per_seed.append({m: rmse(true, pred) if m == "rmse" else np.nan for m in METRICS})
         for k, metric in enumerate(METRICS):
             values = np.array([in_paper_units(metric, s[metric]) for s in per_seed])
             paper = PAPER_TABLE1.get(method, [(float("nan"), float("nan"))] * 5)[k]
@@ -236,11 +241,11 @@ def run_grid(
     jobs = [(seed, row) for seed in seeds for row in rows]
     for seed, row in tqdm(jobs, desc=f"grid ({profile.name})", disable=not progress):
         if row == "rca":
-            test = segment_split(profile, "max_prob", seed, root, "test", device)
+            test = segment_split(profile, "max_prob", seed, root, "test", device, progress)
             scores = _rca_cached(profile, seed, root, test)
         else:
-            g, scale = fit_quality(profile, row, seed, root, train_split, device, progress=False)
-            test = segment_split(profile, SOURCE_METHOD[row], seed, root, "test", device)
+            g, scale = fit_quality(profile, row, seed, root, train_split, device, progress)
+            test = segment_split(profile, SOURCE_METHOD[row], seed, root, "test", device, progress)
             scores = predict_quality(g.model, row, test, scale)
         for image_id, true, pred in zip(test.ids, test.jaccard, scores, strict=True):
             predictions.append(
@@ -257,7 +262,9 @@ def run_grid(
     figures = {"figure3": plot_figure3(predictions, seed=seeds[0])}
     maps = [m for m in ("max_prob", "mc_dropout", "hcnn", "lce") if m in rows]
     if maps:
-        sets = {m: segment_split(profile, m, seeds[0], root, "test", device) for m in maps}
+        sets = {
+            m: segment_split(profile, m, seeds[0], root, "test", device, progress) for m in maps
+        }
         figures["figure2"] = plot_figure2(sets)
     write_results(result, out, profile.name, figures)
     result.out = out

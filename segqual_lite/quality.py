@@ -96,6 +96,7 @@ def segment_split(
     data_root: str | Path,
     split: str,
     device: torch.device | None = None,
+    progress: bool | None = None,
 ) -> SegmentationSet:
     """Run f (trained or loaded for ``method`` and ``seed``) over ``split``; cached.
 
@@ -111,7 +112,7 @@ def segment_split(
     if path.exists():
         saved = torch.load(path, map_location="cpu", weights_only=False)
     else:
-        f = fit_segmentation(profile, method, seed, data_root, device)
+        f = fit_segmentation(profile, method, seed, data_root, device, progress)
         torch.manual_seed(seed * 10 + SPLITS.index(split))  # reproducible sampled maps
         pred = predict_images(f.model, ds.images, method, samples=samples, device=device)
         saved = {"masks": pred.mask.to(torch.uint8), "maps": pred.uncertainty.float()}
@@ -199,7 +200,7 @@ def fit_quality(
     """
     device = device or pick_device()
     method = SOURCE_METHOD[row]
-    train = segment_split(profile, method, seed, data_root, train_split, device)
+    train = segment_split(profile, method, seed, data_root, train_split, device, progress)
     scale = map_scale(method, train.maps) if in_channels(row) == 5 else 1.0
     key = quality_key(profile, row, seed, data_root, train_split)
     folder = cache_folder("g", profile, f"{row}-seed{seed}", key)

@@ -1,0 +1,242 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # The quality network
+#
+# The second stage of the paper's system reads a segmentation and says how good it is.
+# A VGG-style network $g$ {footcite}`simonyan2015vgg` receives the image, the predicted
+# mask and, in the paper's proposal, the uncertainty map, and regresses the Jaccard index
+# of the segmentation (eq. 3 of {footcite}`devries2018leveraging`). This chapter builds
+# its training data, its variants (the rows of Table 1) and trains one.
+
+# %% [markdown] tags=["remove-cell"]
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/segqual-lite/segqual-lite/blob/main/notebooks/07_quality_network.ipynb)
+
+# %% [markdown]
+# **You will learn**
+#
+# - what $g$ sees in each row of Table 1, and how the uncertainty maps are normalised;
+# - where $g$'s training data comes from, and why that choice matters;
+# - how $g$ is trained, and what its predictions look like against the truth.
+
+# %% tags=["hide-input"]
+# Install segqual_lite when it is missing (Colab); an existing torch is kept.
+import importlib.util
+import subprocess
+import sys
+
+if importlib.util.find_spec("segqual_lite") is None:
+    REPO_URL = "https://github.com/segqual-lite/segqual-lite"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"git+{REPO_URL}"], check=True)
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+
+from segqual_lite import metrics
+from segqual_lite.config import start_chapter
+from segqual_lite.data import prepare_data
+from segqual_lite.models import QualityCNN
+from segqual_lite.quality import (
+    ROWS,
+    SOURCE_METHOD,
+    QualityDataset,
+    fit_quality,
+    in_channels,
+    map_scale,
+    predict_quality,
+    segment_split,
+)
+from segqual_lite.viz import to_hwc
+
+# %% tags=["parameters"]
+profile = "tiny"
+row = "max_prob"  # the row of Table 1 this chapter trains
+
+# %%
+P, device, seed = start_chapter(profile)
+root = prepare_data(P)
+
+# %% [markdown]
+# ## Equation 3
+#
+# For an image $x$, the segmentation $\hat y = f(x)$ and its uncertainty map $z$, the
+# quality network predicts
+#
+# $$
+# \hat v = g(x, \hat y, z) \in [0, 1], \tag{3}
+# $$
+#
+# trained to match the true Jaccard index $v = J(\hat y, y)$ with the mean squared error
+# $\frac1n \sum_t (\hat v_t - v_t)^2$. At test time no ground truth is needed: $g$ flags
+# a segmentation as a failure when $\hat v < 0.7$.
+#
+# $g$ is a small VGG-style CNN: blocks of two $3 \times 3$ convolutions with pooling,
+# global average pooling, one linear layer and a sigmoid. The paper trains it for 30
+# epochs with Adam ($10^{-3}$), batches of 16, and the same flips and rotations as $f$.
+
+# %%
+for name in ROWS:
+    g = QualityCNN(in_channels(name), P.quality_widths)
+    print(
+        f"{name:15s} {in_channels(name)} input channels, {sum(p.numel() for p in g.parameters()):,} parameters"
+    )
+
+# %% [markdown]
+# ## What $g$ sees, row by row
+#
+# - **QualityNet** {footcite}`huang2016qualitynet`: the image masked by the segmentation,
+#   $x \odot \hat y$ (3 channels);
+# - **No Uncertainty**: the image and the mask side by side, $(x, \hat y)$ (4 channels);
+# - **Max Probability, MC-dropout, HCNN, LCE**: $(x, \hat y, z)$ with the map of that
+#   method, from that method's U-Net (5 channels).
+#
+# The maps live on different scales: $1 - \max p \le 0.5$, an entropy $\le \ln 2$,
+# $1 - c \le 1$, and HCNN's $\sigma$ is unbounded. Each is divided by its largest
+# possible value, and $\sigma$ by its 99th percentile on $g$'s training images (clipped
+# at 1), so that every map enters $g$ in $[0, 1]$. For one training image:
+
+# %%
+train_sets = {
+    m: segment_split(P, m, seed, root, "train", device)
+    for m in ("max_prob", "mc_dropout", "hcnn", "lce")
+}
+i = int(np.argsort(train_sets["max_prob"].jaccard)[len(train_sets["max_prob"].jaccard) // 10])
+fig, axes = plt.subplots(1, 7, figsize=(15, 2.6))
+for ax, name in zip(axes[:2], ["qualitynet", "no_uncertainty"]):
+    x = QualityDataset(name, train_sets["max_prob"], 1.0)[i][0]
+    ax.imshow(to_hwc(x[:3]) if name == "qualitynet" else x[3], cmap="gray")
+    ax.set_title(
+        f"{name}:\n{'x * y_hat' if name == 'qualitynet' else 'y_hat (with x)'}", fontsize=8
+    )
+axes[2].imshow(to_hwc(train_sets["max_prob"].images[i]))
+axes[2].set_title("x", fontsize=8)
+for ax, method in zip(axes[3:], train_sets):
+    seg = train_sets[method]
+    x = QualityDataset(method, seg, map_scale(method, seg.maps))[i][0]
+    ax.imshow(x[4], cmap="viridis_r", vmin=0, vmax=1)
+    ax.set_title(f"{method}: z / scale\nJ = {seg.jaccard[i]:.2f}", fontsize=8)
+for ax in axes:
+    ax.axis("off")
+fig.tight_layout()
+
+# %% [markdown]
+# ## Where the training data comes from
+#
+# $g$ needs segmentations *with* known quality. The paper takes $f$'s predictions on
+# $f$'s own training images. That is cheap, but $f$ has seen those images: its masks
+# there tend to be better than on new images, so $g$ sees fewer failures in training than
+# it will meet at test time (the paper notes that its estimates rarely fall below 0.2).
+# Here is the quality of $f$'s segmentations on both splits:
+
+# %%
+seg_train = train_sets[SOURCE_METHOD[row]]
+seg_test = segment_split(P, SOURCE_METHOD[row], seed, root, "test", device)
+fig, ax = plt.subplots(figsize=(5.5, 2.8))
+bins = np.linspace(0, 1, 26)
+ax.hist(
+    seg_train.jaccard, bins=bins, alpha=0.6, density=True, label="training split (g learns here)"
+)
+ax.hist(seg_test.jaccard, bins=bins, alpha=0.6, density=True, label="test split")
+ax.axvline(0.7, c="k", ls=":")
+ax.set(xlabel="true Jaccard of f's mask", ylabel="density")
+ax.legend(fontsize=8)
+fig.tight_layout()
+for name, seg in [("training", seg_train), ("test", seg_test)]:
+    print(
+        f"{name:8s} split: mean J {seg.jaccard.mean():.3f}, {np.mean(seg.jaccard < 0.7):.0%} below 0.7"
+    )
+
+# %% [markdown]
+# `fit_quality(..., train_split=...)` can learn from another split instead; chapter 11
+# trains $g$ on out-of-fold predictions.
+#
+# ## Training $g$
+#
+# The row is a parameter of this chapter (`row` in the parameters cell); $g$ is trained
+# for the profile's `epochs_g`, or loaded from the cache when the results chapter or an
+# earlier run has trained it:
+
+# %%
+g, scale = fit_quality(P, row, seed, root, device=device)
+fig, ax = plt.subplots(figsize=(5, 2.8))
+ax.plot([h["epoch"] for h in g.history], [h["loss"] for h in g.history])
+ax.set(xlabel="epoch", ylabel="training MSE", title=f"g for row {row}, seed {seed}")
+fig.tight_layout()
+
+# %%
+predicted = predict_quality(g.model, row, seg_test, scale)
+summary = metrics.summarize(seg_test.jaccard, predicted)
+print({k: round(v, 3) for k, v in summary.items()})
+fig, ax = plt.subplots(figsize=(4, 4))
+ax.scatter(seg_test.jaccard, predicted, s=10, alpha=0.7)
+ax.plot([0, 1], [0, 1], c="grey", lw=0.8)
+ax.axvline(0.7, ls=":", c="k")
+ax.axhline(0.7, ls=":", c="k")
+ax.set(xlabel="true Jaccard", ylabel="predicted Jaccard", xlim=(0, 1.02), ylim=(0, 1.02))
+fig.tight_layout()
+
+# %% [markdown]
+# Points in the lower left are failures that $g$ caught; in the upper left, failures it
+# missed (false positives of the pass class); in the lower right, good segmentations it
+# would send to a person for nothing.
+#
+# ## Exercises
+#
+# ```{exercise}
+# :label: ex-g-constant
+# How much better than a constant is $g$? Compare its RMSE with that of always
+# predicting the mean true Jaccard of its training split.
+# ```
+#
+# ```{solution-start} ex-g-constant
+# :class: dropdown
+# ```
+
+# %%
+constant = np.full_like(seg_test.jaccard, seg_train.jaccard.mean())
+print(
+    f"g: RMSE {metrics.rmse(seg_test.jaccard, predicted):.3f} | constant: RMSE {metrics.rmse(seg_test.jaccard, constant):.3f}"
+)
+
+# %% [markdown]
+# ```{solution-end}
+# ```
+#
+# ```{exercise}
+# :label: ex-g-map-only
+# Is a learned $g$ needed at all? Score each test image by its mean (normalised)
+# uncertainty alone and compare the AUROC with $g$'s.
+# ```
+#
+# ```{solution-start} ex-g-map-only
+# :class: dropdown
+# ```
+
+# %%
+map_only = -seg_test.maps.float().mean(dim=(1, 2)).numpy()
+print(
+    f"AUROC: g {metrics.auroc(seg_test.jaccard, predicted):.3f} | mean map alone {metrics.auroc(seg_test.jaccard, map_only):.3f}"
+)
+
+# %% [markdown]
+# ```{solution-end}
+# ```
+#
+# ## Summary
+#
+# - $g$ regresses the Jaccard index (eq. 3) from $x \odot \hat y$, $(x, \hat y)$ or
+#   $(x, \hat y, z)$, the rows of Table 1; maps are normalised to $[0, 1]$.
+# - It learns from $f$'s predictions on $f$'s training images, as in the paper.
+# - Its predictions are judged with the metrics of chapter 08.
+#
+# ## References
+#
+# ```{footbibliography}
+# ```
