@@ -112,12 +112,17 @@ print(f"K = {len(refs)} references; {ref_features.shape[-1]} features per pixel"
 # references it segments best, with their Jaccard index:
 
 # %%
-cases = pick_cases(test.jaccard)
+# Degenerate masks (empty or full) give the classifier nothing to learn: pick among the rest.
+usable = np.flatnonzero(
+    (test.masks.flatten(1).float().mean(1) > 0).numpy()
+    & (test.masks.flatten(1).float().mean(1) < 1).numpy()
+)
+cases = {k: int(usable[v]) for k, v in pick_cases(test.jaccard[usable]).items()}
 features = pixel_features(test.images[[cases["good"], cases["poor"]]])
 fig, axes = plt.subplots(2, 4, figsize=(10, 5))
 for r, (label, i) in enumerate(cases.items()):
     predicted = reverse_classify(features[r], test.masks[i].numpy(), ref_features, seed=seed)
-    ref_j = jaccard(predicted, train.masks[refs]) if predicted is not None else np.zeros(len(refs))
+    ref_j = jaccard(predicted, train.masks[refs])
     axes[r, 0].imshow(error_overlay(test.images[i], test.masks[i], test.true_masks[i]))
     axes[r, 0].set_title(
         f"{label}: true J = {test.jaccard[i]:.2f}\nRCA = {ref_j.max():.2f}", fontsize=9

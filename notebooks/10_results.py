@@ -149,7 +149,7 @@ if cases:
 # ## Discussion
 #
 # On the `tiny` profile the data are synthetic, the images 64 px, the networks small and
-# the test split 150 images, of which only some fail; the lines above say how this run
+# the test split a few hundred images, of which only some fail; the lines above say how this run
 # compares with the paper. Several reasons make agreement fragile here, and they are
 # worth checking before reading much into any single difference:
 #

@@ -38,10 +38,10 @@ __all__ = [
 
 HARD_CASES = ("low_contrast", "multi_blob", "border_cut", "lazy_mask")
 DEFAULT_HARD_CASE_SHARES = {
-    "low_contrast": 0.15,
+    "low_contrast": 0.2,
     "multi_blob": 0.15,
     "border_cut": 0.15,
-    "lazy_mask": 0.08,
+    "lazy_mask": 0.03,
 }
 _SPLIT_CODE = {"train": 0, "val": 1, "test": 2}
 _ID_OFFSET = {"train": 0, "val": 100_000, "test": 200_000}
@@ -126,7 +126,7 @@ def draw_lesion(
             cy = rng.uniform(margin, max(margin + 1, h - margin))
         d = _blob(rng, h, w, cx, cy, r0)
         distances.append(d)
-        contrasts.append(rng.uniform(0.18, 0.32) if low else rng.uniform(0.75, 1.0))
+        contrasts.append(rng.uniform(0.1, 0.25) if low else rng.uniform(0.75, 1.0))
         if b > 0:
             contrasts[-1] *= rng.uniform(0.3, 0.6)
         inside = np.minimum(inside, d)
