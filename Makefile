@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROFILE ?= tiny
 
-.PHONY: book test lint format notebooks chromium clean
+.PHONY: book test lint format notebooks student chromium clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,5 +42,9 @@ format: $(STAMP)
 notebooks: $(STAMP)
 	$(BIN)/jupytext --to ipynb --update notebooks/[0-9][0-9]_*.py
 
+# Student copies of the chapters, exercise solutions removed, in student/.
+student: $(STAMP)
+	$(BIN)/python book/student.py --out student
+
 clean:
-	rm -rf _build
+	rm -rf _build student

@@ -72,6 +72,9 @@ def fetch_web_assets(out: Path) -> Path:
                     member.name = member.name[len(prefix) :]
                     tf.extract(member, dest, filter="data")
         stamp.write_text(tarball.name)
+    # Our own small scripts for the widget pages (book/web), beside the widget manager.
+    for script in sorted((REPO / "book" / "web").glob("*.js")):
+        shutil.copy2(script, web / "_widgets" / script.name)
     return web
 
 
@@ -109,7 +112,7 @@ def stage_sources(stage: Path, chapters: list[str], web: Path) -> list[str]:
         REPO / "book",
         stage / "book",
         dirs_exist_ok=True,
-        ignore=shutil.ignore_patterns("build.py", "__pycache__"),
+        ignore=shutil.ignore_patterns("build.py", "student.py", "web", "__pycache__"),
     )
     shutil.copytree(web, stage / "_web", dirs_exist_ok=True)
     notebooks = []

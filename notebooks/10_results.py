@@ -47,6 +47,7 @@ from segqual_lite.experiment import (
     run_grid,
     table_from_predictions,
 )
+from segqual_lite.explorer import explorer_cases, uncertainty_explorer
 from segqual_lite.metrics import auroc
 from segqual_lite.quality import segment_split
 from segqual_lite.viz import plot_figure2, plot_figure3
@@ -113,7 +114,8 @@ for method in ("max_prob", "mc_dropout", "hcnn", "lce"):
 # %% [markdown]
 # ## Figure 2: segmentations and their uncertainty maps
 #
-# For test images from the best segmentation to the worst (first seed), each method's
+# For the best, the median, a poor (10th percentile) and the worst test segmentation of
+# the first seed (ranked by the Max Probability U-Net), each method's
 # segmentation (green true positive, red false positive, blue false negative) above its
 # uncertainty map (yellow sure, purple unsure; each map on its own scale):
 
@@ -144,6 +146,25 @@ if cases:
     print(
         f"Max Probability, seed {P.seeds[0]}: {len(missed)} missed failures, {lazy} of them with a lazy mask"
     )
+
+# %% [markdown]
+# ## Explore the test cases
+#
+# Pick a method and slide through five of its test images, from its best segmentation
+# through typical ones to its worst: the image, the ground truth, the prediction (green
+# true positive, red false positive, blue false negative), the uncertainty map, and
+# the true and predicted Jaccard with their verdicts. On the website the explorer runs in
+# your browser without a Python kernel; in Jupyter or Colab it runs live.
+
+# %%
+predicted_j = {
+    (p["method"], p["image_id"]): p["predicted_jaccard"]
+    for p in result.predictions
+    if p["seed"] == P.seeds[0]
+}
+predicted = {m: np.array([predicted_j[(m, i)] for i in seg.ids]) for m, seg in sets.items()}
+explorer = uncertainty_explorer(explorer_cases(sets, predicted))
+explorer
 
 # %% [markdown]
 # ## Discussion

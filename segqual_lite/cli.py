@@ -5,6 +5,7 @@
     python -m segqual_lite data download DIR
     python -m segqual_lite reproduce --profile tiny|colab|paper [--data DIR] [--out DIR]
                                      [--rows ROW ...] [--seeds N ...]
+    python -m segqual_lite merge DIR [DIR ...] --out DIR
 
 Data faults exit with status 2 and a message naming each file, never a traceback.
 """
@@ -56,6 +57,15 @@ def _cmd_reproduce(args) -> int:
     return 0
 
 
+def _cmd_merge(args) -> int:
+    from .experiment import merge_results
+
+    result = merge_results(args.folders, args.out, args.profile or "")
+    print((result.out / "table1.md").read_text())
+    print(f"merged {len(args.folders)} result folders into {result.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m segqual_lite", description=__doc__.split("\n")[0]
@@ -91,6 +101,14 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--rows", nargs="+", help="a subset of the rows of Table 1")
     reproduce.add_argument("--seeds", nargs="+", type=int, help="a subset of the seeds")
     reproduce.set_defaults(func=_cmd_reproduce)
+
+    merge = commands.add_parser(
+        "merge", help="merge results of grid subsets (rows or seeds run apart) into one table"
+    )
+    merge.add_argument("folders", nargs="+", help="result folders holding predictions.csv")
+    merge.add_argument("--out", required=True, help="folder for the merged results")
+    merge.add_argument("--profile", help="profile name for the table's caption")
+    merge.set_defaults(func=_cmd_merge)
     return parser
 
 
@@ -101,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     except DataError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_DATA_ERROR
-    except ValueError as err:
+    except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_DATA_ERROR
 

@@ -48,6 +48,7 @@ __all__ = [
     "read_predictions",
     "write_results",
     "format_table_md",
+    "merge_results",
 ]
 
 TABLE_ROWS = ("rca", *ROWS)
@@ -289,3 +290,31 @@ def _rca_cached(profile: Profile, seed: int, root: Path, test) -> np.ndarray:
     np.save(tmp, scores)
     os.replace(tmp, path)
     return scores
+
+
+def merge_results(folders: list[str | Path], out: str | Path, profile_name: str = "") -> GridResult:
+    """Merge the ``predictions.csv`` of finished subsets of the grid (rows or seeds run
+    on different machines) into one set of results in ``out``.
+
+    The same (method, seed, image) may appear in several folders only with the same
+    values; anything else is an error naming both folders.
+    """
+    from .viz import plot_figure3
+
+    merged: dict[tuple, tuple[dict, Path]] = {}
+    for folder in map(Path, folders):
+        path = folder / "predictions.csv"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} is missing: run `reproduce --out {folder}` first")
+        for row in read_predictions(path):
+            key = (row["method"], row["seed"], row["image_id"])
+            if key in merged and merged[key][0] != row:
+                raise ValueError(
+                    f"{key} differs between {merged[key][1]} and {folder}: "
+                    "were they run with the same profile and data?"
+                )
+            merged[key] = (row, folder)
+    predictions = [row for row, _ in merged.values()]
+    result = GridResult(predictions, table_from_predictions(predictions), Path(out))
+    write_results(result, Path(out), profile_name, {"figure3": plot_figure3(predictions)})
+    return result

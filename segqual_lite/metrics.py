@@ -46,7 +46,7 @@ def _as_numpy(a) -> np.ndarray:
 
 
 def jaccard(pred_mask, true_mask) -> np.ndarray:
-    """Per-image Jaccard index |P ∩ T| / |P ∪ T| (eq. 1 of chapter 08).
+    """Per-image Jaccard index ``|P ∩ T| / |P ∪ T|`` (chapter 08).
 
     Masks are ``[B, H, W]`` (or one ``[H, W]`` image) torch tensors or numpy arrays; any
     non-zero value is foreground. Two empty masks agree perfectly: J = 1.

@@ -142,15 +142,16 @@ def plot_uncertainty_vs_error(uncertainty, pred_masks, true_masks, jaccard_value
     return fig
 
 
-def figure2_cases(jaccard_values, n: int = 4) -> list[int]:
-    """Test images for Figure 2, spread from the best segmentation to the worst."""
-    order = np.argsort(jaccard_values)[::-1]
-    picks = np.linspace(0, len(order) - 1, n).round().astype(int)
-    return [int(order[k]) for k in picks]
+def figure2_cases(jaccard_values, quantiles=(1.0, 0.5, 0.1, 0.0)) -> list[int]:
+    """Test images for Figure 2 at the given quantiles of the Jaccard index: by default
+    the best, the median, a poor one (10th percentile) and the worst."""
+    order = np.argsort(jaccard_values)  # worst first
+    return [int(order[round(q * (len(order) - 1))]) for q in quantiles]
 
 
 def plot_figure2(sets: dict, indices: list[int] | None = None):
-    """The paper's Figure 2: for a few test images, each method's segmentation (green TP,
+    """The paper's Figure 2: for a few test images (:func:`figure2_cases` of the first
+    method's Jaccard by default), each method's segmentation (green TP,
     red FP, blue FN) above its uncertainty map (yellow sure, purple unsure). ``sets``
     maps a method to its :class:`~segqual_lite.quality.SegmentationSet` on the test split."""
     from .experiment import ROW_LABELS
@@ -160,7 +161,7 @@ def plot_figure2(sets: dict, indices: list[int] | None = None):
     fig, axes = plt.subplots(
         2 * len(sets),
         len(indices),
-        figsize=(1.9 * len(indices), 1.9 * 2 * len(sets)),
+        figsize=(1.5 * len(indices), 1.5 * 2 * len(sets)),
         squeeze=False,
     )
     for r, (method, seg) in enumerate(sets.items()):

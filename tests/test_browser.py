@@ -108,3 +108,70 @@ def test_figures_load(served_site, browser):
         assert not failed
     finally:
         page.context.close()
+
+
+def visible_explorer_image(page) -> str:
+    """The src of the explorer image now on screen (the Stacks hide the others)."""
+    return page.evaluate(
+        """() => {
+            const imgs = [...document.querySelectorAll('.widget-image')]
+                .filter(i => i.offsetParent !== null && i.getBoundingClientRect().width > 0);
+            return imgs.length === 1 ? imgs[0].src : `visible images: ${imgs.length}`;
+        }"""
+    )
+
+
+def test_explorer_works_offline(served_site, browser):
+    page, blocked, failed, errors = open_page(browser, f"{served_site}/notebooks/10_results.html")
+    try:
+        page.wait_for_selector(".widget-dropdown select", timeout=30_000)
+        explorer = page.locator(".widget-vbox").filter(has=page.locator(".widget-dropdown")).first
+        explorer.scroll_into_view_if_needed()
+        first = visible_explorer_image(page)
+        assert first.startswith("blob:") or first.startswith("data:"), first
+        # Another method: the outer Stack follows the dropdown's index (jslink).
+        page.select_option(".widget-dropdown select", index=1)
+        page.wait_for_function(
+            "prev => { const i = [...document.querySelectorAll('.widget-image')]"
+            ".filter(i => i.offsetParent !== null); return i.length === 1 && i[0].src !== prev; }",
+            arg=first,
+            timeout=10_000,
+        )
+        second = visible_explorer_image(page)
+        # Another image: the inner Stacks follow the slider (jslink).
+        handle = page.locator(".widget-slider .noUi-handle").first
+        handle.focus()
+        handle.press("ArrowRight")
+        page.wait_for_function(
+            "prev => { const i = [...document.querySelectorAll('.widget-image')]"
+            ".filter(i => i.offsetParent !== null); return i.length === 1 && i[0].src !== prev; }",
+            arg=second,
+            timeout=10_000,
+        )
+        assert not [u for u in blocked if u.endswith((".js", ".css"))]
+        assert not failed and not errors, (failed, errors)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        explorer.screenshot(path=str(ARTIFACTS / "explorer.png"))
+    finally:
+        page.context.close()
+
+
+def test_results_page_stays_small(built_site):
+    html, _ = built_site
+    page = html / "notebooks" / "10_results.html"
+    images = AssetSizes.of(page)
+    assert page.stat().st_size + images < 3 * 2**20, "the explorer page exceeds 3 MB"
+
+
+class AssetSizes:
+    @staticmethod
+    def of(page: Path) -> int:
+        """Bytes of the images a page embeds from the site (its own figures)."""
+        import re
+
+        total = 0
+        for src in set(re.findall(r'<img[^>]+src="([^"]+)"', page.read_text())):
+            path = (page.parent / src.split("?")[0]).resolve()
+            if path.is_file():
+                total += path.stat().st_size
+        return total

@@ -72,3 +72,35 @@ def test_toc_lists_every_chapter():
     toc = (REPO / "_toc.yml").read_text()
     for source in SOURCES:
         assert f"notebooks/{source.stem}" in toc
+
+
+def _load_student_tool():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("student", REPO / "book" / "student.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_student_copies_drop_every_solution_and_keep_the_exercises(source):
+    nb = jupytext.read(source)
+    text = "\n".join(c.source for c in nb.cells)
+    student, removed = _load_student_tool().strip_solutions(nb)
+    student_text = "\n".join(c.source for c in student.cells)
+    assert removed == text.count("{solution-start}") >= 1
+    assert "{solution" not in student_text
+    assert student_text.count("{exercise}") == text.count("{exercise}")
+    # The code of every solution is gone; everything else is still there.
+    inside, solution_code = False, []
+    for cell in nb.cells:
+        if "{solution-start}" in cell.source:
+            inside = True
+        elif "{solution-end}" in cell.source:
+            inside = False
+        elif inside and cell.cell_type == "code":
+            solution_code.append(cell.source)
+    assert solution_code and all(code not in student_text for code in solution_code)
+    assert student_text.count("# Your solution here") == removed
+    nbformat.validate(student)

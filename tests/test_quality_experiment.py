@@ -216,3 +216,33 @@ def test_single_class_seed_gives_nan_with_a_warning():
     values = {r["metric"]: r["mean"] for r in table}
     assert values["rmse"] == pytest.approx(0.1)
     assert np.isnan(values["auroc"])
+
+
+def test_subsets_merge_into_the_full_table(grid_run, tmp_path, capsys):
+    from segqual_lite.cli import main as cli_main
+
+    first, *_ = grid_run
+    rows = experiment.read_predictions(first.out / "predictions.csv")
+    for name, keep in (("a", lambda r: r["seed"] == 0), ("b", lambda r: r["seed"] == 1)):
+        (tmp_path / name).mkdir()
+        part = experiment.GridResult([r for r in rows if keep(r)], [], None)
+        part.table = experiment.table_from_predictions(part.predictions)
+        experiment.write_results(part, tmp_path / name, GRID.name)
+    assert (
+        cli_main(["merge", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "m")])
+        == 0
+    )
+    merged = experiment.read_predictions(tmp_path / "m" / "predictions.csv")
+    assert sorted(map(str, merged)) == sorted(map(str, rows))
+    assert (tmp_path / "m" / "table1.md").read_text().splitlines()[2:] == (
+        first.out / "table1.md"
+    ).read_text().splitlines()[2:]
+    # Conflicting values for the same image are refused, naming the folders.
+    conflict = [dict(r, predicted_jaccard=0.5) if r["seed"] == 0 else r for r in rows[:5]]
+    (tmp_path / "c").mkdir()
+    experiment.write_results(experiment.GridResult(conflict, [], None), tmp_path / "c", "")
+    assert (
+        cli_main(["merge", str(tmp_path / "a"), str(tmp_path / "c"), "--out", str(tmp_path / "x")])
+        == 2
+    )
+    assert "differs between" in capsys.readouterr().err

@@ -18,9 +18,11 @@ class RandomRot90(v2.Transform):
     with no interpolation (``v2.RandomRotation`` would resample)."""
 
     def make_params(self, flat_inputs):
+        """Draw the number of quarter turns, shared by every input of one call."""
         return {"k": int(torch.randint(0, 4, ()).item())}
 
     def transform(self, inpt, params):
+        """Rotate one input (image, mask or plain tensor) by ``k`` quarter turns."""
         k = params["k"]
         if k == 0:
             return inpt
