@@ -35,7 +35,6 @@ if importlib.util.find_spec("segqual_lite") is None:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"git+{REPO_URL}"], check=True)
 
 # %%
-import numpy as np
 import torch
 
 from segqual_lite.config import start_chapter
@@ -109,19 +108,11 @@ fig = show_uncertainty_maps(
 
 # %%
 fig = plot_uncertainty_vs_error(pred.uncertainty, pred.mask, test.masks, test_j, "1 - max p")
-wrong = pred.mask != test.masks
-print(
-    f"mean uncertainty on wrong pixels {pred.uncertainty[wrong].mean():.3f}, "
-    f"on correct pixels {pred.uncertainty[~wrong].mean():.3f}"
-)
-print(
-    "correlation of per-image mean uncertainty with Jaccard: "
-    f"{np.corrcoef(pred.uncertainty.mean(dim=(1, 2)).numpy(), test_j)[0, 1]:.2f}"
-)
 
 # %% [markdown]
-# Wrong pixels carry far more uncertainty than right ones, and images with more
-# uncertainty tend to have lower Jaccard: the signal the quality network will exploit.
+# The line above measures the two things the quality network can exploit: how much more
+# uncertainty sits on wrong pixels than on right ones, and how strongly an image's mean
+# uncertainty goes with a low Jaccard index (a negative correlation).
 #
 # ## Exercises
 #

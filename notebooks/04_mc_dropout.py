@@ -41,7 +41,6 @@ import copy
 import math
 
 import matplotlib.pyplot as plt
-import numpy as np
 import torch
 
 from segqual_lite.config import seed_everything, start_chapter
@@ -183,10 +182,6 @@ print(f"largest difference to five full passes: {(fast - naive.cpu()).abs().max(
 
 # %%
 fig = plot_uncertainty_vs_error(mc.uncertainty, mc.mask, test.masks, test_j, "MC entropy")
-print(
-    "correlation of per-image mean entropy with Jaccard: "
-    f"{np.corrcoef(mc.uncertainty.mean(dim=(1, 2)).numpy(), test_j)[0, 1]:.2f}"
-)
 
 # %% [markdown]
 # ## Exercises

@@ -37,7 +37,6 @@ if importlib.util.find_spec("segqual_lite") is None:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"git+{REPO_URL}"], check=True)
 
 # %%
-import numpy as np
 import torch
 from torch.nn import functional as F
 
@@ -51,6 +50,7 @@ from segqual_lite.viz import (
     plot_learning_curve,
     plot_uncertainty_vs_error,
     show_uncertainty_maps,
+    uncertainty_error_summary,
 )
 
 # %% tags=["parameters"]
@@ -145,12 +145,10 @@ print(
 
 # %%
 fig = plot_uncertainty_vs_error(pred.uncertainty, pred.mask, test.masks, test_j, "sigma")
-for name, m in [("sigma", pred.uncertainty), ("entropy", pred.extras["entropy"])]:
-    wrong = pred.mask != test.masks
-    r = np.corrcoef(m.mean(dim=(1, 2)).numpy(), test_j)[0, 1]
-    print(
-        f"{name:8s} wrong/correct pixel ratio {m[wrong].mean() / m[~wrong].mean():5.1f} | corr. with Jaccard {r:.2f}"
-    )
+alt = uncertainty_error_summary(pred.extras["entropy"], pred.mask, test.masks, test_j)
+print(
+    f"sampled entropy: {alt['ratio']:.1f}x on wrong pixels; correlation with the Jaccard index {alt['image_correlation']:.2f}"
+)
 
 # %% [markdown]
 # ## Exercises

@@ -38,7 +38,6 @@ if importlib.util.find_spec("segqual_lite") is None:
 
 # %%
 import matplotlib.pyplot as plt
-import numpy as np
 import torch
 from torch.nn import functional as F
 
@@ -154,13 +153,6 @@ fig = show_uncertainty_maps(
 
 # %%
 fig = plot_uncertainty_vs_error(pred.uncertainty, pred.mask, test.masks, test_j, "1 - c")
-wrong = pred.mask != test.masks
-print(
-    f"mean 1 - c on wrong pixels {pred.uncertainty[wrong].mean():.3f}, on correct pixels {pred.uncertainty[~wrong].mean():.3f}"
-)
-print(
-    f"correlation of per-image mean with Jaccard: {np.corrcoef(pred.uncertainty.mean(dim=(1, 2)).numpy(), test_j)[0, 1]:.2f}"
-)
 
 # %% [markdown]
 # ## Exercises
@@ -201,6 +193,7 @@ print(f"task loss with hints {with_hints:.4f}, without {without:.4f}")
 # ```
 
 # %%
+wrong = pred.mask != test.masks
 cutoff = torch.quantile(pred.uncertainty.flatten()[::7], 0.95)  # a subsample is enough
 refused = pred.uncertainty > cutoff
 print(

@@ -147,7 +147,8 @@ def fit_checkpointed(
     folder: Path,
     key: dict,
     make_model: Callable[[], nn.Module],
-    make_loader: Callable[[torch.Generator], torch.utils.data.DataLoader],
+    dataset: torch.utils.data.Dataset | None,
+    batch_size: int,
     run_epoch: Callable[..., dict],
     epochs: int,
     seed: int,
@@ -160,7 +161,8 @@ def fit_checkpointed(
 ) -> TrainedModel:
     """The loop shared by f and g: load-if-cached, resume, checkpoint every epoch.
 
-    ``run_epoch(model, optimizer, scaler, loader, state, use_amp)`` trains one epoch and
+    Batches of ``dataset`` are shuffled by a generator seeded with ``seed`` (and restored on
+    resume). ``run_epoch(model, optimizer, scaler, loader, state, use_amp)`` trains one epoch and
     returns its history record; ``state`` holds tensors carried from step to step (LCE's
     lambda) and is checkpointed with the weights, the optimiser and every random state.
     """
@@ -181,7 +183,9 @@ def fit_checkpointed(
     use_amp = device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     loader_gen = torch.Generator().manual_seed(seed)
-    loader = make_loader(loader_gen)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size, shuffle=True, generator=loader_gen, pin_memory=use_amp
+    )
     state = {k: v.to(device) for k, v in (state or {}).items()}
     history, start_epoch = [], 0
     if checkpoint.exists():
@@ -289,13 +293,8 @@ def fit_segmentation(
         folder,
         key,
         make_model=lambda: build_unet(profile, method),
-        make_loader=lambda gen: torch.utils.data.DataLoader(
-            train,
-            batch_size=profile.batch_size,
-            shuffle=True,
-            generator=gen,
-            pin_memory=device.type == "cuda",
-        ),
+        dataset=train,
+        batch_size=profile.batch_size,
         run_epoch=run_epoch,
         epochs=profile.epochs_f,
         seed=seed,

@@ -9,7 +9,20 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-__all__ = ["to_hwc", "mask_outline", "error_overlay", "show_grid"]
+__all__ = [
+    "to_hwc",
+    "mask_outline",
+    "error_overlay",
+    "show_grid",
+    "plot_learning_curve",
+    "pick_cases",
+    "show_uncertainty_maps",
+    "uncertainty_error_summary",
+    "plot_uncertainty_vs_error",
+    "figure2_cases",
+    "plot_figure2",
+    "plot_figure3",
+]
 
 
 def to_hwc(image) -> np.ndarray:
@@ -125,9 +138,24 @@ def show_uncertainty_maps(
     return fig
 
 
+def uncertainty_error_summary(uncertainty, pred_masks, true_masks, jaccard_values) -> dict:
+    """How a map tracks mistakes: its mean on wrong and on correct pixels, their ratio,
+    and the correlation of each image's mean map with its Jaccard index."""
+    u = np.asarray(uncertainty, dtype=np.float64)
+    wrong = np.asarray(pred_masks).astype(bool) != np.asarray(true_masks).astype(bool)
+    on_wrong, on_right = float(u[wrong].mean()), float(u[~wrong].mean())
+    return {
+        "wrong_pixels": on_wrong,
+        "correct_pixels": on_right,
+        "ratio": on_wrong / max(on_right, 1e-12),
+        "image_correlation": float(np.corrcoef(u.mean(axis=(1, 2)), jaccard_values)[0, 1]),
+    }
+
+
 def plot_uncertainty_vs_error(uncertainty, pred_masks, true_masks, jaccard_values, name: str):
-    """Two views of whether the map tracks mistakes: mean uncertainty on wrong and right
-    pixels, and per image mean uncertainty against the Jaccard index."""
+    """Two views of whether the map tracks mistakes: its distribution on wrong and right
+    pixels, and per image its mean against the Jaccard index; prints the summary of
+    :func:`uncertainty_error_summary`."""
     u = np.asarray(uncertainty, dtype=np.float64)
     wrong = np.asarray(pred_masks).astype(bool) != np.asarray(true_masks).astype(bool)
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
@@ -139,6 +167,12 @@ def plot_uncertainty_vs_error(uncertainty, pred_masks, true_masks, jaccard_value
     axes[1].axhline(0.7, ls=":", c="grey")
     axes[1].set(xlabel=f"mean {name} per image", ylabel="true Jaccard")
     fig.tight_layout()
+    s = uncertainty_error_summary(u, pred_masks, true_masks, jaccard_values)
+    print(
+        f"{name}: mean {s['wrong_pixels']:.3f} on wrong pixels, {s['correct_pixels']:.3f} on "
+        f"correct ones ({s['ratio']:.1f}x); correlation of the per-image mean with the "
+        f"Jaccard index {s['image_correlation']:.2f}"
+    )
     return fig
 
 
