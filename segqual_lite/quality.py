@@ -22,6 +22,7 @@ training images (values above are clipped to 1).
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,7 +109,7 @@ def segment_split(
     samples = {"mc_dropout": profile.mc_samples, "hcnn": profile.hcnn_samples}.get(method)
     key = {"f": f_key, "method": method, "split": split, "samples": samples}
     path = cache_folder("pred", profile, f"{method}-seed{seed}-{split}", key) / "outputs.pt"
-    ds = ISIC2017(data_root, split, profile.image_size)
+    ds = _decoded_split(str(Path(data_root).resolve()), split, profile.image_size)
     if path.exists():
         saved = torch.load(path, map_location="cpu", weights_only=False)
     else:
@@ -128,6 +129,12 @@ def segment_split(
         maps=saved["maps"],
         jaccard=jaccard(saved["masks"], ds.masks),
     )
+
+
+@functools.lru_cache(maxsize=4)
+def _decoded_split(root: str, split: str, size: int) -> ISIC2017:
+    """Decode a split once per process: the grid asks for the same split many times."""
+    return ISIC2017(root, split, size)
 
 
 def map_scale(method: str, train_maps: torch.Tensor) -> float:
