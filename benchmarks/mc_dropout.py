@@ -27,18 +27,23 @@ def naive_mc_dropout(model, x, samples):
     return mean, entropy(mean)
 
 
-def timed(fn, device, repeats):
-    times, out = [], None
-    for _ in range(repeats):
-        seed_everything(0)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t = time.perf_counter()
-        out = fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times), out
+def timed_together(fns: dict, device, repeats):
+    """Median seconds of each function, the repeats interleaved so that drifts of the
+    machine (frequency, other load) hit every contender alike; outputs of the last run."""
+    times = {name: [] for name in fns}
+    outputs = {}
+    for r in range(repeats):
+        names = list(fns)
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            seed_everything(0)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            t = time.perf_counter()
+            outputs[name] = fns[name]()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            times[name].append(time.perf_counter() - t)
+    return {name: statistics.median(v) for name, v in times.items()}, outputs
 
 
 def main() -> None:
@@ -60,15 +65,21 @@ def main() -> None:
         f"device={device} threads={torch.get_num_threads()} T={T} batch={args.batch} "
         f"{args.size}px width {args.width}"
     )
-    timed(lambda: predict(trained, x, "mc_dropout", T), device, 1)  # warm-up
-    t_fast, fast = timed(lambda: predict(trained, x, "mc_dropout", T), device, args.repeats)
-    t_cl, (cl_probs, cl_h) = timed(
-        lambda: naive_mc_dropout(trained, x.contiguous(memory_format=torch.channels_last), T),
+    x_cl = x.contiguous(memory_format=torch.channels_last)
+    times, out = timed_together(
+        {
+            "predict": lambda: predict(trained, x, "mc_dropout", T),
+            "naive_cl": lambda: naive_mc_dropout(trained, x_cl, T),
+            "naive_default": lambda: naive_mc_dropout(default, x, T),
+        },
         device,
-        args.repeats,
+        args.repeats + 1,
     )
-    t_default, (default_probs, _) = timed(
-        lambda: naive_mc_dropout(default, x, T), device, args.repeats
+    t_fast, t_cl, t_default = times["predict"], times["naive_cl"], times["naive_default"]
+    fast, (cl_probs, cl_h), (default_probs, _) = (
+        out["predict"],
+        out["naive_cl"],
+        out["naive_default"],
     )
     print(f"predict (prefix once, channels_last): {t_fast * 1000:8.1f} ms")
     print(

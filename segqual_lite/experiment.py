@@ -178,7 +178,8 @@ def _csv_text(rows: list[dict], fields: list[str]) -> str:
     writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     for r in rows:
-        writer.writerow({k: (f"{r[k]:.6f}" if isinstance(r[k], float) else r[k]) for k in fields})
+        # repr: the shortest text that reads back to the same float, so tables recompute exactly
+        writer.writerow({k: (repr(r[k]) if isinstance(r[k], float) else r[k]) for k in fields})
     return buf.getvalue()
 
 

@@ -60,7 +60,7 @@ __all__ = [
 
 # max_prob and mc_dropout read different maps off the same plain U-Net.
 VARIANT_OF = {"max_prob": "plain", "mc_dropout": "plain", "hcnn": "hcnn", "lce": "lce"}
-TRAINING_CODE_VERSION = 1  # bump when the training loop changes what it produces
+TRAINING_CODE_VERSION = 2  # bump when the training loop changes what it produces
 
 
 def progress_enabled() -> bool:

@@ -52,10 +52,10 @@ def test_unet_outputs_and_heads():
 def test_dropout_sits_in_the_central_blocks():
     net = UNet(width=4, depth=4)
     drop = [type(m).__name__ for m in net.encoder_dropout]
-    assert drop == ["Identity", "Identity", "Dropout", "Dropout"]
+    assert drop == ["Identity", "Identity", "MCDropout", "MCDropout"]
     assert [type(m).__name__ for m in net.decoder_dropout] == [
-        "Dropout",
-        "Dropout",
+        "MCDropout",
+        "MCDropout",
         "Identity",
         "Identity",
     ]
@@ -249,3 +249,19 @@ def test_lambda_moves_the_right_way_around_the_budget():
     assert update_lambda(lam, torch.tensor(0.1), budget=0.3) == pytest.approx(0.1 / 1.01)
     # Penalty over the budget: push confidence up by weighting the penalty more.
     assert update_lambda(lam, torch.tensor(0.5), budget=0.3) == pytest.approx(0.1 / 0.99)
+
+
+def test_mc_dropout_module_matches_dropout_in_distribution():
+    from segqual_lite.models import MCDropout
+
+    drop = MCDropout(0.5).train()
+    x = torch.ones(200_000)
+    torch.manual_seed(0)
+    y = drop(x)
+    kept = (y != 0).float().mean().item()
+    assert kept == pytest.approx(0.5, abs=0.01)
+    assert set(y.unique().tolist()) == {0.0, 2.0}  # survivors scaled by 1 / (1 - p)
+    assert y.mean().item() == pytest.approx(1.0, abs=0.02)  # unbiased
+    assert torch.equal(drop.eval()(x), x)
+    assert torch.equal(MCDropout(1.0).train()(x), torch.zeros_like(x))
+    assert isinstance(drop, nn.Dropout)
