@@ -124,11 +124,13 @@ def stage_sources(stage: Path, chapters: list[str], web: Path) -> list[str]:
     return notebooks
 
 
-def execute_chapter(chapter: str, stage: Path, profile: str, env_dir: Path) -> bool:
-    """Run one chapter with papermill into the stage; return False when the cache held."""
+def execute_chapter(chapter: str, stage: Path, profile: str, env_dir: Path, package: str) -> bool:
+    """Run one chapter with papermill into the stage; return False when the cache held.
+
+    ``package`` is :func:`package_digest`, computed once per build."""
     src, dst = REPO / f"{chapter}.ipynb", stage / f"{chapter}.ipynb"
     fingerprint = hashlib.sha256(
-        b"|".join([src.read_bytes(), package_digest().encode(), profile.encode()])
+        b"|".join([src.read_bytes(), package.encode(), profile.encode()])
     ).hexdigest()
     if dst.exists():
         old = nbformat.read(dst, as_version=4).metadata.get(FINGERPRINT_KEY)
@@ -210,8 +212,9 @@ def build(profile: str, out: Path) -> Path:
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
+        package = package_digest()
         for chapter in notebooks:
-            execute_chapter(chapter, stage, profile, REPO)
+            execute_chapter(chapter, stage, profile, REPO, package)
     finally:
         for key, value in saved.items():
             if value is None:
