@@ -44,6 +44,7 @@ import numpy as np
 from segqual_lite import metrics
 from segqual_lite.config import start_chapter
 from segqual_lite.data import ISIC2017, prepare_data
+from segqual_lite.experiment import rca_cached
 from segqual_lite.metrics import jaccard
 from segqual_lite.quality import fit_quality, predict_quality, segment_split
 from segqual_lite.rca import choose_references, pixel_features, rca_scores, reverse_classify
@@ -140,7 +141,7 @@ fig.tight_layout()
 # On every test image:
 
 # %%
-scores, best = rca_scores(test.images, test.masks, train.images[refs], train.masks[refs], seed)
+scores = rca_cached(P, seed, root, test)  # rca_scores with these references, cached
 print("RCA", {k: round(v, 3) for k, v in metrics.summarize(test.jaccard, scores).items()})
 fig, ax = plt.subplots(figsize=(4, 4))
 ax.scatter(test.jaccard, scores, s=10, alpha=0.7, label="RCA")

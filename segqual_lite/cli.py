@@ -48,13 +48,22 @@ def _cmd_reproduce(args) -> int:
     result = run_grid(
         profile,
         rows=tuple(args.rows or TABLE_ROWS),
-        seeds=tuple(args.seeds) if args.seeds else None,
+        seeds=_seeds(args),
         data_root=args.data,
         out=args.out,
     )
     print((result.out / "table1.md").read_text())
+    if args.beyond:
+        from .beyond import run_beyond
+
+        beyond = run_beyond(profile, _seeds(args), args.data, args.out)
+        print((beyond.out / "beyond.md").read_text())
     print(f"results in {result.out}")
     return 0
+
+
+def _seeds(args):
+    return tuple(args.seeds) if args.seeds else None
 
 
 def _cmd_merge(args) -> int:
@@ -100,6 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--out", help="results folder (default: _build/results/<profile>)")
     reproduce.add_argument("--rows", nargs="+", help="a subset of the rows of Table 1")
     reproduce.add_argument("--seeds", nargs="+", type=int, help="a subset of the seeds")
+    reproduce.add_argument(
+        "--beyond",
+        action="store_true",
+        help="also run chapter 11's rows (cross-fitting, ensemble, TTA) and write beyond.csv",
+    )
     reproduce.set_defaults(func=_cmd_reproduce)
 
     merge = commands.add_parser(

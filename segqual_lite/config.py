@@ -55,6 +55,7 @@ class Profile:
     hcnn_samples: int
     hcnn_train_samples: int
     rca_references: int
+    crossfit_folds: int
 
     def with_(self, **changes) -> Profile:
         """A copy with some fields changed (for exercises and quick experiments)."""
@@ -87,6 +88,7 @@ PROFILES: dict[str, Profile] = {
         hcnn_samples=100,
         hcnn_train_samples=10,
         rca_references=20,
+        crossfit_folds=2,
     ),
     "colab": Profile(
         name="colab",
@@ -107,6 +109,7 @@ PROFILES: dict[str, Profile] = {
         hcnn_samples=100,
         hcnn_train_samples=25,
         rca_references=20,
+        crossfit_folds=3,
     ),
     "paper": Profile(
         name="paper",
@@ -127,6 +130,7 @@ PROFILES: dict[str, Profile] = {
         hcnn_samples=100,
         hcnn_train_samples=100,
         rca_references=20,
+        crossfit_folds=5,
     ),
 }
 

@@ -32,7 +32,14 @@ from tqdm.auto import tqdm
 from .config import Profile, pick_device
 from .data import ISIC2017, prepare_data
 from .metrics import METRICS, rmse, summarize
-from .quality import ROWS, SOURCE_METHOD, fit_quality, predict_quality, segment_split
+from .quality import (
+    BEYOND_ROWS,
+    ROWS,
+    SOURCE_METHOD,
+    fit_quality,
+    predict_quality,
+    segment_split,
+)
 from .rca import choose_references, rca_scores
 from .training import cache_folder, progress_enabled, training_key
 
@@ -44,7 +51,12 @@ __all__ = [
     "GridResult",
     "results_dir",
     "run_grid",
+    "predict_rows",
+    "rca_cached",
     "table_from_predictions",
+    "seed_metrics",
+    "per_seed_arrays",
+    "mean_std",
     "read_predictions",
     "write_results",
     "format_table_md",
@@ -105,31 +117,52 @@ def _rows_of(predictions: list[dict]) -> dict:
     return grouped
 
 
+def seed_metrics(method: str, seed: int, true: np.ndarray, pred: np.ndarray) -> dict:
+    """The five metrics of one row and seed as fractions; when the test set holds only
+    one class, only RMSE is defined and the others are NaN (with a warning)."""
+    try:
+        return summarize(true, pred)
+    except ValueError as err:
+        warnings.warn(f"{method}, seed {seed}: {err}", stacklevel=3)
+        return {m: rmse(true, pred) if m == "rmse" else np.nan for m in METRICS}
+
+
+def per_seed_arrays(predictions: list[dict]) -> dict:
+    """``{method: {seed: (true Jaccard [N], predicted Jaccard [N])}}``."""
+    return {
+        method: {
+            seed: (
+                np.array([float(r["true_jaccard"]) for r in rows]),
+                np.array([float(r["predicted_jaccard"]) for r in rows]),
+            )
+            for seed, rows in sorted(by_seed.items())
+        }
+        for method, by_seed in _rows_of(predictions).items()
+    }
+
+
+def mean_std(values) -> tuple[float, float]:
+    """Mean and sample std (ddof = 1; 0 for a single value) over seeds."""
+    values = np.asarray(values, dtype=float)
+    return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
+
+
 def table_from_predictions(predictions: list[dict]) -> list[dict]:
     """Table 1 in long format from per-image predictions (see the module docstring)."""
-    grouped = _rows_of(predictions)
+    arrays = per_seed_arrays(predictions)
     table = []
-    for method in [m for m in TABLE_ROWS if m in grouped] + sorted(set(grouped) - set(TABLE_ROWS)):
-        per_seed = []
-        for seed in sorted(grouped[method]):
-            rows = grouped[method][seed]
-            true = np.array([float(r["true_jaccard"]) for r in rows])
-            pred = np.array([float(r["predicted_jaccard"]) for r in rows])
-            try:
-                per_seed.append(summarize(true, pred))
-            except ValueError as err:  # one class only: only RMSE is defined
-                warnings.warn(f"{method}, seed {seed}: {err}", stacklevel=2)
-                per_seed.append({m: rmse(true, pred) if m == "rmse" else np.nan for m in METRICS})
+    for method in [m for m in TABLE_ROWS if m in arrays] + sorted(set(arrays) - set(TABLE_ROWS)):
+        per_seed = [seed_metrics(method, s, *arrays[method][s]) for s in arrays[method]]
         for k, metric in enumerate(METRICS):
-            values = np.array([in_paper_units(metric, s[metric]) for s in per_seed])
+            mean, std = mean_std([in_paper_units(metric, s[metric]) for s in per_seed])
             paper = PAPER_TABLE1.get(method, [(float("nan"), float("nan"))] * 5)[k]
             table.append(
                 {
                     "method": method,
                     "metric": metric,
-                    "mean": float(values.mean()),
-                    "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
-                    "n_seeds": len(values),
+                    "mean": mean,
+                    "std": std,
+                    "n_seeds": len(per_seed),
                     "paper_mean": paper[0],
                     "paper_std": paper[1],
                 }
@@ -209,9 +242,13 @@ def write_results(result: GridResult, out: Path, profile_name: str, figures: dic
     _atomic_text(out / "table1.csv", _csv_text(result.table, TABLE_FIELDS))
     _atomic_text(out / "table1.md", format_table_md(result.table, profile_name))
     for name, fig in (figures or {}).items():
-        tmp = out / f".{name}.tmp.png"
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")
-        os.replace(tmp, out / f"{name}.png")
+        _save_figure(fig, out / f"{name}.png")
+
+
+def _save_figure(fig, path: Path) -> None:
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    os.replace(tmp, path)
 
 
 def run_grid(
@@ -239,26 +276,7 @@ def run_grid(
     device = device or pick_device()
     progress = progress_enabled() if progress is None else progress
     root = Path(data_root) if data_root else prepare_data(profile)
-    predictions = []
-    jobs = [(seed, row) for seed in seeds for row in rows]
-    for seed, row in tqdm(jobs, desc=f"grid ({profile.name})", disable=not progress):
-        if row == "rca":
-            test = segment_split(profile, "max_prob", seed, root, "test", device, progress)
-            scores = _rca_cached(profile, seed, root, test)
-        else:
-            g, scale = fit_quality(profile, row, seed, root, train_split, device, progress)
-            test = segment_split(profile, SOURCE_METHOD[row], seed, root, "test", device, progress)
-            scores = predict_quality(g.model, row, test, scale)
-        for image_id, true, pred in zip(test.ids, test.jaccard, scores, strict=True):
-            predictions.append(
-                {
-                    "method": row,
-                    "seed": seed,
-                    "image_id": image_id,
-                    "true_jaccard": float(true),
-                    "predicted_jaccard": float(pred),
-                }
-            )
+    predictions = predict_rows(profile, rows, seeds, root, device, progress, train_split)
     result = GridResult(predictions, table_from_predictions(predictions), None)
     out = Path(out) if out else results_dir(profile)
     figures = {"figure3": plot_figure3(predictions, seed=seeds[0])}
@@ -273,8 +291,49 @@ def run_grid(
     return result
 
 
-def _rca_cached(profile: Profile, seed: int, root: Path, test) -> np.ndarray:
-    """RCA scores for the plain U-Net's test masks of ``seed``, cached like a model."""
+def predict_rows(
+    profile: Profile,
+    rows: tuple[str, ...],
+    seeds: tuple[int, ...],
+    root: Path,
+    device: torch.device,
+    progress: bool,
+    train_split: str = "train",
+) -> list[dict]:
+    """Per-image predictions ``{method, seed, image_id, true_jaccard,
+    predicted_jaccard}`` of every row (Table 1's or chapter 11's) for every seed; models
+    and maps are trained or loaded from the cache."""
+    unknown = set(rows) - {*TABLE_ROWS, *BEYOND_ROWS}
+    if unknown:
+        raise ValueError(
+            f"unknown row(s) {sorted(unknown)}: choose from {TABLE_ROWS + BEYOND_ROWS}"
+        )
+    predictions = []
+    jobs = [(seed, row) for seed in seeds for row in rows]
+    for seed, row in tqdm(jobs, desc=f"grid ({profile.name})", disable=not progress):
+        if row == "rca":
+            test = segment_split(profile, "max_prob", seed, root, "test", device, progress)
+            scores = rca_cached(profile, seed, root, test)
+        else:
+            g, scale = fit_quality(profile, row, seed, root, train_split, device, progress)
+            test = segment_split(profile, SOURCE_METHOD[row], seed, root, "test", device, progress)
+            scores = predict_quality(g.model, row, test, scale)
+        for image_id, true, pred in zip(test.ids, test.jaccard, scores, strict=True):
+            predictions.append(
+                {
+                    "method": row,
+                    "seed": seed,
+                    "image_id": image_id,
+                    "true_jaccard": float(true),
+                    "predicted_jaccard": float(pred),
+                }
+            )
+    return predictions
+
+
+def rca_cached(profile: Profile, seed: int, root: Path, test) -> np.ndarray:
+    """RCA scores (:func:`~segqual_lite.rca.rca_scores`) for the plain U-Net's test masks
+    ``test`` of ``seed``, with the profile's references; cached like a model."""
     key = {
         "code": 1,
         "f": training_key(profile, "max_prob", seed, root),

@@ -9,6 +9,11 @@ Conventions (DeVries & Taylor 2018, section 4.2, and DESIGN section 2):
   ``average_precision_score(fail, -score)``: scikit-learn's step-wise average precision,
   not the trapezoidal area under the PR curve.
 * All values are fractions; tables multiply all but RMSE by 100, as the paper does.
+
+Risk-coverage (chapter 11): the cases are accepted automatically from the highest
+predicted Jaccard down; at coverage k/N the k accepted cases have a mean true Jaccard
+and a *risk* of one minus it. Among equal predictions the order is random, and the
+curve is its expectation (so a constant prediction gives the random order's curve).
 """
 
 from __future__ import annotations
@@ -33,10 +38,17 @@ __all__ = [
     "aupr_fail",
     "summarize",
     "aupr_conventions",
+    "AUTOMATION_TARGET",
+    "RISK_METRICS",
+    "risk_coverage",
+    "aurc",
+    "automation_rate",
 ]
 
 FAILURE_THRESHOLD = 0.7
 METRICS = ("rmse", "detection_error", "auroc", "aupr_pass", "aupr_fail")
+AUTOMATION_TARGET = 0.8
+RISK_METRICS = ("aurc", "automation_at_0.8")
 
 
 def _as_numpy(a) -> np.ndarray:
@@ -172,3 +184,36 @@ def aupr_conventions(true_j, pred_j, positive: str = "pass", threshold: float = 
         "trapezoid": float(auc(recall, precision)),
         "balanced_trapezoid": float(auc(tpr, balanced)),
     }
+
+
+def risk_coverage(true_j, pred_j) -> tuple[np.ndarray, np.ndarray]:
+    """The risk-coverage curve as ``(coverage, accepted_jaccard)``, both of length N.
+
+    ``coverage[k - 1] = k / N`` and ``accepted_jaccard[k - 1]`` is the mean true Jaccard
+    of the k cases with the highest predicted Jaccard. Cases with equal predictions are
+    accepted in random order and the curve is the expected one: each tied group counts
+    with its mean true Jaccard.
+    """
+    t, p = _check_pair(true_j, pred_j)
+    order = np.argsort(-p, kind="stable")
+    t, p = t[order], p[order]
+    group = np.concatenate([[0], np.cumsum(p[1:] != p[:-1])])
+    group_mean = np.bincount(group, weights=t) / np.bincount(group)
+    k = np.arange(1, t.size + 1)
+    return k / t.size, np.cumsum(group_mean[group]) / k
+
+
+def aurc(true_j, pred_j) -> float:
+    """Area under the risk-coverage curve, risk = 1 - Jaccard: the mean risk of the
+    accepted cases over the coverages 1/N, ..., N/N (lower is better)."""
+    _, accepted = risk_coverage(true_j, pred_j)
+    return float(np.mean(1.0 - accepted))
+
+
+def automation_rate(true_j, pred_j, target: float = AUTOMATION_TARGET) -> float:
+    """The largest share of cases that can be accepted automatically, highest predicted
+    Jaccard first, while the accepted cases keep a mean true Jaccard of at least
+    ``target`` (0 when even the single best-ranked case falls short)."""
+    coverage, accepted = risk_coverage(true_j, pred_j)
+    ok = accepted >= target - 1e-12
+    return float(coverage[np.flatnonzero(ok)[-1]]) if ok.any() else 0.0

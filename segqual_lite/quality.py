@@ -16,8 +16,17 @@ The baseline rows use the plain U-Net's deterministic mask. g learns from f's
 predictions on f's own *training* images (the paper's choice, ``train_split="train"``);
 another split can be chosen. Every map z is scaled to [0, 1] so that rows are comparable:
 by its largest possible value for the bounded maps (0.5 for 1 - max p, ln 2 for the
-entropy, 1 for 1 - c) and, for HCNN's unbounded sigma, by its 99th percentile on g's
+entropies, 1 for 1 - c) and, for HCNN's unbounded sigma, by its 99th percentile on g's
 training images (values above are clipped to 1).
+
+Beyond the paper (:data:`BEYOND_ROWS`, chapter 11), with the same g and the same test
+inputs as their paper rows:
+
+* ``max_prob_crossfit`` and ``mc_dropout_crossfit``: g learns from *out-of-fold* maps on
+  the training images: each image is segmented by one of ``profile.crossfit_folds``
+  plain U-Nets that did not train on it (:func:`segment_split` with ``crossfit=True``);
+* ``ensemble``: the mean softmax of the plain U-Nets of all the profile's seeds;
+* ``tta``: the plain U-Net's mean softmax over the eight flips and quarter turns.
 """
 
 from __future__ import annotations
@@ -38,15 +47,19 @@ from .metrics import jaccard
 from .models import QualityCNN
 from .training import (
     cache_folder,
+    crossfit_folds,
     fit_checkpointed,
     fit_segmentation,
     predict_images,
     progress_enabled,
     training_key,
 )
+from .uncertainty import METHODS
 
 __all__ = [
     "ROWS",
+    "BEYOND_ROWS",
+    "CROSSFIT_ROWS",
     "SOURCE_METHOD",
     "SegmentationSet",
     "QualityDataset",
@@ -58,6 +71,8 @@ __all__ = [
 ]
 
 ROWS = ("qualitynet", "no_uncertainty", "max_prob", "mc_dropout", "hcnn", "lce")
+CROSSFIT_ROWS = ("max_prob_crossfit", "mc_dropout_crossfit")
+BEYOND_ROWS = (*CROSSFIT_ROWS, "ensemble", "tta")
 # The method of f whose mask (and map) feeds each row.
 SOURCE_METHOD = {
     "qualitynet": "max_prob",
@@ -66,15 +81,26 @@ SOURCE_METHOD = {
     "mc_dropout": "mc_dropout",
     "hcnn": "hcnn",
     "lce": "lce",
+    "max_prob_crossfit": "max_prob",
+    "mc_dropout_crossfit": "mc_dropout",
+    "ensemble": "ensemble",
+    "tta": "tta",
 }
-MAP_MAXIMUM = {"max_prob": 0.5, "mc_dropout": math.log(2), "lce": 1.0}
+SEGMENTERS = (*METHODS, "ensemble", "tta")
+MAP_MAXIMUM = {
+    "max_prob": 0.5,
+    "mc_dropout": math.log(2),
+    "lce": 1.0,
+    "ensemble": math.log(2),
+    "tta": math.log(2),
+}
 QUALITY_CODE_VERSION = 1
 
 
 def in_channels(row: str) -> int:
     """Input channels of g for ``row``: 3 (x * y_hat), 4 (x, y_hat) or 5 (x, y_hat, z)."""
-    if row not in ROWS:
-        raise ValueError(f"unknown row {row!r}: choose one of {ROWS}")
+    if row not in SOURCE_METHOD:
+        raise ValueError(f"unknown row {row!r}: choose one of {(*ROWS, *BEYOND_ROWS)}")
     return {"qualitynet": 3, "no_uncertainty": 4}.get(row, 5)
 
 
@@ -90,6 +116,23 @@ class SegmentationSet:
     jaccard: np.ndarray  # float64 [N], true Jaccard of each predicted mask
 
 
+def source_key(
+    profile: Profile, method: str, seed: int, data_root: str | Path, crossfit: bool = False
+) -> dict:
+    """Everything that determines the masks and maps of ``method`` (the cache key)."""
+    if method not in SEGMENTERS:
+        raise ValueError(f"unknown method {method!r}: choose one of {SEGMENTERS}")
+    samples = {"mc_dropout": profile.mc_samples, "hcnn": profile.hcnn_samples}.get(method)
+    if method == "ensemble":
+        f = [training_key(profile, "max_prob", s, data_root) for s in profile.seeds]
+    elif crossfit:
+        folds = profile.crossfit_folds
+        f = [training_key(profile, method, seed, data_root, (k, folds)) for k in range(folds)]
+    else:
+        f = training_key(profile, "max_prob" if method == "tta" else method, seed, data_root)
+    return {"f": f, "method": method, "samples": samples, "crossfit": crossfit}
+
+
 def segment_split(
     profile: Profile,
     method: str,
@@ -98,25 +141,31 @@ def segment_split(
     split: str,
     device: torch.device | None = None,
     progress: bool | None = None,
+    crossfit: bool = False,
 ) -> SegmentationSet:
     """Run f (trained or loaded for ``method`` and ``seed``) over ``split``; cached.
 
-    MC-dropout and HCNN draw ``profile.mc_samples`` / ``profile.hcnn_samples`` samples
-    from a generator seeded by (seed, split), so the maps are reproducible.
+    ``method`` is one of the paper's four or ``"ensemble"`` (the plain U-Nets of every
+    seed of the profile) or ``"tta"``. MC-dropout and HCNN draw ``profile.mc_samples`` /
+    ``profile.hcnn_samples`` samples from a generator seeded by (seed, split), so the
+    maps are reproducible. ``crossfit=True`` (training split only) segments each training
+    image with the fold model that did not train on it.
     """
     device = device or pick_device()
-    f_key = training_key(profile, method, seed, data_root)
-    samples = {"mc_dropout": profile.mc_samples, "hcnn": profile.hcnn_samples}.get(method)
-    key = {"f": f_key, "method": method, "split": split, "samples": samples}
-    path = cache_folder("pred", profile, f"{method}-seed{seed}-{split}", key) / "outputs.pt"
+    if crossfit and split != "train":
+        raise ValueError(f"crossfit=True predicts the training split, not {split!r}")
+    key = {**source_key(profile, method, seed, data_root, crossfit), "split": split}
+    name = f"{method}-seed{seed}-{split}" + ("-crossfit" if crossfit else "")
+    path = cache_folder("pred", profile, name, key) / "outputs.pt"
     ds = _decoded_split(str(Path(data_root).resolve()), split, profile.image_size)
     if path.exists():
         saved = torch.load(path, map_location="cpu", weights_only=False)
     else:
-        f = fit_segmentation(profile, method, seed, data_root, device, progress)
         torch.manual_seed(seed * 10 + SPLITS.index(split))  # reproducible sampled maps
-        pred = predict_images(f.model, ds.images, method, samples=samples, device=device)
-        saved = {"masks": pred.mask.to(torch.uint8), "maps": pred.uncertainty.float()}
+        masks, maps = _segment(
+            profile, method, seed, data_root, ds.images, device, progress, crossfit
+        )
+        saved = {"masks": masks, "maps": maps}
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
         torch.save(saved, tmp)
@@ -129,6 +178,32 @@ def segment_split(
         maps=saved["maps"],
         jaccard=jaccard(saved["masks"], ds.masks),
     )
+
+
+def _segment(profile, method, seed, data_root, images, device, progress, crossfit):
+    """Train or load the U-Net(s) ``method`` needs and segment ``images``: returns
+    ``(masks uint8 [N, H, W], maps float32 [N, H, W])``."""
+    samples = {"mc_dropout": profile.mc_samples, "hcnn": profile.hcnn_samples}.get(method)
+    model_method = "max_prob" if method in ("ensemble", "tta") else method
+
+    def unet(s, fold=None):
+        return fit_segmentation(profile, model_method, s, data_root, device, progress, fold=fold)
+
+    if method == "ensemble":
+        pred = predict_images([unet(s).model for s in profile.seeds], images, method)
+    elif not crossfit:
+        pred = predict_images(unet(seed).model, images, method, samples=samples)
+    else:
+        masks = torch.zeros((len(images), *images.shape[-2:]), dtype=torch.uint8)
+        maps = torch.zeros(masks.shape, dtype=torch.float32)
+        fold_of = torch.as_tensor(crossfit_folds(len(images), profile.crossfit_folds, seed))
+        for k in range(profile.crossfit_folds):
+            inside = fold_of == k  # only images this fold's model never trained on
+            f = unet(seed, (k, profile.crossfit_folds))
+            part = predict_images(f.model, images[inside], method, samples=samples)
+            masks[inside], maps[inside] = part.mask.to(torch.uint8), part.uncertainty.float()
+        return masks, maps
+    return pred.mask.to(torch.uint8), pred.uncertainty.float()
 
 
 @functools.lru_cache(maxsize=4)
@@ -183,8 +258,7 @@ def quality_key(profile: Profile, row: str, seed: int, data_root, train_split: s
         "row": row,
         "seed": seed,
         "train_split": train_split,
-        "f": training_key(profile, method, seed, data_root),
-        "samples": {"mc_dropout": profile.mc_samples, "hcnn": profile.hcnn_samples}.get(method),
+        "source": source_key(profile, method, seed, data_root, row in CROSSFIT_ROWS),
         **{k: getattr(profile, k) for k in ("quality_widths", "epochs_g", "batch_size", "lr")},
     }
 
@@ -199,7 +273,8 @@ def fit_quality(
     progress: bool | None = None,
     stop_after_epoch: int | None = None,
 ):
-    """Train (or load) g for ``row`` and ``seed`` on f's predictions on ``train_split``.
+    """Train (or load) g for ``row`` and ``seed`` on f's predictions on ``train_split``
+    (out-of-fold predictions for the :data:`CROSSFIT_ROWS`).
 
     MSE on the Jaccard index, Adam at the profile's learning rate, the profile's batch
     size and ``epochs_g``, random flips and 90-degree rotations. Returns
@@ -207,7 +282,8 @@ def fit_quality(
     """
     device = device or pick_device()
     method = SOURCE_METHOD[row]
-    train = segment_split(profile, method, seed, data_root, train_split, device, progress)
+    crossfit = row in CROSSFIT_ROWS
+    train = segment_split(profile, method, seed, data_root, train_split, device, progress, crossfit)
     scale = map_scale(method, train.maps) if in_channels(row) == 5 else 1.0
     key = quality_key(profile, row, seed, data_root, train_split)
     folder = cache_folder("g", profile, f"{row}-seed{seed}", key)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from joblib import Parallel, delayed
 from sklearn.ensemble import RandomForestClassifier
 from torch.nn import functional as F
 
@@ -76,30 +77,38 @@ def reverse_classify(
     return forest.predict(reference_features.reshape(-1, f)).reshape(k, h, w)
 
 
+def _best_reference(features, mask, ref_features, ref_masks, seed) -> tuple[float, int]:
+    predicted = reverse_classify(features, mask, ref_features, seed=seed)
+    if predicted is None:
+        return 0.0, -1
+    j = jaccard(predicted, ref_masks)
+    return float(j.max()), int(np.argmax(j))
+
+
 def rca_scores(
     images: torch.Tensor,
     pred_masks: torch.Tensor,
     reference_images: torch.Tensor,
     reference_masks: torch.Tensor,
     seed: int = 0,
+    n_jobs: int = -1,
 ) -> tuple[np.ndarray, np.ndarray]:
     """RCA's predicted quality for every (image, predicted mask) pair.
 
     Returns ``(scores [N], best_reference [N])``: the largest Jaccard index that the
     reverse classifier reaches on a reference image, and which reference that was
-    (-1 for degenerate masks, which score 0).
+    (-1 for degenerate masks, which score 0). Images are scored in ``n_jobs`` processes
+    (all cores by default); image i's forest is seeded with ``seed + i``, so the result
+    does not depend on ``n_jobs``.
     """
     ref_features = pixel_features(reference_images)
     ref_masks = reference_masks.numpy()
     features = pixel_features(images)
     masks = pred_masks.numpy()
-    scores = np.zeros(len(images))
-    best = np.full(len(images), -1)
-    for i in range(len(images)):
-        predicted = reverse_classify(features[i], masks[i], ref_features, seed=seed + i)
-        if predicted is None:
-            continue
-        j = jaccard(predicted, ref_masks)
-        best[i] = int(np.argmax(j))
-        scores[i] = float(j[best[i]])
+    out = Parallel(n_jobs=n_jobs)(
+        delayed(_best_reference)(features[i], masks[i], ref_features, ref_masks, seed + i)
+        for i in range(len(images))
+    )
+    scores = np.array([s for s, _ in out], dtype=np.float64)
+    best = np.array([b for _, b in out], dtype=np.int64)
     return scores, best

@@ -43,6 +43,8 @@ from .uncertainty import (
     hcnn_loss,
     lce_loss,
     predict,
+    predict_ensemble,
+    predict_tta,
     update_lambda,
 )
 
@@ -50,6 +52,7 @@ __all__ = [
     "VARIANT_OF",
     "TrainedModel",
     "build_unet",
+    "crossfit_folds",
     "training_key",
     "cache_folder",
     "fit_checkpointed",
@@ -76,7 +79,24 @@ def build_unet(profile: Profile, method: str) -> UNet:
     return UNet(width=profile.unet_width, depth=profile.unet_depth, head=HEAD_OF[method])
 
 
-def training_key(profile: Profile, method: str, seed: int, data_root: str | Path) -> dict:
+def crossfit_folds(n: int, folds: int, seed: int) -> np.ndarray:
+    """Fold number (0 .. folds - 1) of each of ``n`` training images for cross-fitting
+    (chapter 11): a seeded random permutation dealt out like cards, so fold sizes differ
+    by at most one."""
+    if not 2 <= folds <= n:
+        raise ValueError(f"cross-fitting needs 2 <= folds <= {n} images, got folds={folds}")
+    fold = np.empty(n, dtype=np.int64)
+    fold[np.random.default_rng(seed).permutation(n)] = np.arange(n) % folds
+    return fold
+
+
+def training_key(
+    profile: Profile,
+    method: str,
+    seed: int,
+    data_root: str | Path,
+    fold: tuple[int, int] | None = None,
+) -> dict:
     """Everything that determines a trained f: the cache key."""
     variant = VARIANT_OF[method]
     key = {
@@ -93,6 +113,8 @@ def training_key(profile: Profile, method: str, seed: int, data_root: str | Path
         key["hcnn_train_samples"] = profile.hcnn_train_samples
     if variant == "lce":
         key["lce"] = {"lambda0": LCE_LAMBDA0, "budget": LCE_BUDGET, "hints": "per-image"}
+    if fold is not None:
+        key["fold"] = list(fold)
     return key
 
 
@@ -239,23 +261,30 @@ def fit_segmentation(
     device: torch.device | None = None,
     progress: bool | None = None,
     stop_after_epoch: int | None = None,
+    fold: tuple[int, int] | None = None,
 ) -> TrainedModel:
     """Train (or load) the U-Net f that ``method`` needs, for one seed.
 
     Returns a :class:`TrainedModel` whose ``history`` holds, per epoch, the mean training
     loss, the validation Jaccard index and, for LCE, the confidence penalty and lambda.
     ``stop_after_epoch`` ends the call early after that epoch's checkpoint (as if the
-    session had been cut off); calling again resumes.
+    session had been cut off); calling again resumes. ``fold=(k, K)`` trains on the
+    training images outside fold k of :func:`crossfit_folds` ``(n, K, seed)``, for
+    cross-fitting (chapter 11).
     """
     device = device or pick_device()
-    key = training_key(profile, method, seed, data_root)
+    key = training_key(profile, method, seed, data_root, fold)
     variant = key["variant"]
-    folder = cache_folder("f", profile, f"{variant}-seed{seed}", key)
+    name = f"{variant}-seed{seed}" + (f"-fold{fold[0] + 1}of{fold[1]}" if fold else "")
+    folder = cache_folder("f", profile, name, key)
     if (folder / "final.pt").exists():
         train = val = None  # loading only: no need to decode the data
     else:
         train = ISIC2017(data_root, "train", profile.image_size, augment=True)
         val = ISIC2017(data_root, "val", profile.image_size)
+        if fold is not None:
+            outside = np.flatnonzero(crossfit_folds(len(train), fold[1], seed) != fold[0])
+            train = torch.utils.data.Subset(train, outside.tolist())
 
     def run_epoch(model, optimizer, scaler, loader, state, use_amp):
         loss_sum = torch.zeros((), device=device)
@@ -301,14 +330,14 @@ def fit_segmentation(
         lr=profile.lr,
         device=device,
         progress=progress_enabled() if progress is None else progress,
-        desc=f"f[{variant}] seed {seed}",
+        desc=f"f[{name}]",
         state={"lam": torch.tensor(LCE_LAMBDA0)} if variant == "lce" else None,
         stop_after_epoch=stop_after_epoch,
     )
 
 
 def predict_images(
-    model: UNet,
+    model: UNet | list[UNet],
     images: torch.Tensor,
     method: str,
     samples: int | None = None,
@@ -316,12 +345,21 @@ def predict_images(
     device: torch.device | None = None,
 ) -> Prediction:
     """:func:`~segqual_lite.uncertainty.predict` over uint8 images ``[N, 3, H, W]`` in
-    batches; results are gathered on the CPU."""
-    device = device or next(model.parameters()).device
+    batches; results are gathered on the CPU. ``method`` may also be ``"tta"``
+    (:func:`~segqual_lite.uncertainty.predict_tta`) or ``"ensemble"``
+    (:func:`~segqual_lite.uncertainty.predict_ensemble`; ``model`` is then a list)."""
+    models = model if isinstance(model, list) else [model]
+    device = device or next(models[0].parameters()).device
+    if method == "ensemble":
+        fn = lambda x: predict_ensemble(models, x)  # noqa: E731
+    elif method == "tta":
+        fn = lambda x: predict_tta(model, x)  # noqa: E731
+    else:
+        fn = lambda x: predict(model, x, method, samples)  # noqa: E731
     parts = []
     for start in range(0, len(images), batch_size):
         x = images[start : start + batch_size].to(device).float().div_(255)
-        p = predict(model, x, method, samples)
+        p = fn(x)
         parts.append(
             Prediction(
                 p.probs.cpu(),

@@ -10,6 +10,11 @@ means unsure** for every method:
   the entropy of the sampled mean softmax is in ``extras["entropy"]``;
 * ``lce`` (eq. 8, chapter 06): ``1 - c``, c the learned confidence.
 
+Beyond the paper (chapter 11), two more maps from plain U-Nets, both the entropy of a
+mean softmax like MC-dropout's: a deep ensemble (:func:`predict_ensemble`, several
+independently trained U-Nets) and test-time augmentation (:func:`predict_tta`, the
+eight flips and quarter turns of the image, each prediction turned back).
+
 :func:`predict` never changes a BatchNorm statistic or a module's train/eval mode.
 """
 
@@ -23,11 +28,15 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .data.transforms import DIHEDRAL, dihedral, undo_dihedral
+
 __all__ = [
     "METHODS",
     "HEAD_OF",
     "Prediction",
     "predict",
+    "predict_ensemble",
+    "predict_tta",
     "entropy",
     "eval_with_dropout",
     "hcnn_loss",
@@ -126,6 +135,37 @@ def predict(
         return Prediction(probs, probs.argmax(1), 1 - aux[:, 0])
 
 
+def _mean_softmax_prediction(mean: torch.Tensor) -> Prediction:
+    return Prediction(mean, mean.argmax(1), entropy(mean))
+
+
+@torch.inference_mode()
+def predict_ensemble(models: list[nn.Module], x: torch.Tensor) -> Prediction:
+    """Deep ensemble (Lakshminarayanan et al. 2017): the mean softmax of independently
+    trained U-Nets, each used deterministically; uncertainty = its entropy (eq. 6 with
+    members in place of dropout samples)."""
+    if not models:
+        raise ValueError("an ensemble needs at least one model")
+    total = None
+    for model in models:
+        p = predict(model, x, "max_prob").probs
+        total = p if total is None else total.add_(p)
+    return _mean_softmax_prediction(total / len(models))
+
+
+@torch.inference_mode()
+def predict_tta(model: nn.Module, x: torch.Tensor) -> Prediction:
+    """Test-time augmentation: the U-Net segments each of the eight dihedral views of
+    ``x`` (flips and quarter turns, :data:`~segqual_lite.data.DIHEDRAL`), each softmax is
+    turned back onto the original image, and the mean softmax gives the mask and, by its
+    entropy, the uncertainty. Needs square images."""
+    total = None
+    for i in range(len(DIHEDRAL)):
+        p = undo_dihedral(predict(model, dihedral(x, i), "max_prob").probs, i)
+        total = p if total is None else total.add_(p)
+    return _mean_softmax_prediction(total / len(DIHEDRAL))
+
+
 def _mc_dropout(model: nn.Module, x: torch.Tensor, samples: int) -> Prediction:
     if hasattr(model, "prefix"):
         # The layers before the first dropout are deterministic: run them once (eq. 5).
@@ -137,8 +177,7 @@ def _mc_dropout(model: nn.Module, x: torch.Tensor, samples: int) -> Prediction:
     for _ in range(samples):
         p = _split(rest())[0].float().softmax(1)
         total = p if total is None else total.add_(p)
-    mean = total / samples
-    return Prediction(mean, mean.argmax(1), entropy(mean))
+    return _mean_softmax_prediction(total / samples)
 
 
 def _hcnn_mean_softmax(logits, sigma, samples: int, chunk: int = 25) -> torch.Tensor:

@@ -242,3 +242,51 @@ def plot_figure3(predictions: list[dict], seed: int | None = None, threshold: fl
     fig.suptitle(f"seed {seed}: false positives sit top left, detected failures bottom left")
     fig.tight_layout()
     return fig
+
+
+def plot_risk_coverage(predictions: list[dict], seed: int | None = None, target: float = 0.8):
+    """Risk-coverage curves (chapter 11), one panel per row and one seed (the first by
+    default): the mean true Jaccard of the accepted cases against the share accepted,
+    highest predicted quality first, beside the oracle order (by true Jaccard) and the
+    random order (flat at the mean) of the same masks, and the ``target`` line."""
+    from .beyond import BEYOND_LABELS
+    from .experiment import TABLE_ROWS
+    from .metrics import automation_rate, risk_coverage
+    from .quality import BEYOND_ROWS
+
+    seeds = sorted({int(p["seed"]) for p in predictions})
+    seed = seeds[0] if seed is None else seed
+    present = {p["method"] for p in predictions}
+    methods = [m for m in (*TABLE_ROWS, *BEYOND_ROWS) if m in present]
+    ncols = min(4, len(methods))
+    nrows = -(-len(methods) // ncols)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(2.6 * ncols, 2.4 * nrows), squeeze=False, sharey=True
+    )
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, method in zip(axes.flat, methods, strict=False):
+        rows = [p for p in predictions if p["method"] == method and int(p["seed"]) == seed]
+        true = np.array([float(p["true_jaccard"]) for p in rows])
+        pred = np.array([float(p["predicted_jaccard"]) for p in rows])
+        ax.axis("on")
+        for scores, style, label in (
+            (true, dict(c="grey", ls="--", lw=1), "oracle"),
+            (np.zeros_like(true), dict(c="grey", ls=":", lw=1), "random"),
+            (pred, dict(c="C0", lw=1.5), "g"),
+        ):
+            coverage, accepted = risk_coverage(true, scores)
+            ax.plot(coverage, accepted, label=label, **style)
+        ax.axhline(target, c="C3", lw=0.8)
+        rate = automation_rate(true, pred, target)
+        ax.axvline(rate, c="C3", lw=0.8, ls="-.")
+        ax.set_title(f"{BEYOND_LABELS[method]}\n{rate:.0%} automated at {target}", fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes[0, 0].legend(fontsize=7, loc="lower left")
+    for ax in axes[-1]:
+        ax.set_xlabel("share accepted", fontsize=8)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("mean J of accepted", fontsize=8)
+    fig.suptitle(f"seed {seed}: risk-coverage, highest predicted quality accepted first")
+    fig.tight_layout()
+    return fig

@@ -144,3 +144,45 @@ def test_aupr_conventions_differ_and_agree_where_they_should():
     assert perfect["balanced_trapezoid"] == pytest.approx(1.0)
     with pytest.raises(ValueError, match="positive"):
         M.aupr_conventions(true_j, score, positive="both")
+
+
+# ---- Risk-coverage ------------------------------------------------------------------------
+def brute_risk_coverage(true_j, score):
+    """Average, over every acceptance order that respects the scores (ties in any order),
+    of the mean true Jaccard of the first k accepted cases."""
+    curves = [
+        np.cumsum(true_j[list(order)]) / np.arange(1, len(true_j) + 1)
+        for order in itertools.permutations(range(len(true_j)))
+        if all(score[a] >= score[b] for a, b in itertools.pairwise(order))
+    ]
+    return np.mean(curves, axis=0)
+
+
+@pytest.mark.parametrize("case", range(6))
+def test_risk_coverage_matches_brute_force_with_ties(case):
+    rng = np.random.default_rng(case)
+    true_j = rng.uniform(0, 1, 7)
+    score = rng.integers(0, 3, 7).astype(float)  # few distinct values: many ties
+    coverage, accepted = M.risk_coverage(true_j, score)
+    np.testing.assert_allclose(coverage, np.arange(1, 8) / 7)
+    expected = brute_risk_coverage(true_j, score)
+    np.testing.assert_allclose(accepted, expected)
+    assert M.aurc(true_j, score) == pytest.approx(np.mean(1 - expected))
+    ok = np.flatnonzero(expected >= 0.5)
+    assert M.automation_rate(true_j, score, 0.5) == pytest.approx(
+        (ok[-1] + 1) / 7 if ok.size else 0.0
+    )
+
+
+def test_risk_coverage_hand_computed_and_reference_orders():
+    true_j = np.array([0.9, 0.5, 0.8, 0.2])
+    score = np.array([0.7, 0.6, 0.9, 0.1])  # accepts 0.8, 0.9, 0.5, 0.2
+    _, accepted = M.risk_coverage(true_j, score)
+    np.testing.assert_allclose(accepted, [0.8, 0.85, 2.2 / 3, 0.6])
+    assert M.automation_rate(true_j, score, 0.8) == 0.5
+    assert M.automation_rate(true_j, score, 0.95) == 0.0
+    # oracle: sorted by the truth, the lowest possible AURC; random: a flat curve
+    oracle, random = M.aurc(true_j, true_j), M.aurc(true_j, np.zeros(4))
+    assert random == pytest.approx(1 - true_j.mean())
+    assert oracle <= M.aurc(true_j, score) <= M.aurc(true_j, -true_j)
+    assert oracle < random

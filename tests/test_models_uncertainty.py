@@ -265,3 +265,70 @@ def test_mc_dropout_module_matches_dropout_in_distribution():
     assert torch.equal(drop.eval()(x), x)
     assert torch.equal(MCDropout(1.0).train()(x), torch.zeros_like(x))
     assert isinstance(drop, nn.Dropout)
+
+
+# ---- Beyond the paper: TTA and deep ensembles ---------------------------------------------
+def test_dihedral_views_are_eight_distinct_exact_symmetries_with_inverses():
+    from segqual_lite.data import DIHEDRAL, dihedral, undo_dihedral
+
+    x = torch.arange(2 * 3 * 5 * 5, dtype=torch.float32).reshape(2, 3, 5, 5)
+    views = [dihedral(x, i) for i in range(len(DIHEDRAL))]
+    assert len(DIHEDRAL) == 8
+    assert len({tuple(v.flatten().tolist()) for v in views}) == 8  # all different
+    for i, v in enumerate(views):
+        assert torch.equal(undo_dihedral(v, i), x)  # the inverse undoes it exactly
+    assert torch.equal(dihedral(x, 1), torch.rot90(x, 1, dims=(-2, -1)))
+    assert torch.equal(dihedral(x, 4), x.flip(-1))
+    # an image and its mask move together: the pixel at (0, 4) follows the same path
+    mask = torch.zeros(5, 5)
+    mask[0, 4] = 1
+    for i in range(8):
+        assert dihedral(x[0, 0], i)[dihedral(mask, i).bool()] == x[0, 0, 0, 4]
+    with pytest.raises(ValueError, match="square"):
+        dihedral(torch.zeros(1, 4, 6), 0)
+
+
+class _PerPixel(nn.Module):
+    """A 1x1 convolution: commutes with every flip and rotation."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 2, 1)
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+def test_tta_maps_every_view_back_to_the_original_pixels():
+    from segqual_lite.data import dihedral, undo_dihedral
+    from segqual_lite.uncertainty import predict_tta
+
+    x = batch(size=8)
+    # A per-pixel model sees the same pixel in every view: TTA must equal one pass.
+    model = _PerPixel()
+    plain, tta = predict(model, x, "max_prob"), predict_tta(model, x)
+    torch.testing.assert_close(tta.probs, plain.probs)
+    torch.testing.assert_close(tta.uncertainty, entropy(plain.probs))
+    # A U-Net is not equivariant: TTA is the mean of the views mapped back by hand.
+    unet = small_unet()
+    with torch.no_grad():
+        manual = sum(undo_dihedral(unet.eval()(dihedral(x, i)).softmax(1), i) for i in range(8)) / 8
+    got = predict_tta(unet, x)
+    torch.testing.assert_close(got.probs, manual, atol=1e-5, rtol=1e-5)
+    assert torch.equal(got.mask, got.probs.argmax(1))
+    assert not torch.allclose(got.probs, predict(unet, x, "max_prob").probs)
+
+
+def test_ensemble_is_the_mean_softmax_of_its_members():
+    from segqual_lite.uncertainty import predict_ensemble
+
+    x = batch()
+    members = [small_unet(), UNet(width=4, depth=3)]
+    probs = [predict(m, x, "max_prob").probs for m in members]
+    got = predict_ensemble(members, x)
+    torch.testing.assert_close(got.probs, (probs[0] + probs[1]) / 2)
+    torch.testing.assert_close(got.uncertainty, entropy(got.probs))
+    one = predict_ensemble(members[:1], x)
+    torch.testing.assert_close(one.probs, probs[0])
+    with pytest.raises(ValueError, match="at least one"):
+        predict_ensemble([], x)

@@ -129,6 +129,18 @@ def grid_run(tmp_path_factory):
     return first, second, files, after
 
 
+@pytest.fixture(scope="module")
+def beyond_run(grid_run):
+    """Chapter 11's rows on the same data and artifact store, after the grid."""
+    from segqual_lite import beyond
+
+    first, *_ = grid_run
+    base = first.out.parent
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SEGQUAL_HOME", str(base / "home"))
+        return beyond.run_beyond(GRID, data_root=base / "data", out=base / "beyond", progress=False)
+
+
 def _no_training(fit_quality):
     import segqual_lite.training as training
 
@@ -246,3 +258,62 @@ def test_subsets_merge_into_the_full_table(grid_run, tmp_path, capsys):
         == 2
     )
     assert "differs between" in capsys.readouterr().err
+
+
+# ---- beyond the paper (chapter 11) ---------------------------------------------------------
+def test_beyond_csv_holds_every_row_and_metric(beyond_run):
+    from segqual_lite.beyond import BEYOND_METRICS, REFERENCE_ROWS
+    from segqual_lite.quality import BEYOND_ROWS
+
+    for name in ("beyond.csv", "beyond.md", "beyond_predictions.csv", "risk_coverage.png"):
+        assert (beyond_run.out / name).is_file(), name
+    with open(beyond_run.out / "beyond.csv", newline="") as f:
+        table = list(csv.DictReader(f))
+    assert list(table[0]) == ["method", "metric", "mean", "std", "n_seeds"]
+    methods = {r["method"] for r in table}
+    assert methods == {*experiment.TABLE_ROWS, *BEYOND_ROWS, *REFERENCE_ROWS}
+    for method in (*experiment.TABLE_ROWS, *BEYOND_ROWS):
+        got = {r["metric"] for r in table if r["method"] == method}
+        assert got == set(BEYOND_METRICS), method
+    for method in REFERENCE_ROWS:
+        assert {r["metric"] for r in table if r["method"] == method} == {
+            "aurc",
+            "automation_at_0.8",
+        }
+    assert all(r["n_seeds"] == "2" for r in table)
+
+
+def test_beyond_table_recomputes_and_agrees_with_table1(beyond_run, grid_run):
+    from segqual_lite.beyond import beyond_table
+
+    first, *_ = grid_run
+    predictions = experiment.read_predictions(beyond_run.out / "beyond_predictions.csv")
+    with open(beyond_run.out / "beyond.csv", newline="") as f:
+        written = list(csv.DictReader(f))
+    recomputed = beyond_table(predictions)
+    assert [(r["method"], r["metric"]) for r in recomputed] == [
+        (r["method"], r["metric"]) for r in written
+    ]
+    assert all(a["mean"] == float(b["mean"]) for a, b in zip(recomputed, written, strict=True))
+    # Table 1's rows are the very same predictions, so their five metrics match table1.csv.
+    cell = {(r["method"], r["metric"]): r["mean"] for r in recomputed}
+    for r in first.table:
+        assert cell[(r["method"], r["metric"])] == r["mean"]
+    # The oracle order is the best possible, the random order is flat at the mean Jaccard.
+    for method in {r["method"] for r in recomputed} - {"oracle", "random"}:
+        if method in ("rca", "qualitynet", "no_uncertainty", "max_prob", "max_prob_crossfit"):
+            assert cell[("oracle", "aurc")] <= cell[(method, "aurc")] + 1e-12
+    by_seed = experiment.per_seed_arrays(predictions)["max_prob"]
+    expected = np.mean([1 - true.mean() for true, _ in by_seed.values()])
+    assert cell[("random", "aurc")] == pytest.approx(expected)
+
+
+def test_crossfit_rows_share_the_test_inputs_but_not_the_training_data(beyond_run):
+    rows = experiment.per_seed_arrays(beyond_run.predictions)
+    for seed in GRID.seeds:
+        # Same f on the test split: same true Jaccard; a different g: other predictions.
+        assert np.array_equal(rows["max_prob"][seed][0], rows["max_prob_crossfit"][seed][0])
+        assert not np.array_equal(rows["max_prob"][seed][1], rows["max_prob_crossfit"][seed][1])
+        assert np.array_equal(rows["mc_dropout"][seed][0], rows["mc_dropout_crossfit"][seed][0])
+    # The ensemble uses the U-Nets of every seed: its masks are the same for both seeds.
+    assert np.array_equal(rows["ensemble"][0][0], rows["ensemble"][1][0])

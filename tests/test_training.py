@@ -1,3 +1,5 @@
+import numpy as np
+import pytest
 import torch
 
 from segqual_lite.config import get_profile
@@ -67,3 +69,63 @@ def test_predict_images_batches_like_one_call(synth_root, tmp_path, monkeypatch)
     assert whole.mask.shape == (6, 32, 32)
     hcnn = predict_images(model, test.images, "hcnn", samples=4, batch_size=4)
     assert hcnn.extras["entropy"].shape == (6, 32, 32)
+
+
+# ---- Cross-fitting (chapter 11) -----------------------------------------------------------
+def test_crossfit_folds_partition_the_images():
+    from segqual_lite.training import crossfit_folds
+
+    fold = crossfit_folds(11, 3, seed=5)
+    assert sorted(np.bincount(fold)) == [3, 4, 4]  # balanced, every image in one fold
+    assert np.array_equal(fold, crossfit_folds(11, 3, seed=5))
+    assert not np.array_equal(fold, crossfit_folds(11, 3, seed=6))
+    with pytest.raises(ValueError, match="folds"):
+        crossfit_folds(5, 1, 0)
+
+
+def test_no_training_image_is_predicted_by_a_model_that_saw_it(synth_root, tmp_path, monkeypatch):
+    """Spy on what every fold model trains on and what it is asked to segment."""
+    import segqual_lite.quality as quality
+    import segqual_lite.training as training
+
+    monkeypatch.setenv("SEGQUAL_HOME", str(tmp_path))
+    profile = PROFILE.with_(epochs_f=1, crossfit_folds=3)
+    train = ISIC2017(synth_root, "train", 32)
+    id_of = {train.images[i].numpy().tobytes(): train.ids[i] for i in range(len(train))}
+    trained_on, model_of, predicted_by = {}, {}, {}
+
+    real_fit, real_fit_seg, real_predict = (
+        training.fit_checkpointed,
+        quality.fit_segmentation,
+        quality.predict_images,
+    )
+
+    def spy_fit(folder, key, make_model, dataset, *args, **kwargs):
+        ids = [dataset.dataset.ids[i] for i in dataset.indices]  # a Subset of the split
+        trained_on[folder.name] = set(ids)
+        return real_fit(folder, key, make_model, dataset, *args, **kwargs)
+
+    def spy_fit_seg(*args, **kwargs):
+        result = real_fit_seg(*args, **kwargs)
+        model_of[id(result.model)] = result.path.name
+        return result
+
+    def spy_predict(model, images, *args, **kwargs):
+        ids = [id_of[img.numpy().tobytes()] for img in images]
+        predicted_by.setdefault(model_of[id(model)], []).extend(ids)
+        return real_predict(model, images, *args, **kwargs)
+
+    monkeypatch.setattr(training, "fit_checkpointed", spy_fit)
+    monkeypatch.setattr(quality, "fit_segmentation", spy_fit_seg)
+    monkeypatch.setattr(quality, "predict_images", spy_predict)
+    seg = quality.segment_split(profile, "mc_dropout", 0, synth_root, "train", CPU, False, True)
+
+    assert len(trained_on) == 3 and set(predicted_by) == set(trained_on)
+    everyone = [i for ids in predicted_by.values() for i in ids]
+    assert sorted(everyone) == sorted(train.ids)  # every image predicted exactly once
+    for name, ids in predicted_by.items():
+        assert not set(ids) & trained_on[name], f"{name} segmented an image it trained on"
+        assert set(ids) | trained_on[name] == set(train.ids)
+    assert seg.masks.shape == (len(train), 32, 32) and seg.maps.shape == (len(train), 32, 32)
+    with pytest.raises(ValueError, match="training split"):
+        quality.segment_split(profile, "max_prob", 0, synth_root, "test", CPU, False, True)

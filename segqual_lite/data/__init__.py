@@ -12,10 +12,18 @@ from .synthetic import (
     make_synthetic_isic,
     read_hard_cases,
 )
-from .transforms import RandomRot90, dihedral_augmentation, joint_augmentation
+from .transforms import (
+    DIHEDRAL,
+    RandomRot90,
+    dihedral,
+    dihedral_augmentation,
+    joint_augmentation,
+    undo_dihedral,
+)
 
 __all__ = [
     "DEFAULT_HARD_CASE_SHARES",
+    "DIHEDRAL",
     "HARD_CASES",
     "ISIC2017",
     "ISIC2017_BASE_URL",
@@ -25,6 +33,7 @@ __all__ = [
     "DataError",
     "RandomRot90",
     "check_isic2017",
+    "dihedral",
     "dihedral_augmentation",
     "download_isic2017",
     "draw_lesion",
@@ -34,4 +43,5 @@ __all__ = [
     "prepare_data",
     "read_hard_cases",
     "split_folders",
+    "undo_dihedral",
 ]

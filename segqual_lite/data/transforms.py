@@ -10,7 +10,17 @@ import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-__all__ = ["RandomRot90", "dihedral_augmentation", "joint_augmentation"]
+__all__ = [
+    "DIHEDRAL",
+    "RandomRot90",
+    "dihedral",
+    "dihedral_augmentation",
+    "joint_augmentation",
+    "undo_dihedral",
+]
+
+# The eight symmetries of the square: (mirror left-right first?, quarter turns).
+DIHEDRAL = tuple((flip, k) for flip in (False, True) for k in range(4))
 
 
 class RandomRot90(v2.Transform):
@@ -59,3 +69,21 @@ def joint_augmentation() -> _JointFlipRotate:
     makes it repeatable.
     """
     return _JointFlipRotate()
+
+
+def dihedral(x: torch.Tensor, index: int) -> torch.Tensor:
+    """Apply symmetry ``DIHEDRAL[index]`` to the last two (square) dimensions of ``x``:
+    a left-right mirror if asked, then ``k`` quarter turns. Exact; no resampling."""
+    flip, k = DIHEDRAL[index]
+    if x.shape[-1] != x.shape[-2]:
+        raise ValueError(f"dihedral symmetries need square images, got {tuple(x.shape[-2:])}")
+    return torch.rot90(x.flip(-1) if flip else x, k, dims=(-2, -1))
+
+
+def undo_dihedral(x: torch.Tensor, index: int) -> torch.Tensor:
+    """The inverse of :func:`dihedral`: ``undo_dihedral(dihedral(x, i), i) == x``
+    (turn back, then mirror back). Used by test-time augmentation (chapter 11) to bring
+    each view's prediction back to the original image."""
+    flip, k = DIHEDRAL[index]
+    x = torch.rot90(x, -k, dims=(-2, -1))
+    return x.flip(-1) if flip else x
