@@ -46,6 +46,7 @@ import torch
 from segqual_lite.config import seed_everything, start_chapter
 from segqual_lite.data import ISIC2017, prepare_data
 from segqual_lite.metrics import jaccard
+from segqual_lite.quality import segment_split
 from segqual_lite.training import fit_segmentation, predict_images
 from segqual_lite.uncertainty import entropy, eval_with_dropout
 from segqual_lite.viz import pick_cases, plot_uncertainty_vs_error, show_uncertainty_maps
@@ -83,17 +84,18 @@ P, device, seed = start_chapter(profile)
 root = prepare_data(P)
 f = fit_segmentation(P, "mc_dropout", seed, root, device)
 test = ISIC2017(root, "test", P.image_size)
-seed_everything(seed)
-mc = predict_images(f.model, test.images, "mc_dropout", samples=P.mc_samples)
-test_j = jaccard(mc.mask, test.masks)
+# segment_split runs predict_images(f.model, test.images, "mc_dropout", samples=P.mc_samples)
+# with a seeded generator, and caches the masks and maps for chapters 07-11.
+mc = segment_split(P, "mc_dropout", seed, root, "test", device)
+test_j = mc.jaccard
 print(
-    f"T = {P.mc_samples}: mean Jaccard {test_j.mean():.3f}, entropy in [{mc.uncertainty.min():.3f}, {mc.uncertainty.max():.3f}] (log 2 = {math.log(2):.3f})"
+    f"T = {P.mc_samples}: mean Jaccard {test_j.mean():.3f}, entropy in [{mc.maps.min():.3f}, {mc.maps.max():.3f}] (log 2 = {math.log(2):.3f})"
 )
 
 # %%
 cases = pick_cases(test_j)
 fig = show_uncertainty_maps(
-    test.images, test.masks, mc.mask, {"MC-dropout entropy": mc.uncertainty}, cases, test_j
+    test.images, test.masks, mc.masks, {"MC-dropout entropy": mc.maps}, cases, test_j
 )
 
 # %% [markdown]
@@ -181,7 +183,7 @@ print(f"largest difference to five full passes: {(fast - naive.cpu()).abs().max(
 # ## Does the map track the errors?
 
 # %%
-fig = plot_uncertainty_vs_error(mc.uncertainty, mc.mask, test.masks, test_j, "MC entropy")
+fig = plot_uncertainty_vs_error(mc.maps, mc.masks, test.masks, test_j, "MC entropy")
 
 # %% [markdown]
 # ## Exercises

@@ -42,6 +42,7 @@ from segqual_lite.config import start_chapter
 from segqual_lite.data import prepare_data, read_hard_cases
 from segqual_lite.experiment import (
     ROW_LABELS,
+    compare_rows,
     format_table_md,
     read_predictions,
     run_grid,
@@ -94,22 +95,9 @@ display(Markdown(recomputed))
 # is near chance. Where does this run agree? Computed from the table above:
 
 # %%
-cell = {(r["method"], r["metric"]): r for r in result.table}
-
-
-def compare(method, metric, better):
-    ours, base = cell[(method, metric)], cell[("no_uncertainty", metric)]
-    diff = ours["mean"] - base["mean"]
-    noise = np.hypot(ours["std"], base["std"])
-    wins = diff < 0 if better == "lower" else diff > 0
-    verdict = "beats" if wins else "does not beat"
-    size = "within" if abs(diff) <= noise else "beyond"
-    return f"{ROW_LABELS[method]:15s} {verdict} No Uncertainty on {metric} by {abs(diff):.3f} ({size} one combined std)"
-
-
 for method in ("max_prob", "mc_dropout", "hcnn", "lce"):
-    print(compare(method, "rmse", "lower"))
-    print(compare(method, "auroc", "higher"))
+    for metric in ("rmse", "auroc"):
+        print(compare_rows(result.table, method, "no_uncertainty", metric))
 
 # %% [markdown]
 # ## Figure 2: segmentations and their uncertainty maps

@@ -35,6 +35,8 @@ class Profile:
     ``data`` is ``"synthetic"`` (lesions drawn by :func:`segqual_lite.data.make_synthetic_isic`
     with ``n_train/n_val/n_test`` images) or ``"isic2017"`` (the official split sizes,
     2000/150/600, read from disk; the ``n_*`` fields are then ignored).
+    ``crossfit_folds`` is the number of folds K of chapter 11's cross-fitting (K more
+    plain U-Nets per seed, each trained on a fraction (K - 1) / K of the training images).
     """
 
     name: str
@@ -79,8 +81,8 @@ PROFILES: dict[str, Profile] = {
         n_train=300,
         n_val=60,
         n_test=300,
-        epochs_f=20,
-        epochs_g=20,
+        epochs_f=14,
+        epochs_g=10,
         seeds=(0, 1),
         batch_size=16,
         lr=1e-3,

@@ -60,6 +60,7 @@ __all__ = [
     "read_predictions",
     "write_results",
     "format_table_md",
+    "compare_rows",
     "merge_results",
 ]
 
@@ -168,6 +169,28 @@ def table_from_predictions(predictions: list[dict]) -> list[dict]:
                 }
             )
     return table
+
+
+LOWER_IS_BETTER = ("rmse", "detection_error", "aurc")
+
+
+def compare_rows(
+    table: list[dict], method: str, baseline: str, metric: str, labels: dict | None = None
+) -> str:
+    """One line saying whether ``method`` beats ``baseline`` on ``metric`` (means over
+    seeds of a long-format table), by how much, and whether the difference is within or
+    beyond one combined standard deviation over seeds (``hypot(std_a, std_b)``)."""
+    labels = labels or ROW_LABELS
+    cell = {(r["method"], r["metric"]): r for r in table}
+    ours, base = cell[(method, metric)], cell[(baseline, metric)]
+    diff = ours["mean"] - base["mean"]
+    wins = diff < 0 if metric in LOWER_IS_BETTER else diff > 0
+    size = "within" if abs(diff) <= np.hypot(ours["std"], base["std"]) else "beyond"
+    return (
+        f"{labels.get(method, method):15s} {'beats' if wins else 'does not beat'} "
+        f"{labels.get(baseline, baseline)} on {metric} by {abs(diff):.3f} "
+        f"({size} one combined std)"
+    )
 
 
 def format_table_md(table: list[dict], profile_name: str = "") -> str:

@@ -155,15 +155,17 @@ def segment_split(
     if crossfit and split != "train":
         raise ValueError(f"crossfit=True predicts the training split, not {split!r}")
     key = {**source_key(profile, method, seed, data_root, crossfit), "split": split}
-    name = f"{method}-seed{seed}-{split}" + ("-crossfit" if crossfit else "")
+    # The ensemble is the same for every seed: one cache entry.
+    name = f"{method}-{split}" if method == "ensemble" else f"{method}-seed{seed}-{split}"
+    name += "-crossfit" if crossfit else ""
     path = cache_folder("pred", profile, name, key) / "outputs.pt"
     ds = _decoded_split(str(Path(data_root).resolve()), split, profile.image_size)
     if path.exists():
         saved = torch.load(path, map_location="cpu", weights_only=False)
     else:
-        torch.manual_seed(seed * 10 + SPLITS.index(split))  # reproducible sampled maps
+        rng_seed = seed * 10 + SPLITS.index(split)  # reproducible sampled maps
         masks, maps = _segment(
-            profile, method, seed, data_root, ds.images, device, progress, crossfit
+            profile, method, seed, data_root, ds.images, device, progress, crossfit, rng_seed
         )
         saved = {"masks": masks, "maps": maps}
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -180,30 +182,34 @@ def segment_split(
     )
 
 
-def _segment(profile, method, seed, data_root, images, device, progress, crossfit):
-    """Train or load the U-Net(s) ``method`` needs and segment ``images``: returns
+def _segment(profile, method, seed, data_root, images, device, progress, crossfit, rng_seed):
+    """Train or load the U-Net(s) ``method`` needs, then segment ``images`` with torch's
+    generator seeded by ``rng_seed`` (after the models exist, so that sampled maps do
+    not depend on whether a model was trained or loaded). Returns
     ``(masks uint8 [N, H, W], maps float32 [N, H, W])``."""
     samples = {"mc_dropout": profile.mc_samples, "hcnn": profile.hcnn_samples}.get(method)
     model_method = "max_prob" if method in ("ensemble", "tta") else method
 
     def unet(s, fold=None):
-        return fit_segmentation(profile, model_method, s, data_root, device, progress, fold=fold)
+        f = fit_segmentation(profile, model_method, s, data_root, device, progress, fold=fold)
+        return f.model
 
-    if method == "ensemble":
-        pred = predict_images([unet(s).model for s in profile.seeds], images, method)
+    if method == "ensemble":  # one predictor made of every seed's U-Net
+        models, parts = [[unet(s) for s in profile.seeds]], [slice(None)]
     elif not crossfit:
-        pred = predict_images(unet(seed).model, images, method, samples=samples)
+        models, parts = [unet(seed)], [slice(None)]
     else:
-        masks = torch.zeros((len(images), *images.shape[-2:]), dtype=torch.uint8)
-        maps = torch.zeros(masks.shape, dtype=torch.float32)
-        fold_of = torch.as_tensor(crossfit_folds(len(images), profile.crossfit_folds, seed))
-        for k in range(profile.crossfit_folds):
-            inside = fold_of == k  # only images this fold's model never trained on
-            f = unet(seed, (k, profile.crossfit_folds))
-            part = predict_images(f.model, images[inside], method, samples=samples)
-            masks[inside], maps[inside] = part.mask.to(torch.uint8), part.uncertainty.float()
-        return masks, maps
-    return pred.mask.to(torch.uint8), pred.uncertainty.float()
+        folds = profile.crossfit_folds
+        fold_of = torch.as_tensor(crossfit_folds(len(images), folds, seed))
+        models = [unet(seed, (k, folds)) for k in range(folds)]
+        parts = [fold_of == k for k in range(folds)]  # the images fold k's model never saw
+    torch.manual_seed(rng_seed)
+    masks = torch.zeros((len(images), *images.shape[-2:]), dtype=torch.uint8)
+    maps = torch.zeros(masks.shape, dtype=torch.float32)
+    for model, part in zip(models, parts, strict=True):
+        pred = predict_images(model, images[part], method, samples=samples)
+        masks[part], maps[part] = pred.mask.to(torch.uint8), pred.uncertainty.float()
+    return masks, maps
 
 
 @functools.lru_cache(maxsize=4)

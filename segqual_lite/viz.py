@@ -188,7 +188,7 @@ def plot_figure2(sets: dict, indices: list[int] | None = None):
     method's Jaccard by default), each method's segmentation (green TP,
     red FP, blue FN) above its uncertainty map (yellow sure, purple unsure). ``sets``
     maps a method to its :class:`~segqual_lite.quality.SegmentationSet` on the test split."""
-    from .experiment import ROW_LABELS
+    from .beyond import BEYOND_LABELS
 
     first = next(iter(sets.values()))
     indices = indices if indices is not None else figure2_cases(first.jaccard)
@@ -205,7 +205,7 @@ def plot_figure2(sets: dict, indices: list[int] | None = None):
             top.set_title(f"J = {seg.jaccard[i]:.2f}", fontsize=8)
             bottom.imshow(seg.maps[i].numpy(), cmap="viridis_r")
             if c == 0:
-                top.set_ylabel(ROW_LABELS[method], fontsize=8)
+                top.set_ylabel(BEYOND_LABELS[method], fontsize=8)
                 bottom.set_ylabel("uncertainty", fontsize=8)
     for ax in axes.flat:
         ax.set_xticks([])
@@ -214,24 +214,33 @@ def plot_figure2(sets: dict, indices: list[int] | None = None):
     return fig
 
 
+def _row_panels(predictions: list[dict], order, seed: int | None, size, **subplots):
+    """A grid of panels, four a line, one per row of ``order`` found in ``predictions``,
+    for one seed (the first by default). Returns ``(fig, axes, seed, panels)`` with
+    ``panels = [(ax, method, true Jaccard, predicted Jaccard)]``; spare axes are hidden."""
+    from .experiment import per_seed_arrays
+
+    arrays = per_seed_arrays(predictions)
+    seed = min(int(p["seed"]) for p in predictions) if seed is None else seed
+    methods = [m for m in order if m in arrays]
+    ncols = min(4, len(methods))
+    nrows = -(-len(methods) // ncols)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows), squeeze=False, **subplots
+    )
+    for ax in axes.flat[len(methods) :]:
+        ax.axis("off")
+    panels = [(ax, m, *arrays[m][seed]) for ax, m in zip(axes.flat, methods, strict=False)]
+    return fig, axes, seed, panels
+
+
 def plot_figure3(predictions: list[dict], seed: int | None = None, threshold: float = 0.7):
     """The paper's Figure 3: true against predicted Jaccard per row, with the 0.7 lines
     (one seed, the first by default)."""
     from .experiment import ROW_LABELS, TABLE_ROWS
 
-    seeds = sorted({int(p["seed"]) for p in predictions})
-    seed = seeds[0] if seed is None else seed
-    methods = [m for m in TABLE_ROWS if any(p["method"] == m for p in predictions)]
-    ncols = min(4, len(methods))
-    nrows = -(-len(methods) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3 * ncols, 3 * nrows), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, method in zip(axes.flat, methods, strict=False):
-        rows = [p for p in predictions if p["method"] == method and int(p["seed"]) == seed]
-        true = np.array([float(p["true_jaccard"]) for p in rows])
-        pred = np.array([float(p["predicted_jaccard"]) for p in rows])
-        ax.axis("on")
+    fig, axes, seed, panels = _row_panels(predictions, TABLE_ROWS, seed, (3, 3))
+    for ax, method, true, pred in panels:
         ax.scatter(true, pred, s=8, alpha=0.6)
         ax.plot([0, 1], [0, 1], c="grey", lw=0.8)
         ax.axvline(threshold, ls=":", c="k", lw=0.8)
@@ -244,32 +253,22 @@ def plot_figure3(predictions: list[dict], seed: int | None = None, threshold: fl
     return fig
 
 
-def plot_risk_coverage(predictions: list[dict], seed: int | None = None, target: float = 0.8):
+def plot_risk_coverage(
+    predictions: list[dict], seed: int | None = None, targets: tuple[float, ...] = (0.8, 0.9)
+):
     """Risk-coverage curves (chapter 11), one panel per row and one seed (the first by
     default): the mean true Jaccard of the accepted cases against the share accepted,
     highest predicted quality first, beside the oracle order (by true Jaccard) and the
-    random order (flat at the mean) of the same masks, and the ``target`` line."""
+    random order (flat at the mean) of the same masks; the title gives the automation
+    rate at each of ``targets`` (horizontal lines)."""
     from .beyond import BEYOND_LABELS
     from .experiment import TABLE_ROWS
     from .metrics import automation_rate, risk_coverage
     from .quality import BEYOND_ROWS
 
-    seeds = sorted({int(p["seed"]) for p in predictions})
-    seed = seeds[0] if seed is None else seed
-    present = {p["method"] for p in predictions}
-    methods = [m for m in (*TABLE_ROWS, *BEYOND_ROWS) if m in present]
-    ncols = min(4, len(methods))
-    nrows = -(-len(methods) // ncols)
-    fig, axes = plt.subplots(
-        nrows, ncols, figsize=(2.6 * ncols, 2.4 * nrows), squeeze=False, sharey=True
-    )
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, method in zip(axes.flat, methods, strict=False):
-        rows = [p for p in predictions if p["method"] == method and int(p["seed"]) == seed]
-        true = np.array([float(p["true_jaccard"]) for p in rows])
-        pred = np.array([float(p["predicted_jaccard"]) for p in rows])
-        ax.axis("on")
+    order = (*TABLE_ROWS, *BEYOND_ROWS)
+    fig, axes, seed, panels = _row_panels(predictions, order, seed, (2.6, 2.4), sharey=True)
+    for ax, method, true, pred in panels:
         for scores, style, label in (
             (true, dict(c="grey", ls="--", lw=1), "oracle"),
             (np.zeros_like(true), dict(c="grey", ls=":", lw=1), "random"),
@@ -277,10 +276,11 @@ def plot_risk_coverage(predictions: list[dict], seed: int | None = None, target:
         ):
             coverage, accepted = risk_coverage(true, scores)
             ax.plot(coverage, accepted, label=label, **style)
-        ax.axhline(target, c="C3", lw=0.8)
-        rate = automation_rate(true, pred, target)
-        ax.axvline(rate, c="C3", lw=0.8, ls="-.")
-        ax.set_title(f"{BEYOND_LABELS[method]}\n{rate:.0%} automated at {target}", fontsize=8)
+        rates = []
+        for target in targets:
+            ax.axhline(target, c="C3", lw=0.6)
+            rates.append(f"{automation_rate(true, pred, target):.0%} at {target}")
+        ax.set_title(f"{BEYOND_LABELS[method]}\nautomated: {', '.join(rates)}", fontsize=8)
         ax.tick_params(labelsize=7)
     axes[0, 0].legend(fontsize=7, loc="lower left")
     for ax in axes[-1]:

@@ -54,3 +54,17 @@ def test_seed_everything_repeats():
     assert torch.equal(a[0], b[0]) and np.array_equal(a[1], b[1])
     with pytest.raises(ValueError):
         seed_everything(-1)
+
+
+@pytest.mark.parametrize("page", ["README.md", "book/reproduce.md", "book/intro.md"])
+def test_profile_tables_in_the_docs_match_the_profiles(page):
+    """The docs' profile tables quote epochs and sizes; they must follow the code."""
+    from pathlib import Path
+
+    text = (Path(__file__).parents[1] / page).read_text()
+    for name, p in PROFILES.items():
+        row = next(line for line in text.splitlines() if line.startswith(f"| `{name}`"))
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert f"{p.epochs_f} / {p.epochs_g}" in cells, (page, name, row)
+        assert str(p.image_size) in cells and str(p.unet_width) in cells, (page, name, row)
+        assert str(len(p.seeds)) in cells, (page, name, row)

@@ -129,3 +129,20 @@ def test_no_training_image_is_predicted_by_a_model_that_saw_it(synth_root, tmp_p
     assert seg.masks.shape == (len(train), 32, 32) and seg.maps.shape == (len(train), 32, 32)
     with pytest.raises(ValueError, match="training split"):
         quality.segment_split(profile, "max_prob", 0, synth_root, "test", CPU, False, True)
+
+
+def test_sampled_maps_do_not_depend_on_whether_f_was_trained_or_loaded(
+    synth_root, tmp_path, monkeypatch
+):
+    import shutil
+
+    import segqual_lite.quality as quality
+    from segqual_lite.config import home
+
+    monkeypatch.setenv("SEGQUAL_HOME", str(tmp_path))
+    profile = PROFILE.with_(epochs_f=1, mc_samples=3)
+    trained = quality.segment_split(profile, "mc_dropout", 0, synth_root, "test", CPU, False)
+    for folder in (home() / "models" / profile.name).glob("pred-*"):
+        shutil.rmtree(folder)  # keep the U-Net, forget its maps
+    loaded = quality.segment_split(profile, "mc_dropout", 0, synth_root, "test", CPU, False)
+    assert torch.equal(trained.maps, loaded.maps) and torch.equal(trained.masks, loaded.masks)

@@ -1,0 +1,321 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Beyond the paper: cross-fitting, risk-coverage, ensembles and TTA
+#
+# The paper {footcite}`devries2018leveraging` leaves some questions open, and later work
+# added tools it did not use. This chapter tries four of them with the same grid as
+# Table 1 (same seeds, same quality network $g$, same test images): training $g$ on
+# *out-of-fold* segmentations, judging $g$ by how much work it can take off an expert
+# (risk-coverage), and two more uncertainty maps, a deep ensemble and test-time
+# augmentation.
+
+# %% [markdown] tags=["remove-cell"]
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/segqual-lite/segqual-lite/blob/main/notebooks/11_beyond.ipynb)
+
+# %% [markdown]
+# **You will learn**
+#
+# - why $g$'s training segmentations should come from a network that never saw their
+#   images, and how cross-fitting provides them;
+# - how a risk-coverage curve turns predicted quality into an automation rate;
+# - how a deep ensemble and test-time augmentation (TTA) produce uncertainty maps, and
+#   whether they help $g$ on this run.
+
+# %% tags=["hide-input"]
+# Install segqual_lite when it is missing (Colab); an existing torch is kept.
+import importlib.util
+import subprocess
+import sys
+
+if importlib.util.find_spec("segqual_lite") is None:
+    REPO_URL = "https://github.com/segqual-lite/segqual-lite"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"git+{REPO_URL}"], check=True)
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+from IPython.display import Markdown, display
+
+from segqual_lite.beyond import BEYOND_LABELS, beyond_table, format_beyond_md, run_beyond
+from segqual_lite.config import start_chapter
+from segqual_lite.data import DIHEDRAL, dihedral, prepare_data
+from segqual_lite.experiment import compare_rows, per_seed_arrays, read_predictions
+from segqual_lite.metrics import aurc, automation_rate, risk_coverage
+from segqual_lite.quality import segment_split
+from segqual_lite.training import crossfit_folds
+from segqual_lite.viz import plot_figure2, plot_risk_coverage, to_hwc
+
+# %% tags=["parameters"]
+profile = "tiny"
+
+# %%
+P, device, seed = start_chapter(profile)
+root = prepare_data(P)
+
+# %% [markdown]
+# ## Cross-fitting: training data that $f$ has not seen
+#
+# In the paper, $g$ learns from $f$'s segmentations of $f$'s own training images. A
+# network segments the images it was trained on better than new ones; the paper notes
+# that these quality estimates "rarely fall below 0.2" and suggests a held-out set as
+# future work. Then $g$ learns what $f$'s successes look like, but sees few of its
+# failures, while at test time failures are exactly what it must find.
+#
+# **Cross-fitting** {footcite}`chernozhukov2018double` gets held-out segmentations of
+# every training image without setting any image aside. Split the training images into
+# $K$ folds; train one U-Net $f^{(-k)}$ on all folds but the $k$-th and let it segment
+# fold $k$:
+#
+# $$\hat y_i = f^{(-k(i))}(x_i), \qquad k(i) \text{ the fold of image } i.$$
+#
+# Every training image is then segmented by a network that never saw it, as a test image
+# is. $g$ learns from these out-of-fold segmentations and maps; at test time nothing
+# changes: the test images are segmented by the U-Net trained on the whole training
+# split, exactly as for the rows of Table 1. The price is $K$ more U-Nets per seed, each
+# trained on a fraction $(K-1)/K$ of the images (the profile's `crossfit_folds`; $K = 2$
+# on `tiny`, 5 on `paper`).
+
+# %%
+train = segment_split(P, "max_prob", seed, root, "train", device)
+fold = crossfit_folds(len(train.ids), P.crossfit_folds, seed)
+print(f"{P.crossfit_folds} folds of {np.bincount(fold).tolist()} training images (seed {seed})")
+
+# %% [markdown]
+# How different are the three sets of segmentations: the training images segmented
+# in-sample (the paper's choice), out-of-fold, and the test images?
+
+# %%
+quality_sets = {
+    "training, in-sample": train,
+    "training, out-of-fold": segment_split(
+        P, "max_prob", seed, root, "train", device, crossfit=True
+    ),
+    "test": segment_split(P, "max_prob", seed, root, "test", device),
+}
+fig, ax = plt.subplots(figsize=(6, 3))
+bins = np.linspace(0, 1, 26)
+for name, seg in quality_sets.items():
+    ax.hist(seg.jaccard, bins=bins, histtype="step", density=True, lw=1.5, label=name)
+    print(
+        f"{name:22s} mean J {seg.jaccard.mean():.3f}, below 0.7: {np.mean(seg.jaccard < 0.7):.1%}"
+    )
+ax.axvline(0.7, ls=":", c="k")
+ax.set(xlabel="true Jaccard of the plain U-Net's masks", ylabel="density")
+ax.legend(fontsize=8)
+fig.tight_layout()
+
+# %% [markdown]
+# The fold models trained on fewer images than $f$, so their segmentations can be worse
+# than $f$'s on the test split; cross-fitting trades "too good" for "slightly too bad".
+# With $K = 5$ (the `paper` profile) each fold model sees 80% of the images and the
+# trade is smaller. Which side of the test distribution each set falls on is printed
+# above.
+#
+# ## Two more uncertainty maps: deep ensembles and test-time augmentation
+#
+# A **deep ensemble** {footcite}`lakshminarayanan2017ensembles` trains the same network
+# several times from different random initialisations and data orders, and averages the
+# softmax of its $M$ members; here the members are the plain U-Nets of the profile's
+# seeds (so the ensemble's maps are the same for every seed of $g$; only $g$ changes):
+#
+# $$\bar p = \frac{1}{M} \sum_{m=1}^{M} \operatorname{softmax}\big(f_m(x)\big).$$
+#
+# **Test-time augmentation** {footcite}`wang2019tta` uses one network but several views
+# of the image: each of the eight symmetries $T_t$ of the square (flips and quarter
+# turns, the augmentation $f$ was trained with) is applied, the network segments the
+# view, and the prediction is turned back with $T_t^{-1}$ before averaging:
+#
+# $$\bar p = \frac{1}{8} \sum_{t=1}^{8} T_t^{-1}\Big(\operatorname{softmax}\big(f(T_t\,x)\big)\Big).$$
+#
+# In both cases the mask is $\arg\max_c \bar p_c$ and the uncertainty map is the entropy
+# of $\bar p$ (eq. 6), exactly as for MC-dropout, where the average runs over dropout
+# masks. The eight views of one test image:
+
+# %%
+test = quality_sets["test"]
+fig, axes = plt.subplots(1, len(DIHEDRAL), figsize=(1.3 * len(DIHEDRAL), 1.5))
+for ax, (t, (flip, k)) in zip(axes, enumerate(DIHEDRAL), strict=True):
+    ax.imshow(to_hwc(dihedral(test.images[0], t)))
+    ax.set_title(f"{'mirror, ' if flip else ''}{90 * k}°", fontsize=8)
+    ax.axis("off")
+fig.tight_layout()
+
+# %% [markdown]
+# The maps of the four methods that read the plain U-Net, for the best, the median, a
+# poor and the worst test segmentation of the plain U-Net (as in Figure 2):
+
+# %%
+sets = {m: segment_split(P, m, seed, root, "test", device) for m in ("max_prob", "mc_dropout")}
+sets |= {m: segment_split(P, m, seed, root, "test", device) for m in ("ensemble", "tta")}
+fig = plot_figure2(sets)
+for method, seg in sets.items():
+    print(f"{BEYOND_LABELS[method]:16s} test mean J {seg.jaccard.mean():.3f}")
+
+# %% [markdown]
+# ## The grid with the new rows
+#
+# `run_beyond` runs Table 1's rows (loaded from the cache after chapter 10) and four new
+# ones, for every seed, with the same $g$: `max_prob_crossfit` and
+# `mc_dropout_crossfit` (the Max Probability and MC-dropout rows with out-of-fold
+# training data), `ensemble` and `tta`. It writes `beyond.csv` and its readable twin,
+# recomputed below from the per-image predictions as a check. Besides Table 1's five
+# metrics there are two new columns, explained in the next section.
+
+# %%
+result = run_beyond(P, data_root=root, device=device)
+recomputed = beyond_table(read_predictions(result.out / "beyond_predictions.csv"))
+assert format_beyond_md(recomputed, P.name) == (result.out / "beyond.md").read_text()
+display(Markdown(format_beyond_md(result.table, P.name)))
+
+# %% [markdown]
+# ## Risk-coverage: how much work can $g$ take off an expert?
+#
+# In deployment, $g$ decides which segmentations are accepted automatically and which
+# go to an expert. Sort the test cases by predicted quality, highest first, and accept
+# the first $k$: the **coverage** is $k/N$, and the accepted cases have a mean true
+# Jaccard $\bar J_k$, their **risk** being $1 - \bar J_k$. The risk-coverage curve
+# {footcite}`geifman2017selective` traces this for every $k$, and two numbers summarise
+# it:
+#
+# - **AURC**, the area under the risk-coverage curve, $\frac{1}{N}\sum_{k=1}^{N}
+#   (1 - \bar J_k)$: lower is better;
+# - the **automation rate** at 0.8: the largest coverage at which the accepted cases
+#   keep $\bar J_k \geq 0.8$.
+#
+# Two orders frame every curve: the **oracle** accepts by the true Jaccard (the best any
+# $g$ can do), the **random** order accepts blindly (its curve is flat at the mean
+# Jaccard). Equal predicted values are accepted in random order, and the curve is the
+# expected one. For the first seed:
+
+# %%
+fig = plot_risk_coverage(result.predictions, seed=P.seeds[0])
+
+# %% [markdown]
+# A target of 0.8 is easy when the segmentations are good on average: if the mean
+# Jaccard of all test cases is already above it, even the random order accepts
+# everything, and the automation rate cannot tell the rows apart. (The random order's
+# curve is flat, so it automates all or nothing: averaged over seeds whose mean Jaccard
+# falls on both sides of the target it gives a large standard deviation.) How far is each
+# row's AURC from its own oracle (the *excess* AURC), and how much can be automated at
+# stricter targets?
+
+# %%
+arrays = per_seed_arrays(result.predictions)
+print(f"{'row':30s} {'mean J':>7s} {'E-AURC':>7s}  automated at 0.8 / 0.85 / 0.9")
+for method, by_seed in arrays.items():
+    true, pred = by_seed[P.seeds[0]]
+    excess = aurc(true, pred) - aurc(true, true)
+    rates = " / ".join(f"{automation_rate(true, pred, t):4.0%}" for t in (0.8, 0.85, 0.9))
+    print(f"{BEYOND_LABELS[method]:30s} {true.mean():7.3f} {excess:7.4f}  {rates}")
+
+# %% [markdown]
+# ## What this run shows
+#
+# Computed from `beyond.csv` above (means over the profile's seeds; a difference within
+# one combined standard deviation is noise at this number of seeds):
+
+# %%
+pairs = [
+    ("max_prob_crossfit", "max_prob"),
+    ("mc_dropout_crossfit", "mc_dropout"),
+    ("ensemble", "max_prob"),
+    ("tta", "max_prob"),
+    ("ensemble", "mc_dropout"),
+    ("tta", "mc_dropout"),
+]
+for method, baseline in pairs:
+    for metric in ("rmse", "auroc", "aurc"):
+        print(compare_rows(result.table, method, baseline, metric, BEYOND_LABELS))
+
+# %% [markdown]
+# How to read these lines:
+#
+# - **Cross-fitting** changes only $g$'s training data; the test inputs are identical to
+#   those of the in-sample rows. On the synthetic `tiny` data the plain U-Net generalises
+#   well (chapter 10), so in-sample and test segmentations are alike, the problem
+#   cross-fitting solves is small, and the fold models' extra failures (each trained on
+#   half the images) are what $g$ gains or loses from. On ISIC 2017, where $f$ fits its
+#   training images far better than new ones, the paper's own remark predicts a larger
+#   effect; the `colab` and `paper` profiles measure it.
+# - **Ensemble and TTA** change both the mask and the map, so their AUROC and RMSE
+#   judge $g$ on different segmentations; AURC mixes the two (a better mask lowers every
+#   point of the curve), which is why the excess AURC over each row's own oracle is
+#   printed beside it.
+# - **Two seeds** cannot separate rows whose means differ by less than their spread;
+#   most of the lines above say "within".
+#
+# ## Exercises
+#
+# ```{exercise}
+# :label: ex-beyond-automation
+# The automation rate depends on the target. For the first seed, plot the automation
+# rate of Max Probability, its cross-fitted twin and the oracle against targets from
+# 0.5 to 1.
+# ```
+#
+# ```{solution-start} ex-beyond-automation
+# :class: dropdown
+# ```
+
+# %%
+targets = np.linspace(0.5, 1.0, 51)
+fig, ax = plt.subplots(figsize=(4.5, 3))
+true, _ = arrays["max_prob"][P.seeds[0]]
+ax.plot(targets, [automation_rate(true, true, t) for t in targets], "k--", label="oracle")
+for method in ("max_prob", "max_prob_crossfit"):
+    true, pred = arrays[method][P.seeds[0]]
+    rates = [automation_rate(true, pred, t) for t in targets]
+    ax.plot(targets, rates, label=BEYOND_LABELS[method])
+ax.set(xlabel="target mean Jaccard", ylabel="share automated")
+ax.legend(fontsize=8)
+fig.tight_layout()
+
+# %% [markdown]
+# ```{solution-end}
+# ```
+#
+# ```{exercise}
+# :label: ex-beyond-selective
+# A risk-coverage curve can also be drawn for a segmentation's *mean uncertainty*, with
+# no $g$ at all: accept the images whose Max Probability map has the lowest mean first.
+# Compute its AURC on the test split of the first seed and compare it with the Max
+# Probability row's.
+# ```
+#
+# ```{solution-start} ex-beyond-selective
+# :class: dropdown
+# ```
+
+# %%
+seg = sets["max_prob"]
+mean_map = seg.maps.mean(dim=(1, 2)).numpy()
+coverage, accepted = risk_coverage(seg.jaccard, -mean_map)  # low uncertainty first
+true, pred = arrays["max_prob"][P.seeds[0]]
+print(f"AURC by mean uncertainty: {aurc(seg.jaccard, -mean_map):.4f}; by g: {aurc(true, pred):.4f}")
+
+# %% [markdown]
+# ```{solution-end}
+# ```
+#
+# ## Summary
+#
+# - Cross-fitting gives $g$ training segmentations from networks that never saw the
+#   images, at the cost of $K$ extra U-Nets per seed; the test side is unchanged.
+# - Risk-coverage reads $g$ as a triage tool: AURC and the automation rate at a target
+#   quality, beside the oracle and random orders of the same masks.
+# - Deep ensembles and TTA give entropy maps like MC-dropout's from several networks or
+#   several views; they also change the mask.
+# - Every comparison above is printed from this run's `beyond.csv`; on the `tiny` profile
+#   most differences are within seed noise.
+#
+# ## References
+#
+# ```{footbibliography}
+# ```
