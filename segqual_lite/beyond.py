@@ -39,14 +39,14 @@ from .experiment import (
     PREDICTION_FIELDS,
     ROW_LABELS,
     TABLE_ROWS,
-    _atomic_text,
-    _csv_text,
-    _save_figure,
+    csv_text,
     mean_std,
     per_seed_arrays,
     predict_rows,
     results_dir,
+    save_figure_atomic,
     seed_metrics,
+    write_text_atomic,
 )
 from .metrics import AUTOMATION_TARGET, METRICS, RISK_METRICS, aurc, automation_rate
 from .quality import BEYOND_ROWS
@@ -172,8 +172,8 @@ def run_beyond(
     table = beyond_table(predictions)
     out = Path(out) if out else results_dir(profile)
     out.mkdir(parents=True, exist_ok=True)
-    _atomic_text(out / "beyond_predictions.csv", _csv_text(predictions, PREDICTION_FIELDS))
-    _atomic_text(out / "beyond.csv", _csv_text(table, BEYOND_FIELDS))
-    _atomic_text(out / "beyond.md", format_beyond_md(table, profile.name))
-    _save_figure(plot_risk_coverage(predictions, seed=seeds[0]), out / "risk_coverage.png")
+    write_text_atomic(out / "beyond_predictions.csv", csv_text(predictions, PREDICTION_FIELDS))
+    write_text_atomic(out / "beyond.csv", csv_text(table, BEYOND_FIELDS))
+    write_text_atomic(out / "beyond.md", format_beyond_md(table, profile.name))
+    save_figure_atomic(plot_risk_coverage(predictions, seed=seeds[0]), out / "risk_coverage.png")
     return BeyondResult(predictions, table, out)

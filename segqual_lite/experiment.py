@@ -223,13 +223,16 @@ def format_table_md(table: list[dict], profile_name: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
-def _atomic_text(path: Path, text: str) -> None:
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename: a reader never
+    sees half a file."""
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
 
 
-def _csv_text(rows: list[dict], fields: list[str]) -> str:
+def csv_text(rows: list[dict], fields: list[str]) -> str:
+    """``rows`` as CSV text with columns ``fields``; floats written exactly (``repr``)."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
@@ -261,14 +264,15 @@ def read_predictions(path: str | Path) -> list[dict]:
 def write_results(result: GridResult, out: Path, profile_name: str, figures: dict | None = None):
     """Write predictions.csv, table1.csv, table1.md and the figures into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
-    _atomic_text(out / "predictions.csv", _csv_text(result.predictions, PREDICTION_FIELDS))
-    _atomic_text(out / "table1.csv", _csv_text(result.table, TABLE_FIELDS))
-    _atomic_text(out / "table1.md", format_table_md(result.table, profile_name))
+    write_text_atomic(out / "predictions.csv", csv_text(result.predictions, PREDICTION_FIELDS))
+    write_text_atomic(out / "table1.csv", csv_text(result.table, TABLE_FIELDS))
+    write_text_atomic(out / "table1.md", format_table_md(result.table, profile_name))
     for name, fig in (figures or {}).items():
-        _save_figure(fig, out / f"{name}.png")
+        save_figure_atomic(fig, out / f"{name}.png")
 
 
-def _save_figure(fig, path: Path) -> None:
+def save_figure_atomic(fig, path: Path) -> None:
+    """Save a matplotlib figure to ``path`` (110 dpi) through a temporary file."""
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     fig.savefig(tmp, dpi=110, bbox_inches="tight")
     os.replace(tmp, path)
