@@ -61,6 +61,7 @@ __all__ = [
     "beyond_table",
     "format_beyond_md",
     "run_beyond",
+    "write_beyond",
 ]
 
 BEYOND_METRICS = (*METRICS, *RISK_METRICS)
@@ -161,19 +162,30 @@ def run_beyond(
     every seed, and write ``beyond_predictions.csv``, ``beyond.csv``, ``beyond.md`` and
     ``risk_coverage.png`` (module docstring). Cached models are reused: after
     :func:`~segqual_lite.experiment.run_grid`, only the new rows cost time."""
-    from .viz import plot_risk_coverage  # matplotlib only when writing figures
-
     seeds = tuple(profile.seeds if seeds is None else seeds)
     device = device or pick_device()
     progress = progress_enabled() if progress is None else progress
     root = Path(data_root) if data_root else prepare_data(profile)
     rows = (*TABLE_ROWS, *BEYOND_ROWS)
     predictions = predict_rows(profile, rows, seeds, root, device, progress)
-    table = beyond_table(predictions)
     out = Path(out) if out else results_dir(profile)
+    table = write_beyond(predictions, out, profile.name, seed=seeds[0])
+    return BeyondResult(predictions, table, out)
+
+
+def write_beyond(
+    predictions: list[dict], out: str | Path, profile_name: str = "", seed: int | None = None
+) -> list[dict]:
+    """Write ``beyond_predictions.csv``, ``beyond.csv``, ``beyond.md`` and
+    ``risk_coverage.png`` (of ``seed``, the first by default) into ``out``; returns the
+    table."""
+    from .viz import plot_risk_coverage  # matplotlib only when writing figures
+
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    table = beyond_table(predictions)
     write_text_atomic(out / "beyond_predictions.csv", csv_text(predictions, PREDICTION_FIELDS))
     write_text_atomic(out / "beyond.csv", csv_text(table, BEYOND_FIELDS))
-    write_text_atomic(out / "beyond.md", format_beyond_md(table, profile.name))
-    save_figure_atomic(plot_risk_coverage(predictions, seed=seeds[0]), out / "risk_coverage.png")
-    return BeyondResult(predictions, table, out)
+    write_text_atomic(out / "beyond.md", format_beyond_md(table, profile_name))
+    save_figure_atomic(plot_risk_coverage(predictions, seed=seed), out / "risk_coverage.png")
+    return table

@@ -71,6 +71,8 @@ def _cmd_merge(args) -> int:
 
     result = merge_results(args.folders, args.out, args.profile or "")
     print((result.out / "table1.md").read_text())
+    if (result.out / "beyond.md").is_file():
+        print((result.out / "beyond.md").read_text())
     print(f"merged {len(args.folders)} result folders into {result.out}")
     return 0
 

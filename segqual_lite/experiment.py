@@ -61,6 +61,7 @@ __all__ = [
     "write_results",
     "format_table_md",
     "compare_rows",
+    "merge_predictions",
     "merge_results",
 ]
 
@@ -379,18 +380,13 @@ def rca_cached(profile: Profile, seed: int, root: Path, test) -> np.ndarray:
     return scores
 
 
-def merge_results(folders: list[str | Path], out: str | Path, profile_name: str = "") -> GridResult:
-    """Merge the ``predictions.csv`` of finished subsets of the grid (rows or seeds run
-    on different machines) into one set of results in ``out``.
-
-    The same (method, seed, image) may appear in several folders only with the same
-    values; anything else is an error naming both folders.
-    """
-    from .viz import plot_figure3
-
+def merge_predictions(folders: list[str | Path], filename: str = "predictions.csv") -> list[dict]:
+    """The per-image predictions in ``filename`` of every folder, merged. The same
+    (method, seed, image) may appear in several folders only with the same values;
+    anything else is an error naming both folders."""
     merged: dict[tuple, tuple[dict, Path]] = {}
     for folder in map(Path, folders):
-        path = folder / "predictions.csv"
+        path = folder / filename
         if not path.is_file():
             raise FileNotFoundError(f"{path} is missing: run `reproduce --out {folder}` first")
         for row in read_predictions(path):
@@ -401,7 +397,30 @@ def merge_results(folders: list[str | Path], out: str | Path, profile_name: str 
                     "were they run with the same profile and data?"
                 )
             merged[key] = (row, folder)
-    predictions = [row for row, _ in merged.values()]
+    return [row for row, _ in merged.values()]
+
+
+def merge_results(folders: list[str | Path], out: str | Path, profile_name: str = "") -> GridResult:
+    """Merge the ``predictions.csv`` of finished subsets of the grid (rows or seeds run
+    on different machines) into one set of results in ``out`` (see
+    :func:`merge_predictions`). When every folder also holds chapter 11's
+    ``beyond_predictions.csv`` (``reproduce --beyond``), those are merged too and
+    ``beyond.csv`` is written."""
+    from .viz import plot_figure3
+
+    predictions = merge_predictions(folders)
     result = GridResult(predictions, table_from_predictions(predictions), Path(out))
     write_results(result, Path(out), profile_name, {"figure3": plot_figure3(predictions)})
+    with_beyond = [Path(f) for f in folders if (Path(f) / "beyond_predictions.csv").is_file()]
+    if with_beyond and len(with_beyond) < len(folders):
+        missing = sorted(str(f) for f in set(map(Path, folders)) - set(with_beyond))
+        warnings.warn(
+            f"beyond.csv not merged: no beyond_predictions.csv in {', '.join(missing)} "
+            "(run `reproduce --beyond` there)",
+            stacklevel=2,
+        )
+    elif with_beyond:
+        from .beyond import write_beyond
+
+        write_beyond(merge_predictions(folders, "beyond_predictions.csv"), out, profile_name)
     return result

@@ -317,3 +317,30 @@ def test_crossfit_rows_share_the_test_inputs_but_not_the_training_data(beyond_ru
         assert np.array_equal(rows["mc_dropout"][seed][0], rows["mc_dropout_crossfit"][seed][0])
     # The ensemble uses the U-Nets of every seed: its masks are the same for both seeds.
     assert np.array_equal(rows["ensemble"][0][0], rows["ensemble"][1][0])
+
+
+def test_beyond_subsets_merge_like_the_full_run(beyond_run, tmp_path, capsys):
+    from segqual_lite.beyond import write_beyond
+    from segqual_lite.cli import main as cli_main
+
+    rows = beyond_run.predictions
+    for seed in GRID.seeds:
+        part = [r for r in rows if r["seed"] == seed]
+        table_rows = [r for r in part if r["method"] in experiment.TABLE_ROWS]
+        result = experiment.GridResult(
+            table_rows, experiment.table_from_predictions(table_rows), None
+        )
+        experiment.write_results(result, tmp_path / f"s{seed}", GRID.name)
+        write_beyond(part, tmp_path / f"s{seed}", GRID.name)
+    folders = [str(tmp_path / f"s{seed}") for seed in GRID.seeds]
+    assert cli_main(["merge", *folders, "--out", str(tmp_path / "m")]) == 0
+    assert "Deep ensemble" in capsys.readouterr().out
+    assert (tmp_path / "m" / "beyond.csv").read_text() == (
+        beyond_run.out / "beyond.csv"
+    ).read_text()
+    # A folder without chapter 11's predictions: Table 1 is merged, beyond.csv is not.
+    (tmp_path / "s1" / "beyond_predictions.csv").unlink()
+    with pytest.warns(UserWarning, match="beyond.csv not merged"):
+        experiment.merge_results(folders, tmp_path / "m2")
+    assert (tmp_path / "m2" / "table1.csv").is_file()
+    assert not (tmp_path / "m2" / "beyond.csv").exists()
