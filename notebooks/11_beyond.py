@@ -161,8 +161,8 @@ fig.tight_layout()
 # poor and the worst test segmentation of the plain U-Net (as in Figure 2):
 
 # %%
-sets = {m: segment_split(P, m, seed, root, "test", device) for m in ("max_prob", "mc_dropout")}
-sets |= {m: segment_split(P, m, seed, root, "test", device) for m in ("ensemble", "tta")}
+methods = ("max_prob", "mc_dropout", "ensemble", "tta")
+sets = {m: segment_split(P, m, seed, root, "test", device) for m in methods}
 fig = plot_figure2(sets)
 for method, seg in sets.items():
     print(f"{BEYOND_LABELS[method]:16s} test mean J {seg.jaccard.mean():.3f}")
