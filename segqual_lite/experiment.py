@@ -112,13 +112,6 @@ class GridResult:
     out: Path | None
 
 
-def _rows_of(predictions: list[dict]) -> dict:
-    grouped: dict = {}
-    for p in predictions:
-        grouped.setdefault(p["method"], {}).setdefault(int(p["seed"]), []).append(p)
-    return grouped
-
-
 def seed_metrics(method: str, seed: int, true: np.ndarray, pred: np.ndarray) -> dict:
     """The five metrics of one row and seed as fractions; when the test set holds only
     one class, only RMSE is defined and the others are NaN (with a warning)."""
@@ -131,6 +124,9 @@ def seed_metrics(method: str, seed: int, true: np.ndarray, pred: np.ndarray) -> 
 
 def per_seed_arrays(predictions: list[dict]) -> dict:
     """``{method: {seed: (true Jaccard [N], predicted Jaccard [N])}}``."""
+    grouped: dict = {}
+    for p in predictions:
+        grouped.setdefault(p["method"], {}).setdefault(int(p["seed"]), []).append(p)
     return {
         method: {
             seed: (
@@ -139,7 +135,7 @@ def per_seed_arrays(predictions: list[dict]) -> dict:
             )
             for seed, rows in sorted(by_seed.items())
         }
-        for method, by_seed in _rows_of(predictions).items()
+        for method, by_seed in grouped.items()
     }
 
 

@@ -116,21 +116,30 @@ class SegmentationSet:
     jaccard: np.ndarray  # float64 [N], true Jaccard of each predicted mask
 
 
+def _samples(profile: Profile, method: str) -> int | None:
+    """T for the sampled maps (MC-dropout, HCNN); None for the others."""
+    return {"mc_dropout": profile.mc_samples, "hcnn": profile.hcnn_samples}.get(method)
+
+
+def _unet_method(method: str) -> str:
+    """The method whose U-Net ``method`` reads: ensemble and TTA use the plain one."""
+    return "max_prob" if method in ("ensemble", "tta") else method
+
+
 def source_key(
     profile: Profile, method: str, seed: int, data_root: str | Path, crossfit: bool = False
 ) -> dict:
     """Everything that determines the masks and maps of ``method`` (the cache key)."""
     if method not in SEGMENTERS:
         raise ValueError(f"unknown method {method!r}: choose one of {SEGMENTERS}")
-    samples = {"mc_dropout": profile.mc_samples, "hcnn": profile.hcnn_samples}.get(method)
     if method == "ensemble":
         f = [training_key(profile, "max_prob", s, data_root) for s in profile.seeds]
     elif crossfit:
         folds = profile.crossfit_folds
         f = [training_key(profile, method, seed, data_root, (k, folds)) for k in range(folds)]
     else:
-        f = training_key(profile, "max_prob" if method == "tta" else method, seed, data_root)
-    return {"f": f, "method": method, "samples": samples, "crossfit": crossfit}
+        f = training_key(profile, _unet_method(method), seed, data_root)
+    return {"f": f, "method": method, "samples": _samples(profile, method), "crossfit": crossfit}
 
 
 def segment_split(
@@ -187,11 +196,10 @@ def _segment(profile, method, seed, data_root, images, device, progress, crossfi
     generator seeded by ``rng_seed`` (after the models exist, so that sampled maps do
     not depend on whether a model was trained or loaded). Returns
     ``(masks uint8 [N, H, W], maps float32 [N, H, W])``."""
-    samples = {"mc_dropout": profile.mc_samples, "hcnn": profile.hcnn_samples}.get(method)
-    model_method = "max_prob" if method in ("ensemble", "tta") else method
+    samples, unet_method = _samples(profile, method), _unet_method(method)
 
     def unet(s, fold=None):
-        f = fit_segmentation(profile, model_method, s, data_root, device, progress, fold=fold)
+        f = fit_segmentation(profile, unet_method, s, data_root, device, progress, fold=fold)
         return f.model
 
     if method == "ensemble":  # one predictor made of every seed's U-Net
