@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROFILE ?= tiny
 
-.PHONY: book test lint format notebooks student chromium clean
+.PHONY: book test unit lint format notebooks student chromium clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ lint: $(STAMP)
 
 test: $(STAMP) chromium lint
 	$(BIN)/python -m pytest
+
+# The fast tests only: no book build, no browser (a few minutes on 2 cores).
+unit: $(STAMP)
+	$(BIN)/python -m pytest -m "not book and not browser"
 
 format: $(STAMP)
 	$(BIN)/ruff format segqual_lite tests notebooks book benchmarks

@@ -14,11 +14,10 @@ import argparse
 import time
 
 import torch
-from torch.nn import functional as F
 
 from segqual_lite.config import get_profile, pick_device, seed_everything
 from segqual_lite.training import build_unet
-from segqual_lite.uncertainty import LCE_LAMBDA0, hcnn_loss, lce_loss, predict, update_lambda
+from segqual_lite.uncertainty import LCE_LAMBDA0, predict, segmentation_loss
 
 
 def sync(device):
@@ -26,22 +25,15 @@ def sync(device):
         torch.cuda.synchronize()
 
 
-def train_step(model, optimizer, scaler, x, y, method, use_amp, samples, lam):
-    """One Adam step under autocast; returns LCE's updated lambda."""
+def train_step(model, optimizer, scaler, x, y, method, use_amp, samples, state):
+    """One Adam step under autocast (``state`` carries LCE's lambda)."""
     with torch.autocast(x.device.type, dtype=torch.float16, enabled=use_amp):
         out = model(x)
-    if method == "hcnn":
-        loss = hcnn_loss(*out, y, samples=samples)
-    elif method == "lce":
-        loss, penalty = lce_loss(*out, y, lam)
-        lam = update_lambda(lam, penalty)
-    else:
-        loss = F.cross_entropy(out.float(), y)
+    loss, _ = segmentation_loss(method, out, y, state, samples)
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
     scaler.step(optimizer)
     scaler.update()
-    return lam
 
 
 def main() -> None:
@@ -64,17 +56,17 @@ def main() -> None:
         x = torch.rand(args.batch, 3, args.size, args.size, device=device)
         x = x.contiguous(memory_format=torch.channels_last)
         y = (torch.rand(args.batch, args.size, args.size, device=device) > 0.5).long()
-        lam = torch.tensor(LCE_LAMBDA0, device=device)
+        carried = {"lam": torch.tensor(LCE_LAMBDA0, device=device)}
         if use_amp:
             torch.cuda.reset_peak_memory_stats(device)
 
-        state = (model, optimizer, scaler, x, y, method, use_amp, paper.hcnn_train_samples)
+        step_args = (model, optimizer, scaler, x, y, method, use_amp, paper.hcnn_train_samples)
         for _ in range(3):  # warm-up (cuDNN autotuning, allocator)
-            lam = train_step(*state, lam)
+            train_step(*step_args, carried)
         sync(device)
         start = time.perf_counter()
         for _ in range(args.steps):
-            lam = train_step(*state, lam)
+            train_step(*step_args, carried)
         sync(device)
         seconds = time.perf_counter() - start
         peak = torch.cuda.max_memory_allocated(device) / 2**30 if use_amp else float("nan")

@@ -16,23 +16,18 @@ import tempfile
 import time
 
 import torch
-from torch.nn import functional as F
 
 from segqual_lite.config import get_profile, pick_device, seed_everything
 from segqual_lite.data import ISIC2017, make_synthetic_isic
 from segqual_lite.training import build_unet
-from segqual_lite.uncertainty import hcnn_loss, lce_loss
+from segqual_lite.uncertainty import LCE_LAMBDA0, segmentation_loss
 
 
 def step_fn(model, method, optimizer, samples):
+    state = {"lam": torch.tensor(LCE_LAMBDA0)}
+
     def step(x, y):
-        out = model(x)
-        if method == "hcnn":
-            loss = hcnn_loss(*out, y, samples=samples)
-        elif method == "lce":
-            loss = lce_loss(*out, y, 0.1)[0]
-        else:
-            loss = F.cross_entropy(out, y)
+        loss, _ = segmentation_loss(method, model(x), y, state, samples)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -46,7 +46,8 @@ from segqual_lite.config import seed_everything, start_chapter
 from segqual_lite.data import HARD_CASES, ISIC2017, prepare_data, read_hard_cases
 from segqual_lite.metrics import FAILURE_THRESHOLD, jaccard
 from segqual_lite.models import UNet
-from segqual_lite.training import fit_segmentation, predict_images
+from segqual_lite.training import fit_segmentation
+from segqual_lite.uncertainty import predict_images
 from segqual_lite.viz import error_overlay, plot_learning_curve, to_hwc
 
 # %% tags=["parameters"]

@@ -38,10 +38,10 @@ if importlib.util.find_spec("segqual_lite") is None:
 import torch
 
 from segqual_lite.config import start_chapter
-from segqual_lite.data import ISIC2017, prepare_data
-from segqual_lite.metrics import jaccard
-from segqual_lite.training import fit_segmentation, predict_images
-from segqual_lite.uncertainty import predict
+from segqual_lite.data import prepare_data
+from segqual_lite.segment import segment_split
+from segqual_lite.training import fit_segmentation
+from segqual_lite.uncertainty import predict, predict_images
 from segqual_lite.viz import pick_cases, plot_uncertainty_vs_error, show_uncertainty_maps
 
 # %% tags=["parameters"]
@@ -77,25 +77,30 @@ print("max probability z:", z.numpy().round(3), "| uncertainty 1 - z:", (1 - z).
 # ## On the test images
 #
 # The map needs only the plain U-Net trained in chapter 02 (loaded from the cache when it
-# exists, trained otherwise) and one deterministic pass:
+# exists, trained otherwise) and one deterministic pass. `segment_split` runs it over the
+# test split once and caches the masks and maps: the very maps that $g$ learns from and
+# is tested on in chapter 07. One batch again by hand, as a check:
 
 # %%
 root = prepare_data(P)
 f = fit_segmentation(P, "max_prob", seed, root, device)
-test = ISIC2017(root, "test", P.image_size)
-pred = predict_images(f.model, test.images, "max_prob")
-test_j = jaccard(pred.mask, test.masks)
+test = segment_split(P, "max_prob", seed, root, "test", device)
 x = test.images[:4].float().div(255).to(device)
-assert torch.equal(predict(f.model, x, "max_prob").mask.cpu(), pred.mask[:4])
-print(f"{len(test)} test images, mean Jaccard {test_j.mean():.3f}")
+assert torch.equal(predict(f.model, x, "max_prob").mask.cpu(), test.masks[:4].long())
+print(f"{len(test.ids)} test images, mean Jaccard {test.jaccard.mean():.3f}")
 
 # %% [markdown]
 # Beside a good segmentation and the poorest one (image, errors in colour, map):
 
 # %%
-cases = pick_cases(test_j)
+cases = pick_cases(test.jaccard)
 fig = show_uncertainty_maps(
-    test.images, test.masks, pred.mask, {"1 - max probability": pred.uncertainty}, cases, test_j
+    test.images,
+    test.true_masks,
+    test.masks,
+    {"1 - max probability": test.maps},
+    cases,
+    test.jaccard,
 )
 
 # %% [markdown]
@@ -107,7 +112,7 @@ fig = show_uncertainty_maps(
 # ## Does the map track the errors?
 
 # %%
-fig = plot_uncertainty_vs_error(pred.uncertainty, pred.mask, test.masks, test_j, "1 - max p")
+fig = plot_uncertainty_vs_error(test.maps, test.masks, test.true_masks, test.jaccard, "1 - max p")
 
 # %% [markdown]
 # The line above measures the two things the quality network can exploit: how much more
@@ -130,8 +135,8 @@ fig = plot_uncertainty_vs_error(pred.uncertainty, pred.mask, test.masks, test_j,
 # %%
 from segqual_lite.uncertainty import entropy
 
-h = entropy(pred.probs).flatten()
-u = pred.uncertainty.flatten()
+h = entropy(predict_images(f.model, test.images, "max_prob").probs).flatten()
+u = test.maps.flatten()
 order = torch.argsort(u)
 print("entropy non-decreasing in 1 - max p:", bool((h[order].diff() >= -1e-6).all()))
 
@@ -150,11 +155,11 @@ print("entropy non-decreasing in 1 - max p:", bool((h[order].diff() >= -1e-6).al
 # ```
 
 # %%
-m = pred.mask.float()[:, None]
+m = test.masks.float()[:, None]
 dilated = torch.nn.functional.max_pool2d(m, 5, stride=1, padding=2)
 eroded = -torch.nn.functional.max_pool2d(-m, 5, stride=1, padding=2)
 band = (dilated - eroded)[:, 0].bool()
-share = (pred.uncertainty * band).sum() / pred.uncertainty.sum()
+share = (test.maps * band).sum() / test.maps.sum()
 print(f"{band.float().mean():.1%} of the pixels hold {share:.1%} of the uncertainty")
 
 # %% [markdown]

@@ -46,9 +46,9 @@ import torch
 from segqual_lite.config import seed_everything, start_chapter
 from segqual_lite.data import ISIC2017, prepare_data
 from segqual_lite.metrics import jaccard
-from segqual_lite.quality import segment_split
-from segqual_lite.training import fit_segmentation, predict_images
-from segqual_lite.uncertainty import entropy, eval_with_dropout
+from segqual_lite.segment import segment_split
+from segqual_lite.training import fit_segmentation
+from segqual_lite.uncertainty import entropy, eval_with_dropout, predict_images
 from segqual_lite.viz import pick_cases, plot_uncertainty_vs_error, show_uncertainty_maps
 
 # %% tags=["parameters"]

@@ -41,10 +41,10 @@ import torch
 from torch.nn import functional as F
 
 from segqual_lite.config import seed_everything, start_chapter
-from segqual_lite.data import ISIC2017, prepare_data
-from segqual_lite.metrics import jaccard
-from segqual_lite.training import fit_segmentation, predict_images
-from segqual_lite.uncertainty import hcnn_loss
+from segqual_lite.data import prepare_data
+from segqual_lite.segment import segment_split
+from segqual_lite.training import fit_segmentation
+from segqual_lite.uncertainty import hcnn_loss, predict_images
 from segqual_lite.viz import (
     pick_cases,
     plot_learning_curve,
@@ -117,24 +117,22 @@ ax = plot_learning_curve(f.history, title="HCNN U-Net")
 # paper's map is **$\sigma$ of each pixel**, and that is what `predict(..., "hcnn")`
 # returns as `uncertainty`. A second candidate is the entropy of the sampled mean
 # softmax $p$ of eq. 7, which combines $\sigma$ with how close the logits are; `predict`
-# returns it in `extras["entropy"]`. Both, on a good and a poor segmentation:
+# returns it in `extras["entropy"]`. `segment_split` stores both with the test masks
+# (the maps $g$ is given in chapter 07). Both, on a good and a poor segmentation:
 
 # %%
-test = ISIC2017(root, "test", P.image_size)
-seed_everything(seed)
-pred = predict_images(f.model, test.images, "hcnn", samples=P.hcnn_samples)
-test_j = jaccard(pred.mask, test.masks)
-cases = pick_cases(test_j)
+test = segment_split(P, "hcnn", seed, root, "test", device)
+cases = pick_cases(test.jaccard)
 fig = show_uncertainty_maps(
     test.images,
+    test.true_masks,
     test.masks,
-    pred.mask,
-    {"sigma (used)": pred.uncertainty, "entropy of sampled p": pred.extras["entropy"]},
+    {"sigma (used)": test.maps, "entropy of sampled p": test.extras["entropy"]},
     cases,
-    test_j,
+    test.jaccard,
 )
 print(
-    f"mean test Jaccard {test_j.mean():.3f}; sigma ranges {pred.uncertainty.min():.2f} to {pred.uncertainty.max():.2f}"
+    f"mean test Jaccard {test.jaccard.mean():.3f}; sigma ranges {test.maps.min():.2f} to {test.maps.max():.2f}"
 )
 
 # %% [markdown]
@@ -144,8 +142,8 @@ print(
 # useful of the four for predicting quality. Both maps are compared with the errors below.
 
 # %%
-fig = plot_uncertainty_vs_error(pred.uncertainty, pred.mask, test.masks, test_j, "sigma")
-alt = uncertainty_error_summary(pred.extras["entropy"], pred.mask, test.masks, test_j)
+fig = plot_uncertainty_vs_error(test.maps, test.masks, test.true_masks, test.jaccard, "sigma")
+alt = uncertainty_error_summary(test.extras["entropy"], test.masks, test.true_masks, test.jaccard)
 print(
     f"sampled entropy: {alt['ratio']:.1f}x on wrong pixels; correlation with the Jaccard index {alt['image_correlation']:.2f}"
 )
@@ -165,7 +163,7 @@ print(
 
 # %%
 x = test.images[:4].float().div(255).to(device).contiguous(memory_format=torch.channels_last)
-y = test.masks[:4].long().to(device)
+y = test.true_masks[:4].long().to(device)
 f.model.eval()
 with torch.no_grad():
     logits, s = f.model(x)

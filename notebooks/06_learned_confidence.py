@@ -42,9 +42,9 @@ import torch
 from torch.nn import functional as F
 
 from segqual_lite.config import seed_everything, start_chapter
-from segqual_lite.data import ISIC2017, prepare_data
-from segqual_lite.metrics import jaccard
-from segqual_lite.training import fit_segmentation, predict_images
+from segqual_lite.data import prepare_data
+from segqual_lite.segment import segment_split
+from segqual_lite.training import fit_segmentation
 from segqual_lite.uncertainty import LCE_BUDGET, LCE_LAMBDA0, lce_loss, update_lambda
 from segqual_lite.viz import pick_cases, plot_uncertainty_vs_error, show_uncertainty_maps
 
@@ -140,19 +140,17 @@ print(
 # This book draws $z = 1 - c$ (high = unsure), like every other map.
 
 # %%
-test = ISIC2017(root, "test", P.image_size)
-pred = predict_images(f.model, test.images, "lce")
-test_j = jaccard(pred.mask, test.masks)
+test = segment_split(P, "lce", seed, root, "test", device)
 print(
-    f"mean test Jaccard {test_j.mean():.3f}; 1 - c ranges {pred.uncertainty.min():.3f} to {pred.uncertainty.max():.3f}"
+    f"mean test Jaccard {test.jaccard.mean():.3f}; 1 - c ranges {test.maps.min():.3f} to {test.maps.max():.3f}"
 )
-cases = pick_cases(test_j)
+cases = pick_cases(test.jaccard)
 fig = show_uncertainty_maps(
-    test.images, test.masks, pred.mask, {"1 - confidence": pred.uncertainty}, cases, test_j
+    test.images, test.true_masks, test.masks, {"1 - confidence": test.maps}, cases, test.jaccard
 )
 
 # %%
-fig = plot_uncertainty_vs_error(pred.uncertainty, pred.mask, test.masks, test_j, "1 - c")
+fig = plot_uncertainty_vs_error(test.maps, test.masks, test.true_masks, test.jaccard, "1 - c")
 
 # %% [markdown]
 # ## Exercises
@@ -169,7 +167,7 @@ fig = plot_uncertainty_vs_error(pred.uncertainty, pred.mask, test.masks, test_j,
 
 # %%
 x = test.images[:16].float().div(255).to(device).contiguous(memory_format=torch.channels_last)
-y = test.masks[:16].long().to(device)
+y = test.true_masks[:16].long().to(device)
 f.model.eval()
 with torch.no_grad():
     logits, conf = f.model(x)
@@ -193,9 +191,9 @@ print(f"task loss with hints {with_hints:.4f}, without {without:.4f}")
 # ```
 
 # %%
-wrong = pred.mask != test.masks
-cutoff = torch.quantile(pred.uncertainty.flatten()[::7], 0.95)  # a subsample is enough
-refused = pred.uncertainty > cutoff
+wrong = test.masks != test.true_masks
+cutoff = torch.quantile(test.maps.flatten()[::7], 0.95)  # a subsample is enough
+refused = test.maps > cutoff
 print(
     f"refuses {refused.float().mean():.1%} of pixels (1 - c > {cutoff:.3f}), catching {refused[wrong].float().mean():.1%} of the wrong ones"
 )

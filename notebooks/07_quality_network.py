@@ -43,16 +43,9 @@ from segqual_lite import metrics
 from segqual_lite.config import start_chapter
 from segqual_lite.data import prepare_data
 from segqual_lite.models import QualityCNN
-from segqual_lite.quality import (
-    ROWS,
-    SOURCE_METHOD,
-    QualityDataset,
-    fit_quality,
-    in_channels,
-    map_scale,
-    predict_quality,
-    segment_split,
-)
+from segqual_lite.quality import QualityDataset, fit_quality, map_scale, predict_quality
+from segqual_lite.rows import METHODS, QUALITY_ROWS, get_row, in_channels
+from segqual_lite.segment import segment_split
 from segqual_lite.viz import to_hwc
 
 # %% tags=["parameters"]
@@ -82,7 +75,7 @@ root = prepare_data(P)
 # epochs with Adam ($10^{-3}$), batches of 16, and the same flips and rotations as $f$.
 
 # %%
-for name in ROWS:
+for name in QUALITY_ROWS:
     g = QualityCNN(in_channels(name), P.quality_widths)
     print(
         f"{name:15s} {in_channels(name)} input channels, {sum(p.numel() for p in g.parameters()):,} parameters"
@@ -103,10 +96,7 @@ for name in ROWS:
 # at 1), so that every map enters $g$ in $[0, 1]$. For one training image:
 
 # %%
-train_sets = {
-    m: segment_split(P, m, seed, root, "train", device)
-    for m in ("max_prob", "mc_dropout", "hcnn", "lce")
-}
+train_sets = {m: segment_split(P, m, seed, root, "train", device) for m in METHODS}
 i = int(np.argsort(train_sets["max_prob"].jaccard)[len(train_sets["max_prob"].jaccard) // 10])
 fig, axes = plt.subplots(1, 7, figsize=(15, 2.6))
 for ax, name in zip(axes[:2], ["qualitynet", "no_uncertainty"]):
@@ -136,21 +126,22 @@ fig.tight_layout()
 # Here is the quality of $f$'s segmentations on both splits:
 
 # %%
-seg_train = train_sets[SOURCE_METHOD[row]]
-seg_test = segment_split(P, SOURCE_METHOD[row], seed, root, "test", device)
+seg_train = train_sets[get_row(row).method]
+seg_test = segment_split(P, get_row(row).method, seed, root, "test", device)
 fig, ax = plt.subplots(figsize=(5.5, 2.8))
 bins = np.linspace(0, 1, 26)
 ax.hist(
     seg_train.jaccard, bins=bins, alpha=0.6, density=True, label="training split (g learns here)"
 )
 ax.hist(seg_test.jaccard, bins=bins, alpha=0.6, density=True, label="test split")
-ax.axvline(0.7, c="k", ls=":")
+ax.axvline(metrics.FAILURE_THRESHOLD, c="k", ls=":")
 ax.set(xlabel="true Jaccard of f's mask", ylabel="density")
 ax.legend(fontsize=8)
 fig.tight_layout()
 for name, seg in [("training", seg_train), ("test", seg_test)]:
     print(
-        f"{name:8s} split: mean J {seg.jaccard.mean():.3f}, {np.mean(seg.jaccard < 0.7):.0%} below 0.7"
+        f"{name:8s} split: mean J {seg.jaccard.mean():.3f}, "
+        f"{np.mean(seg.jaccard < metrics.FAILURE_THRESHOLD):.0%} below {metrics.FAILURE_THRESHOLD}"
     )
 
 # %% [markdown]
@@ -177,8 +168,8 @@ print({k: round(v, 3) for k, v in summary.items()})
 fig, ax = plt.subplots(figsize=(4, 4))
 ax.scatter(seg_test.jaccard, predicted, s=10, alpha=0.7)
 ax.plot([0, 1], [0, 1], c="grey", lw=0.8)
-ax.axvline(0.7, ls=":", c="k")
-ax.axhline(0.7, ls=":", c="k")
+ax.axvline(metrics.FAILURE_THRESHOLD, ls=":", c="k")
+ax.axhline(metrics.FAILURE_THRESHOLD, ls=":", c="k")
 ax.set(xlabel="true Jaccard", ylabel="predicted Jaccard", xlim=(0, 1.02), ylim=(0, 1.02))
 fig.tight_layout()
 

@@ -44,10 +44,16 @@ import numpy as np
 from segqual_lite import metrics
 from segqual_lite.config import start_chapter
 from segqual_lite.data import ISIC2017, prepare_data
-from segqual_lite.experiment import rca_cached
-from segqual_lite.metrics import jaccard
-from segqual_lite.quality import fit_quality, predict_quality, segment_split
-from segqual_lite.rca import choose_references, pixel_features, rca_scores, reverse_classify
+from segqual_lite.metrics import FAILURE_THRESHOLD, jaccard
+from segqual_lite.quality import fit_quality, predict_quality
+from segqual_lite.rca import (
+    choose_references,
+    pixel_features,
+    rca_cached,
+    rca_scores,
+    reverse_classify,
+)
+from segqual_lite.segment import segment_split
 from segqual_lite.viz import error_overlay, pick_cases, to_hwc
 
 # %% tags=["parameters"]
@@ -58,7 +64,8 @@ P, device, seed = start_chapter(profile)
 root = prepare_data(P)
 test = segment_split(P, "max_prob", seed, root, "test", device)
 print(
-    f"{len(test.ids)} test segmentations from the plain U-Net, {np.mean(test.jaccard < 0.7):.0%} below 0.7"
+    f"{len(test.ids)} test segmentations from the plain U-Net, "
+    f"{np.mean(test.jaccard < FAILURE_THRESHOLD):.0%} below {FAILURE_THRESHOLD}"
 )
 
 # %% [markdown]
@@ -147,8 +154,8 @@ fig, ax = plt.subplots(figsize=(4, 4))
 ax.scatter(test.jaccard, scores, s=10, alpha=0.7, label="RCA")
 ax.scatter(test.jaccard, results["qualitynet"], s=10, alpha=0.7, label="QualityNet")
 ax.plot([0, 1], [0, 1], c="grey", lw=0.8)
-ax.axvline(0.7, ls=":", c="k")
-ax.axhline(0.7, ls=":", c="k")
+ax.axvline(FAILURE_THRESHOLD, ls=":", c="k")
+ax.axhline(FAILURE_THRESHOLD, ls=":", c="k")
 ax.set(xlabel="true Jaccard", ylabel="predicted quality", xlim=(0, 1.02), ylim=(0, 1.02))
 ax.legend(fontsize=8)
 fig.tight_layout()

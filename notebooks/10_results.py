@@ -35,22 +35,22 @@ if importlib.util.find_spec("segqual_lite") is None:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"git+{REPO_URL}"], check=True)
 
 # %%
-import numpy as np
 from IPython.display import Markdown, display
 
 from segqual_lite.config import start_chapter
 from segqual_lite.data import prepare_data, read_hard_cases
-from segqual_lite.experiment import (
-    ROW_LABELS,
-    compare_rows,
-    format_table_md,
-    read_predictions,
-    run_grid,
-    table_from_predictions,
-)
+from segqual_lite.experiment import run_grid
 from segqual_lite.explorer import explorer_cases, uncertainty_explorer
 from segqual_lite.metrics import auroc
-from segqual_lite.quality import segment_split
+from segqual_lite.rows import METHODS, TABLE_ROWS, label
+from segqual_lite.segment import segment_split
+from segqual_lite.tables import (
+    compare_rows,
+    format_table_md,
+    per_seed_arrays,
+    read_predictions,
+    table_from_predictions,
+)
 from segqual_lite.viz import plot_figure2, plot_figure3
 
 # %% tags=["parameters"]
@@ -95,7 +95,7 @@ display(Markdown(recomputed))
 # is near chance. Where does this run agree? Computed from the table above:
 
 # %%
-for method in ("max_prob", "mc_dropout", "hcnn", "lce"):
+for method in METHODS:
     for metric in ("rmse", "auroc"):
         print(compare_rows(result.table, method, "no_uncertainty", metric))
 
@@ -108,10 +108,7 @@ for method in ("max_prob", "mc_dropout", "hcnn", "lce"):
 # uncertainty map (yellow sure, purple unsure; each map on its own scale):
 
 # %%
-sets = {
-    m: segment_split(P, m, P.seeds[0], root, "test", device)
-    for m in ("max_prob", "mc_dropout", "hcnn", "lce")
-}
+sets = {m: segment_split(P, m, P.seeds[0], root, "test", device) for m in METHODS}
 fig = plot_figure2(sets)
 
 # %% [markdown]
@@ -128,9 +125,9 @@ fig = plot_figure3(result.predictions, seed=P.seeds[0])
 # %%
 cases = read_hard_cases(root)
 if cases:
-    rows = [p for p in result.predictions if p["method"] == "max_prob" and p["seed"] == P.seeds[0]]
-    missed = [p for p in rows if p["true_jaccard"] < 0.7 <= p["predicted_jaccard"]]
-    lazy = sum("lazy_mask" in cases[p["image_id"]] for p in missed)
+    first = result.predictions.query("method == 'max_prob' and seed == @P.seeds[0]")
+    missed = first.query("true_jaccard < @FAILURE_THRESHOLD <= predicted_jaccard")
+    lazy = sum("lazy_mask" in cases[i] for i in missed["image_id"])
     print(
         f"Max Probability, seed {P.seeds[0]}: {len(missed)} missed failures, {lazy} of them with a lazy mask"
     )
@@ -145,12 +142,11 @@ if cases:
 # your browser without a Python kernel; in Jupyter or Colab it runs live.
 
 # %%
-predicted_j = {
-    (p["method"], p["image_id"]): p["predicted_jaccard"]
-    for p in result.predictions
-    if p["seed"] == P.seeds[0]
+predicted_j = result.predictions.query("seed == @P.seeds[0]").set_index(["method", "image_id"])
+predicted = {
+    m: predicted_j.loc[m, "predicted_jaccard"].reindex(seg.ids).to_numpy()
+    for m, seg in sets.items()
 }
-predicted = {m: np.array([predicted_j[(m, i)] for i in seg.ids]) for m, seg in sets.items()}
 explorer = uncertainty_explorer(explorer_cases(sets, predicted))
 explorer
 
@@ -189,14 +185,10 @@ explorer
 # ```
 
 # %%
-for method in ROW_LABELS:
-    per_seed = []
-    for s in P.seeds:
-        rows = [p for p in result.predictions if p["method"] == method and p["seed"] == s]
-        per_seed.append(
-            auroc([p["true_jaccard"] for p in rows], [p["predicted_jaccard"] for p in rows])
-        )
-    print(f"{ROW_LABELS[method]:15s}", " ".join(f"{100 * a:5.1f}" for a in per_seed))
+arrays = per_seed_arrays(result.predictions)
+for method in TABLE_ROWS:
+    per_seed = [auroc(true, pred) for true, pred in arrays[method].values()]
+    print(f"{label(method):15s}", " ".join(f"{100 * a:5.1f}" for a in per_seed))
 
 # %% [markdown]
 # ```{solution-end}
@@ -213,12 +205,9 @@ for method in ROW_LABELS:
 # ```
 
 # %%
-for method in ROW_LABELS:
-    rows = [p for p in result.predictions if p["method"] == method and p["seed"] == P.seeds[0]]
-    value = auroc(
-        [p["true_jaccard"] for p in rows], [p["predicted_jaccard"] for p in rows], threshold=0.8
-    )
-    print(f"{ROW_LABELS[method]:15s} AUROC at 0.8: {100 * value:.1f}")
+for method in TABLE_ROWS:
+    value = auroc(*arrays[method][P.seeds[0]], threshold=0.8)
+    print(f"{label(method):15s} AUROC at 0.8: {100 * value:.1f}")
 
 # %% [markdown]
 # ```{solution-end}

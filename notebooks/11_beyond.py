@@ -43,12 +43,19 @@ import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import Markdown, display
 
-from segqual_lite.beyond import BEYOND_LABELS, beyond_table, format_beyond_md, run_beyond
 from segqual_lite.config import start_chapter
 from segqual_lite.data import DIHEDRAL, dihedral, prepare_data
-from segqual_lite.experiment import compare_rows, per_seed_arrays, read_predictions
-from segqual_lite.metrics import aurc, automation_rate, risk_coverage
-from segqual_lite.quality import segment_split
+from segqual_lite.experiment import run_grid
+from segqual_lite.metrics import FAILURE_THRESHOLD, aurc, automation_rate, risk_coverage
+from segqual_lite.rows import label
+from segqual_lite.segment import segment_split
+from segqual_lite.tables import (
+    beyond_table,
+    compare_rows,
+    format_table_md,
+    per_seed_arrays,
+    read_predictions,
+)
 from segqual_lite.training import crossfit_folds
 from segqual_lite.viz import plot_figure2, plot_risk_coverage, to_hwc
 
@@ -104,9 +111,10 @@ bins = np.linspace(0, 1, 26)
 for name, seg in quality_sets.items():
     ax.hist(seg.jaccard, bins=bins, histtype="step", density=True, lw=1.5, label=name)
     print(
-        f"{name:22s} mean J {seg.jaccard.mean():.3f}, below 0.7: {np.mean(seg.jaccard < 0.7):.1%}"
+        f"{name:22s} mean J {seg.jaccard.mean():.3f}, "
+        f"below {FAILURE_THRESHOLD}: {np.mean(seg.jaccard < FAILURE_THRESHOLD):.1%}"
     )
-ax.axvline(0.7, ls=":", c="k")
+ax.axvline(FAILURE_THRESHOLD, ls=":", c="k")
 ax.set(xlabel="true Jaccard of the plain U-Net's masks", ylabel="density")
 ax.legend(fontsize=8)
 fig.tight_layout()
@@ -165,12 +173,12 @@ methods = ("max_prob", "mc_dropout", "ensemble", "tta")
 sets = {m: segment_split(P, m, seed, root, "test", device) for m in methods}
 fig = plot_figure2(sets)
 for method, seg in sets.items():
-    print(f"{BEYOND_LABELS[method]:16s} test mean J {seg.jaccard.mean():.3f}")
+    print(f"{label(method):16s} test mean J {seg.jaccard.mean():.3f}")
 
 # %% [markdown]
 # ## The grid with the new rows
 #
-# `run_beyond` runs Table 1's rows (loaded from the cache after chapter 10) and four new
+# `run_grid(..., beyond=True)` runs Table 1's rows (loaded from the cache after chapter 10) and four new
 # ones, for every seed, with the same $g$: `max_prob_crossfit` and
 # `mc_dropout_crossfit` (the Max Probability and MC-dropout rows with out-of-fold
 # training data), `ensemble` and `tta`. It writes `beyond.csv` and its readable twin,
@@ -178,10 +186,11 @@ for method, seg in sets.items():
 # metrics there are two new columns, explained in the next section.
 
 # %%
-result = run_beyond(P, data_root=root, device=device)
+result = run_grid(P, data_root=root, device=device, beyond=True)
 recomputed = beyond_table(read_predictions(result.out / "beyond_predictions.csv"))
-assert format_beyond_md(recomputed, P.name) == (result.out / "beyond.md").read_text()
-display(Markdown(format_beyond_md(result.table, P.name)))
+beyond_md = format_table_md(recomputed, P.name, "Beyond Table 1")
+assert beyond_md == (result.out / "beyond.md").read_text()
+display(Markdown(beyond_md))
 
 # %% [markdown]
 # ## Risk-coverage: how much work can $g$ take off an expert?
@@ -222,7 +231,7 @@ for method, by_seed in arrays.items():
     true, pred = by_seed[P.seeds[0]]
     excess = aurc(true, pred) - aurc(true, true)
     rates = " / ".join(f"{automation_rate(true, pred, t):4.0%}" for t in (0.8, 0.85, 0.9))
-    print(f"{BEYOND_LABELS[method]:30s} {true.mean():7.3f} {excess:7.4f}  {rates}")
+    print(f"{label(method):30s} {true.mean():7.3f} {excess:7.4f}  {rates}")
 
 # %% [markdown]
 # ## What this run shows
@@ -241,7 +250,7 @@ pairs = [
 ]
 for method, baseline in pairs:
     for metric in ("rmse", "auroc", "aurc"):
-        print(compare_rows(result.table, method, baseline, metric, BEYOND_LABELS))
+        print(compare_rows(result.beyond, method, baseline, metric))
 
 # %% [markdown]
 # How to read these lines:
@@ -280,7 +289,7 @@ ax.plot(targets, [automation_rate(true, true, t) for t in targets], "k--", label
 for method in ("max_prob", "max_prob_crossfit"):
     true, pred = arrays[method][P.seeds[0]]
     rates = [automation_rate(true, pred, t) for t in targets]
-    ax.plot(targets, rates, label=BEYOND_LABELS[method])
+    ax.plot(targets, rates, label=label(method))
 ax.set(xlabel="target mean Jaccard", ylabel="share automated")
 ax.legend(fontsize=8)
 fig.tight_layout()

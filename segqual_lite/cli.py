@@ -15,7 +15,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .config import get_profile
 from .data import DataError, check_isic2017, download_isic2017, make_synthetic_isic
+from .experiment import merge_results, run_grid
+from .rows import BEYOND_ROWS, TABLE_ROWS
 
 EXIT_DATA_ERROR = 2
 
@@ -41,38 +44,28 @@ def _cmd_download(args) -> int:
 
 
 def _cmd_reproduce(args) -> int:
-    from .config import get_profile
-    from .experiment import TABLE_ROWS, run_grid
-
-    profile = get_profile(args.profile)
     result = run_grid(
-        profile,
+        get_profile(args.profile),
         rows=tuple(args.rows or TABLE_ROWS),
-        seeds=_seeds(args),
+        seeds=tuple(args.seeds) if args.seeds else None,
         data_root=args.data,
         out=args.out,
+        beyond=args.beyond,
     )
-    print((result.out / "table1.md").read_text())
-    if args.beyond:
-        from .beyond import run_beyond
-
-        beyond = run_beyond(profile, _seeds(args), args.data, args.out)
-        print((beyond.out / "beyond.md").read_text())
+    _print_tables(result)
     print(f"results in {result.out}")
     return 0
 
 
-def _seeds(args):
-    return tuple(args.seeds) if args.seeds else None
+def _print_tables(result) -> None:
+    print((result.out / "table1.md").read_text())
+    if result.beyond is not None:
+        print((result.out / "beyond.md").read_text())
 
 
 def _cmd_merge(args) -> int:
-    from .experiment import merge_results
-
     result = merge_results(args.folders, args.out, args.profile or "")
-    print((result.out / "table1.md").read_text())
-    if (result.out / "beyond.md").is_file():
-        print((result.out / "beyond.md").read_text())
+    _print_tables(result)
     print(f"merged {len(args.folders)} result folders into {result.out}")
     return 0
 
@@ -109,7 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--profile", default="tiny", choices=["tiny", "colab", "paper"])
     reproduce.add_argument("--data", help="data folder (default: prepared for the profile)")
     reproduce.add_argument("--out", help="results folder (default: _build/results/<profile>)")
-    reproduce.add_argument("--rows", nargs="+", help="a subset of the rows of Table 1")
+    reproduce.add_argument(
+        "--rows",
+        nargs="+",
+        choices=[*TABLE_ROWS, *BEYOND_ROWS],
+        help="a subset of the rows (default: those of Table 1)",
+    )
     reproduce.add_argument("--seeds", nargs="+", type=int, help="a subset of the seeds")
     reproduce.add_argument(
         "--beyond",

@@ -23,6 +23,8 @@ __all__ = [
     "get_profile",
     "home",
     "pick_device",
+    "progress_enabled",
+    "results_dir",
     "seed_everything",
     "start_chapter",
 ]
@@ -150,6 +152,20 @@ def home() -> Path:
     """Where data, models and predictions are stored: ``$SEGQUAL_HOME``, else
     ``./segqual_artifacts`` (``make book`` uses ``_build/artifacts``)."""
     return Path(os.environ.get("SEGQUAL_HOME", "segqual_artifacts")).resolve()
+
+
+def results_dir(profile: Profile) -> Path:
+    """Where tables, figures and per-image predictions go: ``$SEGQUAL_RESULTS`` if set,
+    else ``_build/results/<profile>`` under the current folder (where ``make book`` leaves
+    the tiny one)."""
+    base = os.environ.get("SEGQUAL_RESULTS")
+    return Path(base) if base else Path("_build") / "results" / profile.name
+
+
+def progress_enabled() -> bool:
+    """Progress bars unless ``SEGQUAL_PROGRESS=0`` (the book build sets it: bars would
+    only litter the rendered pages)."""
+    return os.environ.get("SEGQUAL_PROGRESS", "1") != "0"
 
 
 def pick_device(prefer: str | None = None) -> torch.device:

@@ -20,9 +20,11 @@ import io
 import sys
 from dataclasses import dataclass
 
+import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
 
+from .metrics import FAILURE_THRESHOLD
 from .viz import error_overlay, to_hwc
 
 __all__ = ["ExplorerCase", "explorer_cases", "render_case", "uncertainty_explorer"]
@@ -70,7 +72,7 @@ def explorer_cases(sets: dict, predicted: dict, per_method: int = 5) -> dict[str
     return out
 
 
-def render_case(case: ExplorerCase, threshold: float = 0.7, dpi: int = 50) -> bytes:
+def render_case(case: ExplorerCase, threshold: float = FAILURE_THRESHOLD, dpi: int = 50) -> bytes:
     """One PNG: image, ground truth, error overlay and uncertainty map, with the true and
     predicted Jaccard and the two verdicts in the title. Kept small: every panel of the
     static explorer is embedded in the page."""
@@ -109,8 +111,6 @@ def uncertainty_explorer(cases: dict[str, list], wiring: str | None = None):
     ``wiring`` is ``"static"`` (jslink, works without a kernel) or ``"live"`` (Python
     callbacks); by default static, except on Colab or without ``widgets.Stack``.
     """
-    import ipywidgets as widgets
-
     if wiring is None:
         wiring = "live" if _on_colab() or not hasattr(widgets, "Stack") else "static"
     methods = list(cases)

@@ -10,10 +10,12 @@ Here the reverse classifier is a scikit-learn random forest on per-pixel colour 
 texture features (the originals registered atlases, which has no meaning for
 dermoscopy, one reason the paper's RCA is near chance). The score is uncalibrated and
 reported raw; empty or full predicted masks, on which no classifier can be trained,
-score 0.
+score 0. :func:`rca_cached` stores the scores of a seed's test masks in the artifact store.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,9 +23,13 @@ from joblib import Parallel, delayed
 from sklearn.ensemble import RandomForestClassifier
 from torch.nn import functional as F
 
+from .config import Profile
 from .metrics import jaccard
+from .segment import SegmentationSet, decoded_split
+from .store import artifact_folder, artifact_key, save_array
+from .training import training_key
 
-__all__ = ["pixel_features", "choose_references", "reverse_classify", "rca_scores"]
+__all__ = ["pixel_features", "choose_references", "reverse_classify", "rca_scores", "rca_cached"]
 
 FEATURE_SCALES = (5, 11)
 
@@ -112,3 +118,20 @@ def rca_scores(
     scores = np.array([s for s, _ in out], dtype=np.float64)
     best = np.array([b for _, b in out], dtype=np.int64)
     return scores, best
+
+
+def rca_cached(profile: Profile, seed: int, root: Path, test: SegmentationSet) -> np.ndarray:
+    """RCA scores (:func:`rca_scores`) for the plain U-Net's test masks ``test`` of
+    ``seed``, with the profile's references from the training split; cached like a
+    model."""
+    key = artifact_key(
+        "rca", f=training_key(profile, "max_prob", seed, root), references=profile.rca_references
+    )
+    path = artifact_folder(profile, f"seed{seed}", key) / "scores.npy"
+    if path.exists():
+        return np.load(path)
+    train = decoded_split(root, "train", profile.image_size)
+    refs = choose_references(len(train), profile.rca_references)
+    scores, _ = rca_scores(test.images, test.masks, train.images[refs], train.masks[refs], seed)
+    save_array(scores, path)
+    return scores

@@ -1,13 +1,15 @@
-"""Fitting the U-Net f for each uncertainty method (chapter 02; losses in 03-06).
+"""Training: one checkpointed loop, and the U-Net f for each method (chapter 02; losses
+in 03-06; the quality network g in chapter 07).
 
 * Adam, learning rate, batch size, epochs and augmentation come from the profile.
 * After every epoch: the validation Jaccard index is recorded and a checkpoint (weights,
   optimiser, random states, LCE's lambda, history) is written atomically; an
   interrupted run resumes from it and ends with the same weights as an uninterrupted
   one on the CPU.
-* Finished models are cached under ``<home>/models/<profile>/`` by a key of everything
-  that produced them (profile settings, method variant, seed, data), so later chapters
-  load them instead of training again.
+* Finished models are cached in the artifact store (:mod:`segqual_lite.store`) by a key
+  of everything that produced them (profile settings, U-Net, seed, data), so later
+  chapters load them instead of training again.
+* f and g share one loop (:func:`fit_checkpointed`); each passes only its loss.
 * Models are kept in the channels_last layout (about 2x faster convolutions on CPUs,
   and what tensor cores want); :func:`~segqual_lite.uncertainty.predict` matches it.
 * On CUDA: automatic mixed precision and no host-device sync inside the epoch (losses
@@ -16,9 +18,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,56 +27,37 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from .config import Profile, home, pick_device, seed_everything
+from .config import Profile, pick_device, progress_enabled, seed_everything
 from .data import ISIC2017
 from .metrics import jaccard
 from .models import UNet
+from .rows import get_method
+from .store import artifact_folder, artifact_key, data_identity, save_torch
 from .uncertainty import (
-    HEAD_OF,
     LCE_BUDGET,
     LCE_LAMBDA0,
-    METHODS,
-    Prediction,
-    hcnn_loss,
-    lce_loss,
-    predict,
-    predict_ensemble,
-    predict_tta,
-    update_lambda,
+    predict_images,
+    segmentation_loss,
 )
 
 __all__ = [
-    "VARIANT_OF",
     "TrainedModel",
     "build_unet",
     "crossfit_folds",
     "training_key",
-    "cache_folder",
     "fit_checkpointed",
     "fit_segmentation",
-    "predict_images",
-    "progress_enabled",
 ]
 
-# max_prob and mc_dropout read different maps off the same plain U-Net.
-VARIANT_OF = {"max_prob": "plain", "mc_dropout": "plain", "hcnn": "hcnn", "lce": "lce"}
-TRAINING_CODE_VERSION = 2  # bump when the training loop changes what it produces
-
-
-def progress_enabled() -> bool:
-    """Progress bars unless ``SEGQUAL_PROGRESS=0`` (the book build sets it: bars would
-    only litter the rendered pages)."""
-    return os.environ.get("SEGQUAL_PROGRESS", "1") != "0"
+# Loss per batch: (model output, target, state) -> (loss, extras to average per epoch).
+LossFn = Callable[..., tuple[torch.Tensor, dict[str, torch.Tensor]]]
 
 
 def build_unet(profile: Profile, method: str) -> UNet:
     """The U-Net of ``profile`` with the head that ``method`` trains."""
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}: choose one of {METHODS}")
-    return UNet(width=profile.unet_width, depth=profile.unet_depth, head=HEAD_OF[method])
+    return UNet(width=profile.unet_width, depth=profile.unet_depth, head=get_method(method).head)
 
 
 def crossfit_folds(n: int, folds: int, seed: int) -> np.ndarray:
@@ -97,39 +78,32 @@ def training_key(
     data_root: str | Path,
     fold: tuple[int, int] | None = None,
 ) -> dict:
-    """Everything that determines a trained f: the cache key."""
-    variant = VARIANT_OF[method]
-    key = {
-        "code": TRAINING_CODE_VERSION,
-        "variant": variant,
+    """Everything that determines the trained U-Net that ``method`` reads: its cache key."""
+    unet = get_method(method).unet
+    parts = {
+        "unet": unet,
         "seed": seed,
-        "data": Path(data_root).resolve().name,
+        "data": data_identity(data_root),
         **{
             k: getattr(profile, k)
             for k in ("image_size", "unet_width", "unet_depth", "epochs_f", "batch_size", "lr")
         },
     }
-    if variant == "hcnn":
-        key["hcnn_train_samples"] = profile.hcnn_train_samples
-    if variant == "lce":
-        key["lce"] = {"lambda0": LCE_LAMBDA0, "budget": LCE_BUDGET, "hints": "per-image"}
+    if unet == "hcnn":
+        parts["hcnn_train_samples"] = profile.hcnn_train_samples
+    if unet == "lce":
+        parts["lce"] = {"lambda0": LCE_LAMBDA0, "budget": LCE_BUDGET, "hints": "per-image"}
     if fold is not None:
-        key["fold"] = list(fold)
-    return key
+        parts["fold"] = list(fold)
+    return artifact_key("f", **parts)
 
 
 @dataclass
 class TrainedModel:
-    model: UNet
+    model: nn.Module
     history: list[dict]
     path: Path
     finished: bool = True
-
-
-def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 def _random_states(loader_gen: torch.Generator) -> dict:
@@ -153,16 +127,26 @@ def _restore_random_states(states: dict, loader_gen: torch.Generator) -> None:
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
-def _validation_jaccard(model, images: torch.Tensor, masks: torch.Tensor, device) -> float:
-    pred = predict_images(model, images, "max_prob", device=device)
-    return float(jaccard(pred.mask, masks).mean())
-
-
-def cache_folder(kind: str, profile: Profile, name: str, key: dict) -> Path:
-    """``<home>/models/<profile>/<kind>-<name>-<hash of key>``: one folder per artifact,
-    named by everything that produced it."""
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
-    return home() / "models" / profile.name / f"{kind}-{name}-{digest}"
+def _train_epoch(model, optimizer, scaler, loader, loss_fn: LossFn, state, device, use_amp):
+    """One pass over ``loader``; returns the mean loss and the mean of each extra."""
+    sums: dict[str, torch.Tensor] = {"loss": torch.zeros((), device=device)}
+    seen = 0
+    for x, target in loader:
+        x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        target = target.to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+            output = model(x)
+        loss, extras = loss_fn(output, target, state)
+        for name, value in extras.items():
+            sums.setdefault(name, torch.zeros((), device=device))
+            sums[name] += value.detach() * len(x)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        sums["loss"] += loss.detach() * len(x)
+        seen += len(x)
+    return {name: total.item() / seen for name, total in sums.items()}
 
 
 def fit_checkpointed(
@@ -170,23 +154,26 @@ def fit_checkpointed(
     key: dict,
     make_model: Callable[[], nn.Module],
     dataset: torch.utils.data.Dataset | None,
-    batch_size: int,
-    run_epoch: Callable[..., dict],
+    loss_fn: LossFn,
     epochs: int,
     seed: int,
     lr: float,
+    batch_size: int,
     device: torch.device,
     progress: bool,
     desc: str,
     state: dict | None = None,
+    after_epoch: Callable[[nn.Module, dict], dict] | None = None,
     stop_after_epoch: int | None = None,
 ) -> TrainedModel:
     """The loop shared by f and g: load-if-cached, resume, checkpoint every epoch.
 
-    Batches of ``dataset`` are shuffled by a generator seeded with ``seed`` (and restored on
-    resume). ``run_epoch(model, optimizer, scaler, loader, state, use_amp)`` trains one epoch and
-    returns its history record; ``state`` holds tensors carried from step to step (LCE's
-    lambda) and is checkpointed with the weights, the optimiser and every random state.
+    Adam at ``lr``; batches of ``dataset`` shuffled by a generator seeded with ``seed``
+    (and restored on resume); automatic mixed precision on CUDA. ``loss_fn(output,
+    target, state)`` returns ``(loss, extras)``, the extras averaged into the epoch's
+    history record; ``after_epoch(model, state)`` adds to that record (f's validation
+    Jaccard). ``state`` holds tensors carried from step to step (LCE's lambda) and is
+    checkpointed with the weights, the optimiser and every random state.
     """
     final, checkpoint = folder / "final.pt", folder / "checkpoint.pt"
     if final.exists():
@@ -229,10 +216,15 @@ def fit_checkpointed(
     )
     for epoch in bar:
         model.train()
-        record = {"epoch": epoch + 1, **run_epoch(model, optimizer, scaler, loader, state, use_amp)}
+        record = _train_epoch(model, optimizer, scaler, loader, loss_fn, state, device, use_amp)
+        record = {
+            "epoch": epoch + 1,
+            **record,
+            **(after_epoch(model, state) if after_epoch else {}),
+        }
         history.append(record)
         bar.set_postfix({k: f"{v:.3f}" for k, v in record.items() if k != "epoch"})
-        _atomic_save(
+        save_torch(
             {
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
@@ -248,7 +240,7 @@ def fit_checkpointed(
             bar.close()
             return TrainedModel(model, history, folder, finished=False)
     bar.close()
-    _atomic_save({"model": model.state_dict(), "history": history, "key": key}, final)
+    save_torch({"model": model.state_dict(), "history": history, "key": key}, final)
     checkpoint.unlink(missing_ok=True)
     return TrainedModel(model, history, folder)
 
@@ -263,7 +255,7 @@ def fit_segmentation(
     stop_after_epoch: int | None = None,
     fold: tuple[int, int] | None = None,
 ) -> TrainedModel:
-    """Train (or load) the U-Net f that ``method`` needs, for one seed.
+    """Train (or load) the U-Net f that ``method`` reads, for one seed.
 
     Returns a :class:`TrainedModel` whose ``history`` holds, per epoch, the mean training
     loss, the validation Jaccard index and, for LCE, the confidence penalty and lambda.
@@ -274,9 +266,9 @@ def fit_segmentation(
     """
     device = device or pick_device()
     key = training_key(profile, method, seed, data_root, fold)
-    variant = key["variant"]
-    name = f"{variant}-seed{seed}" + (f"-fold{fold[0] + 1}of{fold[1]}" if fold else "")
-    folder = cache_folder("f", profile, name, key)
+    unet = key["unet"]
+    name = f"{unet}-seed{seed}" + (f"-fold{fold[0] + 1}of{fold[1]}" if fold else "")
+    folder = artifact_folder(profile, name, key)
     if (folder / "final.pt").exists():
         train = val = None  # loading only: no need to decode the data
     else:
@@ -286,35 +278,13 @@ def fit_segmentation(
             outside = np.flatnonzero(crossfit_folds(len(train), fold[1], seed) != fold[0])
             train = torch.utils.data.Subset(train, outside.tolist())
 
-    def run_epoch(model, optimizer, scaler, loader, state, use_amp):
-        loss_sum = torch.zeros((), device=device)
-        penalty_sum = torch.zeros((), device=device)
-        seen = 0
-        for images, masks in loader:
-            images = images.to(device, non_blocking=True).to(memory_format=torch.channels_last)
-            masks = masks.to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                output = model(images)
-            if variant == "plain":
-                loss = F.cross_entropy(output.float(), masks)
-            elif variant == "hcnn":
-                loss = hcnn_loss(*output, masks, samples=profile.hcnn_train_samples)
-            else:
-                loss, penalty = lce_loss(*output, masks, state["lam"])
-                state["lam"] = update_lambda(state["lam"], penalty)
-                penalty_sum += penalty.detach() * len(images)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            loss_sum += loss.detach() * len(images)
-            seen += len(images)
-        record = {
-            "loss": loss_sum.item() / seen,
-            "val_jaccard": _validation_jaccard(model, val.images, val.masks, device),
-        }
-        if variant == "lce":
-            record["penalty"] = penalty_sum.item() / seen
+    def loss_fn(output, target, state):
+        return segmentation_loss(method, output, target, state, profile.hcnn_train_samples)
+
+    def after_epoch(model, state):
+        pred = predict_images(model, val.images, "max_prob", device=device)
+        record = {"val_jaccard": float(jaccard(pred.mask, val.masks).mean())}
+        if unet == "lce":
             record["lambda"] = state["lam"].item()
         return record
 
@@ -323,54 +293,15 @@ def fit_segmentation(
         key,
         make_model=lambda: build_unet(profile, method),
         dataset=train,
-        batch_size=profile.batch_size,
-        run_epoch=run_epoch,
+        loss_fn=loss_fn,
         epochs=profile.epochs_f,
         seed=seed,
         lr=profile.lr,
+        batch_size=profile.batch_size,
         device=device,
         progress=progress_enabled() if progress is None else progress,
         desc=f"f[{name}]",
-        state={"lam": torch.tensor(LCE_LAMBDA0)} if variant == "lce" else None,
+        state={"lam": torch.tensor(LCE_LAMBDA0)} if unet == "lce" else None,
+        after_epoch=after_epoch,
         stop_after_epoch=stop_after_epoch,
-    )
-
-
-def predict_images(
-    model: UNet | list[UNet],
-    images: torch.Tensor,
-    method: str,
-    samples: int | None = None,
-    batch_size: int = 64,
-    device: torch.device | None = None,
-) -> Prediction:
-    """:func:`~segqual_lite.uncertainty.predict` over uint8 images ``[N, 3, H, W]`` in
-    batches; results are gathered on the CPU. ``method`` may also be ``"tta"``
-    (:func:`~segqual_lite.uncertainty.predict_tta`) or ``"ensemble"``
-    (:func:`~segqual_lite.uncertainty.predict_ensemble`; ``model`` is then a list)."""
-    models = model if isinstance(model, list) else [model]
-    device = device or next(models[0].parameters()).device
-    if method == "ensemble":
-        fn = lambda x: predict_ensemble(models, x)  # noqa: E731
-    elif method == "tta":
-        fn = lambda x: predict_tta(model, x)  # noqa: E731
-    else:
-        fn = lambda x: predict(model, x, method, samples)  # noqa: E731
-    parts = []
-    for start in range(0, len(images), batch_size):
-        x = images[start : start + batch_size].to(device).float().div_(255)
-        p = fn(x)
-        parts.append(
-            Prediction(
-                p.probs.cpu(),
-                p.mask.cpu(),
-                p.uncertainty.cpu(),
-                {k: v.cpu() for k, v in p.extras.items()},
-            )
-        )
-    return Prediction(
-        torch.cat([p.probs for p in parts]),
-        torch.cat([p.mask for p in parts]),
-        torch.cat([p.uncertainty for p in parts]),
-        {k: torch.cat([p.extras[k] for p in parts]) for k in parts[0].extras},
     )

@@ -29,27 +29,32 @@ from torch import nn
 from torch.nn import functional as F
 
 from .data.transforms import DIHEDRAL, dihedral, undo_dihedral
+from .rows import METHODS, get_method
 
 __all__ = [
     "METHODS",
     "HEAD_OF",
     "Prediction",
     "predict",
+    "predict_images",
     "predict_ensemble",
     "predict_tta",
+    "max_probability_map",
+    "mc_dropout_mean_softmax",
     "entropy",
+    "hcnn_mean_softmax",
     "eval_with_dropout",
     "hcnn_loss",
     "lce_loss",
     "update_lambda",
+    "segmentation_loss",
     "LCE_LAMBDA0",
     "LCE_BUDGET",
 ]
 
-METHODS = ("max_prob", "mc_dropout", "hcnn", "lce")
-# Which U-Net head each method trains; max_prob and mc_dropout share the plain U-Net.
-HEAD_OF = {"max_prob": None, "mc_dropout": None, "hcnn": "sigma", "lce": "confidence"}
-DEFAULT_SAMPLES = {"mc_dropout": 20, "hcnn": 100}
+# Which U-Net head each of the paper's methods trains; max_prob and mc_dropout share the
+# plain U-Net (the registry, :mod:`segqual_lite.rows`, is the source).
+HEAD_OF = {m: get_method(m).head for m in METHODS}
 LCE_LAMBDA0 = 0.1
 LCE_BUDGET = 0.3
 _EPS = 1e-12
@@ -63,6 +68,11 @@ class Prediction:
     mask: torch.Tensor
     uncertainty: torch.Tensor
     extras: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+def max_probability_map(probs: torch.Tensor) -> torch.Tensor:
+    """Eq. (4) as a map where high means unsure: ``1 - max_c p_c``, in [0, 1 - 1/C]."""
+    return 1 - probs.max(1).values
 
 
 def entropy(probs: torch.Tensor, dim: int = 1) -> torch.Tensor:
@@ -113,29 +123,30 @@ def predict(
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}: choose one of {METHODS}")
-    samples = samples or DEFAULT_SAMPLES.get(method, 1)
+    samples = samples or get_method(method).default_samples
     if samples < 1:
         raise ValueError(f"samples must be >= 1, got {samples}")
     x = _match_layout(model, x)
     with torch.inference_mode(), eval_with_dropout(model, dropout_on=method == "mc_dropout"):
         if method == "mc_dropout":
-            return _mc_dropout(model, x, samples)
+            return _mean_softmax_prediction(mc_dropout_mean_softmax(model, x, samples))
         logits, aux = _split(model(x))
         logits = logits.float()
         if method == "max_prob":
             probs = logits.softmax(1)
-            return Prediction(probs, probs.argmax(1), 1 - probs.max(1).values)
+            return Prediction(probs, probs.argmax(1), max_probability_map(probs))
         if aux is None:
             raise ValueError(f"method {method!r} needs a U-Net with head={HEAD_OF[method]!r}")
         aux = aux.float()
         if method == "hcnn":
-            mean = _hcnn_mean_softmax(logits, aux, samples)
+            mean = hcnn_mean_softmax(logits, aux, samples)
             return Prediction(mean, mean.argmax(1), aux[:, 0], extras={"entropy": entropy(mean)})
         probs = logits.softmax(1)  # LCE predicts with the un-interpolated softmax
         return Prediction(probs, probs.argmax(1), 1 - aux[:, 0])
 
 
 def _mean_softmax_prediction(mean: torch.Tensor) -> Prediction:
+    """Mask and map of a mean softmax: its argmax and its entropy (eq. 6)."""
     return Prediction(mean, mean.argmax(1), entropy(mean))
 
 
@@ -166,9 +177,11 @@ def predict_tta(model: nn.Module, x: torch.Tensor) -> Prediction:
     return _mean_softmax_prediction(total / len(DIHEDRAL))
 
 
-def _mc_dropout(model: nn.Module, x: torch.Tensor, samples: int) -> Prediction:
+def mc_dropout_mean_softmax(model: nn.Module, x: torch.Tensor, samples: int) -> torch.Tensor:
+    """Eq. (5): the mean softmax of ``samples`` stochastic passes, dropout switched on by
+    the caller (:func:`eval_with_dropout`). The layers before the first dropout are
+    deterministic: a model with ``prefix`` runs them once for all samples."""
     if hasattr(model, "prefix"):
-        # The layers before the first dropout are deterministic: run them once (eq. 5).
         skips, h = model.prefix(x)
         rest = lambda: model.forward_from_prefix(skips, h)  # noqa: E731
     else:
@@ -177,27 +190,35 @@ def _mc_dropout(model: nn.Module, x: torch.Tensor, samples: int) -> Prediction:
     for _ in range(samples):
         p = _split(rest())[0].float().softmax(1)
         total = p if total is None else total.add_(p)
-    return _mean_softmax_prediction(total / samples)
+    return total / samples
 
 
-def _hcnn_mean_softmax(logits, sigma, samples: int, chunk: int = 25) -> torch.Tensor:
-    """(1/T) sum_t softmax(rho + sigma * eps_t), eps_t ~ N(0, 1) per class (eq. 7)."""
-    if logits.shape[1] == 2:
-        # Two classes: only the logit difference matters, and the difference of two
-        # independent N(0, sigma^2) draws is N(0, 2 sigma^2).
-        diff = logits[:, 1:2] - logits[:, 0:1]
-        total = torch.zeros_like(diff)
-        for start in range(0, samples, chunk):
-            t = min(chunk, samples - start)
-            eps = torch.randn((t, *diff.shape), device=diff.device, dtype=diff.dtype)
-            total += torch.sigmoid(diff + math.sqrt(2) * sigma * eps).sum(0)
+def _noisy(values: torch.Tensor, scale: torch.Tensor, samples: int) -> torch.Tensor:
+    """``samples`` draws of ``values + scale * eps``, eps ~ N(0, 1): [T, *values.shape].
+
+    The Gaussian logits of eq. (7). With two classes only the logit difference matters,
+    and the difference of two independent N(0, sigma^2) draws is N(0, 2 sigma^2): callers
+    pass the difference with ``scale = sqrt(2) * sigma`` (same distribution, half the
+    random numbers)."""
+    eps = torch.randn((samples, *values.shape), device=values.device, dtype=values.dtype)
+    return values + scale * eps
+
+
+def hcnn_mean_softmax(
+    logits: torch.Tensor, sigma: torch.Tensor, samples: int, chunk: int = 25
+) -> torch.Tensor:
+    """Eq. (7) at test time: (1/T) sum_t softmax(rho + sigma * eps_t), drawn ``chunk``
+    samples at a time to bound memory."""
+    two_class = logits.shape[1] == 2
+    values = logits[:, 1:2] - logits[:, 0:1] if two_class else logits
+    scale = math.sqrt(2) * sigma if two_class else sigma
+    total = torch.zeros_like(values)
+    for start in range(0, samples, chunk):
+        noisy = _noisy(values, scale, min(chunk, samples - start))
+        total += (torch.sigmoid(noisy) if two_class else noisy.softmax(2)).sum(0)
+    if two_class:
         p1 = total / samples
         return torch.cat([1 - p1, p1], dim=1)
-    total = torch.zeros_like(logits)
-    for start in range(0, samples, chunk):
-        t = min(chunk, samples - start)
-        eps = torch.randn((t, *logits.shape), device=logits.device, dtype=logits.dtype)
-        total += (logits + sigma * eps).softmax(2).sum(0)
     return total / samples
 
 
@@ -213,16 +234,13 @@ def hcnn_loss(
     """
     logits, sigma = logits.float(), sigma.float()
     if logits.shape[1] == 2:
-        # log softmax(s)_y = logsigmoid(s_y - s_other); the noise on the difference has
-        # scale sqrt(2)*sigma. Same distribution, half the random numbers.
+        # log softmax(s)_y = logsigmoid(s_y - s_other), the margin of the true class.
         sign = target.unsqueeze(1).to(logits.dtype) * 2 - 1  # +1 for class 1, -1 for 0
         margin = sign * (logits[:, 1:2] - logits[:, 0:1])
-        eps = torch.randn((samples, *margin.shape), device=margin.device, dtype=margin.dtype)
-        log_p = F.logsigmoid(margin + math.sqrt(2) * sigma * eps)  # [T, B, 1, H, W]
+        log_p = F.logsigmoid(_noisy(margin, math.sqrt(2) * sigma, samples))  # [T, B, 1, H, W]
         per_pixel = torch.logsumexp(log_p, dim=0)[:, 0] - math.log(samples)
     else:
-        eps = torch.randn((samples, *logits.shape), device=logits.device, dtype=logits.dtype)
-        log_p = (logits + sigma * eps).log_softmax(2)  # [T, B, C, H, W]
+        log_p = _noisy(logits, sigma, samples).log_softmax(2)  # [T, B, C, H, W]
         idx = target.unsqueeze(0).unsqueeze(2).expand(samples, -1, 1, -1, -1)
         per_pixel = torch.logsumexp(log_p.gather(2, idx)[:, :, 0], dim=0) - math.log(samples)
     return -per_pixel.mean()
@@ -264,3 +282,66 @@ def update_lambda(lam: torch.Tensor, penalty: torch.Tensor, budget: float = LCE_
     never waits for the GPU.
     """
     return torch.where(penalty.detach() < budget, lam / 1.01, lam / 0.99)
+
+
+def segmentation_loss(
+    method: str,
+    output,
+    target: torch.Tensor,
+    state: dict | None = None,
+    hcnn_samples: int = 100,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The training loss of the U-Net that ``method`` reads (chapters 02, 05, 06).
+
+    ``output`` is the U-Net's forward output; returns ``(loss, extras)``. Plain U-Net:
+    cross-entropy. HCNN: :func:`hcnn_loss` with ``hcnn_samples`` samples. LCE:
+    :func:`lce_loss` at ``state["lam"]``, which is then updated (:func:`update_lambda`);
+    ``extras`` holds its confidence penalty.
+    """
+    unet = get_method(method).unet
+    if unet == "plain":
+        return F.cross_entropy(output.float(), target), {}
+    if unet == "hcnn":
+        return hcnn_loss(*output, target, samples=hcnn_samples), {}
+    loss, penalty = lce_loss(*output, target, state["lam"])
+    state["lam"] = update_lambda(state["lam"], penalty)
+    return loss, {"penalty": penalty}
+
+
+def predict_images(
+    model: nn.Module | list[nn.Module],
+    images: torch.Tensor,
+    method: str,
+    samples: int | None = None,
+    batch_size: int = 64,
+    device: torch.device | None = None,
+) -> Prediction:
+    """:func:`predict` over uint8 images ``[N, 3, H, W]`` in batches; results are gathered
+    on the CPU. ``method`` may also be ``"tta"`` (:func:`predict_tta`) or ``"ensemble"``
+    (:func:`predict_ensemble`; ``model`` is then a list)."""
+    models = model if isinstance(model, list) else [model]
+    device = device or next(models[0].parameters()).device
+    if method == "ensemble":
+        fn = lambda x: predict_ensemble(models, x)  # noqa: E731
+    elif method == "tta":
+        fn = lambda x: predict_tta(model, x)  # noqa: E731
+    else:
+        fn = lambda x: predict(model, x, method, samples)  # noqa: E731
+    parts = []
+    for start in range(0, len(images), batch_size):
+        x = images[start : start + batch_size].to(device).float().div_(255)
+        p = fn(x)
+        parts.append(
+            Prediction(
+                p.probs.cpu(),
+                p.mask.cpu(),
+                p.uncertainty.cpu(),
+                {k: v.cpu() for k, v in p.extras.items()},
+            )
+        )
+    return Prediction(
+        torch.cat([p.probs for p in parts]),
+        torch.cat([p.mask for p in parts]),
+        torch.cat([p.uncertainty for p in parts]),
+        {k: torch.cat([p.extras[k] for p in parts]) for k in parts[0].extras},
+    )

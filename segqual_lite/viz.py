@@ -9,6 +9,10 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
+from .metrics import FAILURE_THRESHOLD, automation_rate, risk_coverage
+from .rows import BEYOND_ROWS, TABLE_ROWS, label
+from .tables import per_seed_arrays
+
 __all__ = [
     "to_hwc",
     "mask_outline",
@@ -22,6 +26,7 @@ __all__ = [
     "figure2_cases",
     "plot_figure2",
     "plot_figure3",
+    "plot_risk_coverage",
 ]
 
 
@@ -93,7 +98,7 @@ def plot_learning_curve(history: list[dict], ax=None, title: str | None = None):
     return ax
 
 
-def pick_cases(jaccard_values, threshold: float = 0.7) -> dict[str, int]:
+def pick_cases(jaccard_values, threshold: float = FAILURE_THRESHOLD) -> dict[str, int]:
     """Indices of a good segmentation (the median of those that pass) and a poor one
     (the worst), for the chapters' side-by-side figures."""
     j = np.asarray(jaccard_values)
@@ -120,10 +125,10 @@ def show_uncertainty_maps(
     fig, axes = plt.subplots(
         len(cases), ncols, figsize=(2.3 * ncols, 2.4 * len(cases)), squeeze=False
     )
-    for row, (label, i) in enumerate(cases.items()):
+    for row, (case, i) in enumerate(cases.items()):
         ax = axes[row]
         ax[0].imshow(to_hwc(images[i]))
-        ax[0].set_title(f"{label}: image", fontsize=9)
+        ax[0].set_title(f"{case}: image", fontsize=9)
         ax[1].imshow(error_overlay(images[i], pred_masks[i], true_masks[i]))
         ax[1].set_title(f"J = {float(jaccard_values[i]):.2f}", fontsize=9)
         for k, name in enumerate(names):
@@ -164,7 +169,7 @@ def plot_uncertainty_vs_error(uncertainty, pred_masks, true_masks, jaccard_value
     axes[0].set(xlabel=name, ylabel="density", yscale="log")
     axes[0].legend(fontsize=8)
     axes[1].scatter(u.mean(axis=(1, 2)), jaccard_values, s=10)
-    axes[1].axhline(0.7, ls=":", c="grey")
+    axes[1].axhline(FAILURE_THRESHOLD, ls=":", c="grey")
     axes[1].set(xlabel=f"mean {name} per image", ylabel="true Jaccard")
     fig.tight_layout()
     s = uncertainty_error_summary(u, pred_masks, true_masks, jaccard_values)
@@ -187,9 +192,7 @@ def plot_figure2(sets: dict, indices: list[int] | None = None):
     """The paper's Figure 2: for a few test images (:func:`figure2_cases` of the first
     method's Jaccard by default), each method's segmentation (green TP,
     red FP, blue FN) above its uncertainty map (yellow sure, purple unsure). ``sets``
-    maps a method to its :class:`~segqual_lite.quality.SegmentationSet` on the test split."""
-    from .beyond import BEYOND_LABELS
-
+    maps a method to its :class:`~segqual_lite.segment.SegmentationSet` on the test split."""
     first = next(iter(sets.values()))
     indices = indices if indices is not None else figure2_cases(first.jaccard)
     fig, axes = plt.subplots(
@@ -205,7 +208,7 @@ def plot_figure2(sets: dict, indices: list[int] | None = None):
             top.set_title(f"J = {seg.jaccard[i]:.2f}", fontsize=8)
             bottom.imshow(seg.maps[i].numpy(), cmap="viridis_r")
             if c == 0:
-                top.set_ylabel(BEYOND_LABELS[method], fontsize=8)
+                top.set_ylabel(label(method), fontsize=8)
                 bottom.set_ylabel("uncertainty", fontsize=8)
     for ax in axes.flat:
         ax.set_xticks([])
@@ -214,14 +217,12 @@ def plot_figure2(sets: dict, indices: list[int] | None = None):
     return fig
 
 
-def _row_panels(predictions: list[dict], order, seed: int | None, size, **subplots):
+def _row_panels(predictions, order, seed: int | None, size, **subplots):
     """A grid of panels, four a line, one per row of ``order`` found in ``predictions``,
     for one seed (the first by default). Returns ``(fig, axes, seed, panels)`` with
     ``panels = [(ax, method, true Jaccard, predicted Jaccard)]``; spare axes are hidden."""
-    from .experiment import per_seed_arrays
-
     arrays = per_seed_arrays(predictions)
-    seed = min(int(p["seed"]) for p in predictions) if seed is None else seed
+    seed = min(s for by_seed in arrays.values() for s in by_seed) if seed is None else seed
     methods = [m for m in order if m in arrays]
     ncols = min(4, len(methods))
     nrows = -(-len(methods) // ncols)
@@ -234,18 +235,16 @@ def _row_panels(predictions: list[dict], order, seed: int | None, size, **subplo
     return fig, axes, seed, panels
 
 
-def plot_figure3(predictions: list[dict], seed: int | None = None, threshold: float = 0.7):
+def plot_figure3(predictions, seed: int | None = None, threshold: float = FAILURE_THRESHOLD):
     """The paper's Figure 3: true against predicted Jaccard per row, with the 0.7 lines
     (one seed, the first by default)."""
-    from .experiment import ROW_LABELS, TABLE_ROWS
-
     fig, axes, seed, panels = _row_panels(predictions, TABLE_ROWS, seed, (3, 3))
     for ax, method, true, pred in panels:
         ax.scatter(true, pred, s=8, alpha=0.6)
         ax.plot([0, 1], [0, 1], c="grey", lw=0.8)
         ax.axvline(threshold, ls=":", c="k", lw=0.8)
         ax.axhline(threshold, ls=":", c="k", lw=0.8)
-        ax.set(xlim=(0, 1.02), ylim=(0, 1.02), title=ROW_LABELS[method])
+        ax.set(xlim=(0, 1.02), ylim=(0, 1.02), title=label(method))
         ax.set_xlabel("true Jaccard", fontsize=8)
         ax.set_ylabel("predicted Jaccard", fontsize=8)
     fig.suptitle(f"seed {seed}: false positives sit top left, detected failures bottom left")
@@ -254,33 +253,28 @@ def plot_figure3(predictions: list[dict], seed: int | None = None, threshold: fl
 
 
 def plot_risk_coverage(
-    predictions: list[dict], seed: int | None = None, targets: tuple[float, ...] = (0.8, 0.9)
+    predictions, seed: int | None = None, targets: tuple[float, ...] = (0.8, 0.9)
 ):
     """Risk-coverage curves (chapter 11), one panel per row and one seed (the first by
     default): the mean true Jaccard of the accepted cases against the share accepted,
     highest predicted quality first, beside the oracle order (by true Jaccard) and the
     random order (flat at the mean) of the same masks; the title gives the automation
     rate at each of ``targets`` (horizontal lines)."""
-    from .beyond import BEYOND_LABELS
-    from .experiment import TABLE_ROWS
-    from .metrics import automation_rate, risk_coverage
-    from .quality import BEYOND_ROWS
-
     order = (*TABLE_ROWS, *BEYOND_ROWS)
     fig, axes, seed, panels = _row_panels(predictions, order, seed, (2.6, 2.4), sharey=True)
     for ax, method, true, pred in panels:
-        for scores, style, label in (
+        for scores, style, curve in (
             (true, dict(c="grey", ls="--", lw=1), "oracle"),
             (np.zeros_like(true), dict(c="grey", ls=":", lw=1), "random"),
             (pred, dict(c="C0", lw=1.5), "g"),
         ):
             coverage, accepted = risk_coverage(true, scores)
-            ax.plot(coverage, accepted, label=label, **style)
+            ax.plot(coverage, accepted, label=curve, **style)
         rates = []
         for target in targets:
             ax.axhline(target, c="C3", lw=0.6)
             rates.append(f"{automation_rate(true, pred, target):.0%} at {target}")
-        ax.set_title(f"{BEYOND_LABELS[method]}\nautomated: {', '.join(rates)}", fontsize=8)
+        ax.set_title(f"{label(method)}\nautomated: {', '.join(rates)}", fontsize=8)
         ax.tick_params(labelsize=7)
     axes[0, 0].legend(fontsize=7, loc="lower left")
     for ax in axes[-1]:

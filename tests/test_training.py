@@ -4,7 +4,8 @@ import torch
 
 from segqual_lite.config import get_profile
 from segqual_lite.data import ISIC2017
-from segqual_lite.training import fit_segmentation, predict_images, training_key
+from segqual_lite.training import crossfit_folds, fit_segmentation, training_key
+from segqual_lite.uncertainty import predict_images
 
 PROFILE = get_profile("tiny").with_(
     image_size=32, unet_width=4, unet_depth=3, epochs_f=3, batch_size=4, hcnn_train_samples=3
@@ -57,6 +58,11 @@ def test_key_changes_with_what_produced_the_model(synth_root):
     assert training_key(PROFILE, "lce", 0, synth_root) != base
     # Settings that do not affect f leave the key alone.
     assert training_key(PROFILE.with_(epochs_g=99), "hcnn", 0, synth_root) == base
+    # Methods that read the same U-Net share its key; the key names the code version.
+    assert training_key(PROFILE, "tta", 0, synth_root) == training_key(
+        PROFILE, "max_prob", 0, synth_root
+    )
+    assert base["kind"] == "f" and base["unet"] == "hcnn"
 
 
 def test_predict_images_batches_like_one_call(synth_root, tmp_path, monkeypatch):
@@ -71,78 +77,11 @@ def test_predict_images_batches_like_one_call(synth_root, tmp_path, monkeypatch)
     assert hcnn.extras["entropy"].shape == (6, 32, 32)
 
 
-# ---- Cross-fitting (chapter 11) -----------------------------------------------------------
+# ---- Cross-fitting folds (chapter 11) ------------------------------------------------------
 def test_crossfit_folds_partition_the_images():
-    from segqual_lite.training import crossfit_folds
-
     fold = crossfit_folds(11, 3, seed=5)
     assert sorted(np.bincount(fold)) == [3, 4, 4]  # balanced, every image in one fold
     assert np.array_equal(fold, crossfit_folds(11, 3, seed=5))
     assert not np.array_equal(fold, crossfit_folds(11, 3, seed=6))
     with pytest.raises(ValueError, match="folds"):
         crossfit_folds(5, 1, 0)
-
-
-def test_no_training_image_is_predicted_by_a_model_that_saw_it(synth_root, tmp_path, monkeypatch):
-    """Spy on what every fold model trains on and what it is asked to segment."""
-    import segqual_lite.quality as quality
-    import segqual_lite.training as training
-
-    monkeypatch.setenv("SEGQUAL_HOME", str(tmp_path))
-    profile = PROFILE.with_(epochs_f=1, crossfit_folds=3)
-    train = ISIC2017(synth_root, "train", 32)
-    id_of = {train.images[i].numpy().tobytes(): train.ids[i] for i in range(len(train))}
-    trained_on, model_of, predicted_by = {}, {}, {}
-
-    real_fit, real_fit_seg, real_predict = (
-        training.fit_checkpointed,
-        quality.fit_segmentation,
-        quality.predict_images,
-    )
-
-    def spy_fit(folder, key, make_model, dataset, *args, **kwargs):
-        ids = [dataset.dataset.ids[i] for i in dataset.indices]  # a Subset of the split
-        trained_on[folder.name] = set(ids)
-        return real_fit(folder, key, make_model, dataset, *args, **kwargs)
-
-    def spy_fit_seg(*args, **kwargs):
-        result = real_fit_seg(*args, **kwargs)
-        model_of[id(result.model)] = result.path.name
-        return result
-
-    def spy_predict(model, images, *args, **kwargs):
-        ids = [id_of[img.numpy().tobytes()] for img in images]
-        predicted_by.setdefault(model_of[id(model)], []).extend(ids)
-        return real_predict(model, images, *args, **kwargs)
-
-    monkeypatch.setattr(training, "fit_checkpointed", spy_fit)
-    monkeypatch.setattr(quality, "fit_segmentation", spy_fit_seg)
-    monkeypatch.setattr(quality, "predict_images", spy_predict)
-    seg = quality.segment_split(profile, "mc_dropout", 0, synth_root, "train", CPU, False, True)
-
-    assert len(trained_on) == 3 and set(predicted_by) == set(trained_on)
-    everyone = [i for ids in predicted_by.values() for i in ids]
-    assert sorted(everyone) == sorted(train.ids)  # every image predicted exactly once
-    for name, ids in predicted_by.items():
-        assert not set(ids) & trained_on[name], f"{name} segmented an image it trained on"
-        assert set(ids) | trained_on[name] == set(train.ids)
-    assert seg.masks.shape == (len(train), 32, 32) and seg.maps.shape == (len(train), 32, 32)
-    with pytest.raises(ValueError, match="training split"):
-        quality.segment_split(profile, "max_prob", 0, synth_root, "test", CPU, False, True)
-
-
-def test_sampled_maps_do_not_depend_on_whether_f_was_trained_or_loaded(
-    synth_root, tmp_path, monkeypatch
-):
-    import shutil
-
-    import segqual_lite.quality as quality
-    from segqual_lite.config import home
-
-    monkeypatch.setenv("SEGQUAL_HOME", str(tmp_path))
-    profile = PROFILE.with_(epochs_f=1, mc_samples=3)
-    trained = quality.segment_split(profile, "mc_dropout", 0, synth_root, "test", CPU, False)
-    for folder in (home() / "models" / profile.name).glob("pred-*"):
-        shutil.rmtree(folder)  # keep the U-Net, forget its maps
-    loaded = quality.segment_split(profile, "mc_dropout", 0, synth_root, "test", CPU, False)
-    assert torch.equal(trained.maps, loaded.maps) and torch.equal(trained.masks, loaded.masks)

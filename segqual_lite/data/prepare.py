@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import shutil
 from pathlib import Path
 
 from ..config import Profile, home
+from ..store import artifact_key, atomic_path, digest
 from .download import download_isic2017
 from .synthetic import DEFAULT_HARD_CASE_SHARES, make_synthetic_isic
 
@@ -39,17 +38,13 @@ def prepare_data(profile: Profile, root: str | os.PathLike | None = None) -> Pat
     """
     if profile.data == "synthetic":
         settings = _synthetic_settings(profile)
-        key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
+        key = digest(artifact_key("data", synthetic=settings), length=10)
         root = Path(root) if root else home() / "data" / f"synthetic-{key}"
         if (root / _COMPLETE).exists():
             return root
-        # Write beside the target and rename, so an interrupted run leaves no half folder.
-        tmp = root.with_name(root.name + ".partial")
-        shutil.rmtree(tmp, ignore_errors=True)
-        make_synthetic_isic(tmp, **settings)
-        (tmp / _COMPLETE).write_text(json.dumps(settings, indent=1))
-        shutil.rmtree(root, ignore_errors=True)
-        os.replace(tmp, root)
+        with atomic_path(root) as tmp:  # an interrupted run leaves no half folder
+            make_synthetic_isic(tmp, **settings)
+            (tmp / _COMPLETE).write_text(json.dumps(settings, indent=1))
         return root
     if profile.data == "isic2017":
         root = Path(root) if root else home() / "data" / "isic2017"

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from ..store import write_bytes
 from .layout import SPLIT_PREFIX, SPLITS
 
 __all__ = [
@@ -178,12 +179,6 @@ def draw_lesion(
     return np.array(canvas), mask
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def _encode(im: Image.Image, fmt: str, **kwargs) -> bytes:
     buf = io.BytesIO()
     im.save(buf, format=fmt, **kwargs)
@@ -241,23 +236,23 @@ def make_synthetic_isic(
             cases = frozenset(c for c in HARD_CASES if rng.uniform() < shares[c])
             image, mask = draw_lesion(rng, height, width, cases)
             iid = f"ISIC_{_ID_OFFSET[split] + i:07d}"
-            _atomic_write(
+            write_bytes(
                 image_dir / f"{iid}.jpg", _encode(Image.fromarray(image), "JPEG", quality=92)
             )
-            _atomic_write(
+            write_bytes(
                 mask_dir / f"{iid}_segmentation.png",
                 _encode(Image.fromarray(mask.astype(np.uint8) * 255), "PNG"),
             )
             superpixels = Image.new("RGB", (width, height), (0, 0, 0))
-            _atomic_write(image_dir / f"{iid}_superpixels.png", _encode(superpixels, "PNG"))
+            write_bytes(image_dir / f"{iid}_superpixels.png", _encode(superpixels, "PNG"))
             writer.writerow([iid, "unknown", "unknown"])
             records.append([split, iid, ";".join(sorted(cases))])
-        _atomic_write(image_dir / f"{prefix}_Data_metadata.csv", meta.getvalue().encode())
+        write_bytes(image_dir / f"{prefix}_Data_metadata.csv", meta.getvalue().encode())
     table = io.StringIO()
     writer = csv.writer(table, lineterminator="\n")
     writer.writerow(["split", "image_id", "hard_cases"])
     writer.writerows(records)
-    _atomic_write(root / "SYNTHETIC_CASES.csv", table.getvalue().encode())
+    write_bytes(root / "SYNTHETIC_CASES.csv", table.getvalue().encode())
     return counts
 
 

@@ -2,72 +2,23 @@ import math
 
 import pytest
 import torch
+from helpers import batch, bn_state, small_unet
 from torch import nn
 from torch.nn import functional as F
 
 from segqual_lite.config import seed_everything
 from segqual_lite.models import UNet
 from segqual_lite.uncertainty import (
-    HEAD_OF,
     METHODS,
     entropy,
     eval_with_dropout,
     hcnn_loss,
+    hcnn_mean_softmax,
     lce_loss,
     predict,
+    segmentation_loss,
     update_lambda,
 )
-
-
-def small_unet(method="max_prob", dropout=0.5):
-    seed_everything(0)
-    return UNet(width=4, depth=3, dropout=dropout, head=HEAD_OF[method])
-
-
-def batch(b=2, size=16):
-    return torch.rand(b, 3, size, size, generator=torch.Generator().manual_seed(1))
-
-
-def bn_state(model):
-    return {
-        k: v.clone() for k, v in model.state_dict().items() if "running" in k or "num_batches" in k
-    }
-
-
-# ---- U-Net ---------------------------------------------------------------------------------
-def test_unet_outputs_and_heads():
-    x = batch()
-    assert small_unet("max_prob")(x).shape == (2, 2, 16, 16)
-    logits, sigma = small_unet("hcnn")(x)
-    assert logits.shape == (2, 2, 16, 16) and sigma.shape == (2, 1, 16, 16)
-    assert (sigma >= 0).all()
-    _, conf = small_unet("lce")(x)
-    assert ((conf > 0) & (conf < 1)).all()
-    with pytest.raises(ValueError, match="divisible by 8"):
-        small_unet()(torch.rand(1, 3, 12, 12))
-    with pytest.raises(ValueError, match="head"):
-        UNet(head="variance")
-
-
-def test_dropout_sits_in_the_central_blocks():
-    net = UNet(width=4, depth=4)
-    drop = [type(m).__name__ for m in net.encoder_dropout]
-    assert drop == ["Identity", "Identity", "MCDropout", "MCDropout"]
-    assert [type(m).__name__ for m in net.decoder_dropout] == [
-        "MCDropout",
-        "MCDropout",
-        "Identity",
-        "Identity",
-    ]
-    assert isinstance(net.bottleneck_dropout, nn.Dropout) and net.bottleneck_dropout.p == 0.5
-    assert sum(isinstance(m, nn.Dropout) for m in net.modules()) == 5
-
-
-def test_prefix_then_rest_equals_forward():
-    net = small_unet().eval()
-    x = batch()
-    with torch.no_grad():
-        assert torch.equal(net(x), net.forward_from_prefix(*net.prefix(x)))
 
 
 # ---- predict -----------------------------------------------------------------------------
@@ -251,22 +202,6 @@ def test_lambda_moves_the_right_way_around_the_budget():
     assert update_lambda(lam, torch.tensor(0.5), budget=0.3) == pytest.approx(0.1 / 0.99)
 
 
-def test_mc_dropout_module_matches_dropout_in_distribution():
-    from segqual_lite.models import MCDropout
-
-    drop = MCDropout(0.5).train()
-    x = torch.ones(200_000)
-    torch.manual_seed(0)
-    y = drop(x)
-    kept = (y != 0).float().mean().item()
-    assert kept == pytest.approx(0.5, abs=0.01)
-    assert set(y.unique().tolist()) == {0.0, 2.0}  # survivors scaled by 1 / (1 - p)
-    assert y.mean().item() == pytest.approx(1.0, abs=0.02)  # unbiased
-    assert torch.equal(drop.eval()(x), x)
-    assert torch.equal(MCDropout(1.0).train()(x), torch.zeros_like(x))
-    assert isinstance(drop, nn.Dropout)
-
-
 # ---- Beyond the paper: TTA and deep ensembles ---------------------------------------------
 def test_dihedral_views_are_eight_distinct_exact_symmetries_with_inverses():
     from segqual_lite.data import DIHEDRAL, dihedral, undo_dihedral
@@ -332,3 +267,38 @@ def test_ensemble_is_the_mean_softmax_of_its_members():
     torch.testing.assert_close(one.probs, probs[0])
     with pytest.raises(ValueError, match="at least one"):
         predict_ensemble([], x)
+
+
+# ---- eq. 7 sampling and the training loss per method -------------------------------------
+def test_hcnn_mean_softmax_two_class_shortcut_matches_the_generic_sampler():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 2, 4, 4, generator=g) * 2
+    sigma = torch.rand(2, 1, 4, 4, generator=g) * 2
+    torch.manual_seed(0)
+    shortcut = hcnn_mean_softmax(logits, sigma, samples=20_000)
+    # Three classes, the third never likely: the generic path on the same two logits.
+    padded = torch.cat([logits, torch.full((2, 1, 4, 4), -1e4)], dim=1)
+    generic = hcnn_mean_softmax(padded, sigma, samples=20_000)[:, :2]
+    torch.testing.assert_close(shortcut, generic, atol=0.02, rtol=0)
+    torch.testing.assert_close(shortcut.sum(1), torch.ones(2, 4, 4))
+
+
+def test_segmentation_loss_dispatches_by_the_unet_of_the_method():
+    g = torch.Generator().manual_seed(1)
+    logits = torch.randn(2, 2, 8, 8, generator=g)
+    aux = torch.rand(2, 1, 8, 8, generator=g) * 0.9 + 0.05
+    target = (torch.rand(2, 8, 8, generator=g) > 0.5).long()
+    for method in ("max_prob", "mc_dropout"):
+        loss, extras = segmentation_loss(method, logits, target)
+        assert loss == F.cross_entropy(logits, target) and extras == {}
+    torch.manual_seed(0)
+    loss, _ = segmentation_loss("hcnn", (logits, aux), target, hcnn_samples=7)
+    torch.manual_seed(0)
+    assert loss == hcnn_loss(logits, aux, target, samples=7)
+    state = {"lam": torch.tensor(0.1)}
+    torch.manual_seed(0)
+    loss, extras = segmentation_loss("lce", (logits, aux), target, state)
+    torch.manual_seed(0)
+    expected, penalty = lce_loss(logits, aux, target, 0.1)
+    assert loss == expected and extras["penalty"] == penalty
+    assert state["lam"] == update_lambda(torch.tensor(0.1), penalty)  # lambda moved on

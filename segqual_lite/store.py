@@ -1,0 +1,122 @@
+"""The artifact store: cache keys, folders and atomic writes (used by every step).
+
+Every artifact (a data folder, a trained U-Net or quality network, a set of
+predictions, RCA scores) is stored in a folder named by a hash of its **key**: a dict of
+everything that produced it, stamped with the version of the code that makes that kind
+of artifact. Changing a setting therefore never reuses a stale artifact, and a second
+run finds everything. Keys are built by :func:`artifact_key` only.
+
+Every file is written through :func:`atomic_path`: to a temporary name beside the
+target, renamed over it when complete, so an interrupted run (a Colab disconnect) never
+leaves half a file that a later run would trust.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .config import Profile, home
+
+__all__ = [
+    "CODE_VERSIONS",
+    "artifact_key",
+    "digest",
+    "artifact_folder",
+    "data_identity",
+    "atomic_path",
+    "write_text",
+    "write_bytes",
+    "save_torch",
+    "save_array",
+    "save_figure",
+]
+
+# Bump a kind's version when its code changes what it produces.
+CODE_VERSIONS = {"data": 1, "f": 2, "segmentation": 1, "g": 1, "rca": 1}
+
+
+def artifact_key(kind: str, **parts) -> dict:
+    """The cache key of an artifact of ``kind``: ``parts`` (everything that produced it)
+    and the code version of that kind."""
+    if kind not in CODE_VERSIONS:
+        raise ValueError(f"unknown artifact kind {kind!r}: choose one of {tuple(CODE_VERSIONS)}")
+    return {"kind": kind, "code": CODE_VERSIONS[kind], **parts}
+
+
+def digest(key: dict, length: int = 12) -> str:
+    """A short hash of ``key`` (order-independent JSON)."""
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:length]
+
+
+def artifact_folder(profile: Profile, name: str, key: dict) -> Path:
+    """``<home>/models/<profile>/<kind>-<name>-<hash of key>``: one folder per artifact."""
+    return home() / "models" / profile.name / f"{key['kind']}-{name}-{digest(key)}"
+
+
+def data_identity(root: str | os.PathLike) -> str:
+    """What identifies a data folder in the keys of everything computed from it."""
+    return Path(root).resolve().name
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; when the block ends without error, rename
+    it over ``path`` (a file or a whole folder), else remove it. The temporary name keeps
+    the suffix, for writers that choose the format by it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
+    _remove(tmp)
+    try:
+        yield tmp
+        if tmp.is_dir():
+            _remove(path)
+        os.replace(tmp, path)
+    finally:
+        _remove(tmp)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def save_torch(obj, path: str | os.PathLike) -> None:
+    """``torch.save`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def save_array(array: np.ndarray, path: str | os.PathLike) -> None:
+    """``np.save`` to ``path`` (ending in ``.npy``) atomically."""
+    with atomic_path(path) as tmp:
+        np.save(tmp, array)
+
+
+def save_figure(fig, path: str | os.PathLike, dpi: int = 110) -> None:
+    """Save a matplotlib figure to ``path`` atomically (the format from the suffix)."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight")

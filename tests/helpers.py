@@ -1,0 +1,25 @@
+"""Small dummies shared by the unit tests."""
+
+import torch
+
+from segqual_lite.config import seed_everything
+from segqual_lite.models import UNet
+from segqual_lite.rows import get_method
+
+
+def small_unet(method="max_prob", dropout=0.5):
+    """A width-4, depth-3 U-Net with the head ``method`` trains, seeded."""
+    seed_everything(0)
+    return UNet(width=4, depth=3, dropout=dropout, head=get_method(method).head)
+
+
+def batch(b=2, size=16):
+    """A fixed batch of random images in [0, 1]."""
+    return torch.rand(b, 3, size, size, generator=torch.Generator().manual_seed(1))
+
+
+def bn_state(model):
+    """Copies of every BatchNorm running statistic of ``model``."""
+    return {
+        k: v.clone() for k, v in model.state_dict().items() if "running" in k or "num_batches" in k
+    }

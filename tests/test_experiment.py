@@ -1,0 +1,220 @@
+import csv
+
+import numpy as np
+import pytest
+
+from segqual_lite import experiment, quality, training
+from segqual_lite.cli import main as cli_main
+from segqual_lite.config import get_profile
+from segqual_lite.data import make_synthetic_isic
+from segqual_lite.rows import BEYOND_ROWS, REFERENCE_ROWS, TABLE_ROWS
+from segqual_lite.tables import (
+    BEYOND_METRICS,
+    beyond_table,
+    per_seed_arrays,
+    read_predictions,
+    table_from_predictions,
+)
+
+GRID = get_profile("tiny").with_(
+    name="testgrid",
+    image_size=32,
+    unet_width=4,
+    unet_depth=3,
+    quality_widths=(4, 8),
+    epochs_f=12,
+    lr=3e-3,
+    epochs_g=2,
+    seeds=(0, 1),
+    batch_size=8,
+    mc_samples=3,
+    hcnn_samples=4,
+    hcnn_train_samples=2,
+    rca_references=4,
+)
+
+
+@pytest.fixture(scope="module")
+def grid_run(tmp_path_factory):
+    base = tmp_path_factory.mktemp("grid")
+    root = base / "data"
+    # Easy lesions, so that a briefly trained f gives both passing and failing masks.
+    easy = {"low_contrast": 0.0, "multi_blob": 0.0, "border_cut": 0.0, "lazy_mask": 0.3}
+    make_synthetic_isic(root, n_train=24, n_val=4, n_test=24, size=32, seed=7, hard_cases=easy)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SEGQUAL_HOME", str(base / "home"))
+        first = experiment.run_grid(GRID, data_root=root, out=base / "out", progress=False)
+        files = {p: p.stat().st_mtime_ns for p in (base / "home").rglob("*") if p.is_file()}
+        # A second run must train nothing: make any training fail loudly.
+        real_fit = training.fit_checkpointed
+
+        def refuse(folder, *args, **kwargs):
+            assert (folder / "final.pt").exists(), f"second run would train {folder.name}"
+            return real_fit(folder, *args, **kwargs)
+
+        mp.setattr(training, "fit_checkpointed", refuse)  # f
+        mp.setattr(quality, "fit_checkpointed", refuse)  # g
+        second = experiment.run_grid(GRID, data_root=root, out=base / "out2", progress=False)
+        after = {p: p.stat().st_mtime_ns for p in (base / "home").rglob("*") if p.is_file()}
+    return first, second, files, after
+
+
+@pytest.fixture(scope="module")
+def beyond_run(grid_run):
+    """Chapter 11's rows on the same data and artifact store, after the grid."""
+    first, *_ = grid_run
+    base = first.out.parent
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SEGQUAL_HOME", str(base / "home"))
+        return experiment.run_grid(
+            GRID, data_root=base / "data", out=base / "beyond", progress=False, beyond=True
+        )
+
+
+def _read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_grid_writes_every_file(grid_run):
+    first, *_ = grid_run
+    for name in ("predictions.csv", "table1.csv", "table1.md", "figure2.png", "figure3.png"):
+        assert (first.out / name).is_file(), name
+    assert not (first.out / "beyond.csv").exists() and first.beyond is None
+    table = _read_csv(first.out / "table1.csv")
+    assert list(table[0]) == [
+        "method",
+        "metric",
+        "mean",
+        "std",
+        "n_seeds",
+        "paper_mean",
+        "paper_std",
+    ]
+    assert {r["method"] for r in table} == set(TABLE_ROWS)
+    assert len(table) == len(TABLE_ROWS) * 5
+    assert all(r["n_seeds"] == "2" for r in table)
+    rmse_rca = next(r for r in table if r["method"] == "rca" and r["metric"] == "rmse")
+    assert float(rmse_rca["paper_mean"]) == 0.438
+    md = (first.out / "table1.md").read_text()
+    assert "Max Probability" in md and "(0.168 ± 0.014)" in md
+
+
+def test_table_is_recomputable_from_predictions_csv(grid_run):
+    first, *_ = grid_run
+    predictions = read_predictions(first.out / "predictions.csv")
+    assert len(predictions) == len(TABLE_ROWS) * 2 * 24
+    assert predictions.equals(first.predictions)  # the CSV keeps full precision
+    recomputed = table_from_predictions(predictions)
+    written = _read_csv(first.out / "table1.csv")
+    assert len(recomputed) == len(written)
+    for a, b in zip(recomputed.to_dict("records"), written, strict=True):
+        assert (a["method"], a["metric"]) == (b["method"], b["metric"])
+        assert a["mean"] == float(b["mean"])  # exactly
+        assert a["std"] == float(b["std"])
+    # Percentages for all but RMSE; both classes present, so every metric is defined.
+    assert np.isfinite(recomputed["mean"]).all()
+    auroc = recomputed.query("metric == 'auroc'")["mean"]
+    assert ((0 <= auroc) & (auroc <= 100)).all()
+
+
+def test_second_run_reuses_everything(grid_run):
+    first, second, files, after = grid_run
+    assert files == after  # nothing written or rewritten under the artifact store
+    assert first.table.equals(second.table)
+    assert (first.out / "predictions.csv").read_bytes() == (
+        second.out / "predictions.csv"
+    ).read_bytes()
+
+
+def test_subsets_merge_into_the_full_table(grid_run, tmp_path, capsys):
+    first, *_ = grid_run
+    rows = read_predictions(first.out / "predictions.csv")
+    for seed in GRID.seeds:
+        experiment.write_results(rows[rows["seed"] == seed], tmp_path / f"s{seed}", GRID.name)
+    folders = [str(tmp_path / f"s{seed}") for seed in GRID.seeds]
+    assert cli_main(["merge", *folders, "--out", str(tmp_path / "m")]) == 0
+    merged = read_predictions(tmp_path / "m" / "predictions.csv")
+    assert merged.equals(rows)
+    assert (tmp_path / "m" / "table1.csv").read_text() == (first.out / "table1.csv").read_text()
+    # Conflicting values for the same image are refused, naming the folders.
+    conflict = rows[rows["seed"] == 0].head(5).assign(predicted_jaccard=0.5)
+    experiment.write_results(conflict, tmp_path / "c", "")
+    assert cli_main(["merge", folders[0], str(tmp_path / "c"), "--out", str(tmp_path / "x")]) == 2
+    assert "differs between" in capsys.readouterr().err
+
+
+def test_unknown_rows_are_refused_with_the_known_ones(grid_run):
+    first, *_ = grid_run
+    with pytest.raises(ValueError, match="unknown row.*max_prob"):
+        experiment.run_grid(GRID, rows=("max_probability",), data_root=first.out.parent / "data")
+
+
+# ---- beyond the paper (chapter 11) ---------------------------------------------------------
+def test_beyond_csv_holds_every_row_and_metric(beyond_run):
+    for name in ("beyond.csv", "beyond.md", "beyond_predictions.csv", "risk_coverage.png"):
+        assert (beyond_run.out / name).is_file(), name
+    table = _read_csv(beyond_run.out / "beyond.csv")
+    assert list(table[0]) == ["method", "metric", "mean", "std", "n_seeds"]
+    methods = {r["method"] for r in table}
+    assert methods == {*TABLE_ROWS, *BEYOND_ROWS, *REFERENCE_ROWS}
+    for method in (*TABLE_ROWS, *BEYOND_ROWS):
+        got = {r["metric"] for r in table if r["method"] == method}
+        assert got == set(BEYOND_METRICS), method
+    for method in REFERENCE_ROWS:
+        assert {r["metric"] for r in table if r["method"] == method} == {
+            "aurc",
+            "automation_at_0.8",
+        }
+    assert all(r["n_seeds"] == "2" for r in table)
+    # predictions.csv keeps Table 1's rows only, exactly as the run without them wrote it.
+    assert set(read_predictions(beyond_run.out / "predictions.csv")["method"]) == set(TABLE_ROWS)
+
+
+def test_beyond_table_recomputes_and_agrees_with_table1(beyond_run, grid_run):
+    first, *_ = grid_run
+    predictions = read_predictions(beyond_run.out / "beyond_predictions.csv")
+    written = _read_csv(beyond_run.out / "beyond.csv")
+    recomputed = beyond_table(predictions)
+    assert list(zip(recomputed["method"], recomputed["metric"], strict=True)) == [
+        (r["method"], r["metric"]) for r in written
+    ]
+    assert list(recomputed["mean"]) == [float(r["mean"]) for r in written]
+    # Table 1's rows are the very same predictions, so their five metrics match table1.csv.
+    cell = {(r["method"], r["metric"]): r["mean"] for r in recomputed.to_dict("records")}
+    for r in first.table.to_dict("records"):
+        assert cell[(r["method"], r["metric"])] == r["mean"]
+    # The oracle order is the best possible, the random order is flat at the mean Jaccard.
+    for method in ("rca", "qualitynet", "no_uncertainty", "max_prob", "max_prob_crossfit"):
+        assert cell[("oracle", "aurc")] <= cell[(method, "aurc")] + 1e-12
+    by_seed = per_seed_arrays(predictions)["max_prob"]
+    expected = np.mean([1 - true.mean() for true, _ in by_seed.values()])
+    assert cell[("random", "aurc")] == pytest.approx(expected)
+
+
+def test_crossfit_rows_share_the_test_inputs_but_not_the_training_data(beyond_run):
+    rows = per_seed_arrays(beyond_run.predictions)
+    for seed in GRID.seeds:
+        # Same f on the test split: same true Jaccard; a different g: other predictions.
+        assert np.array_equal(rows["max_prob"][seed][0], rows["max_prob_crossfit"][seed][0])
+        assert not np.array_equal(rows["max_prob"][seed][1], rows["max_prob_crossfit"][seed][1])
+        assert np.array_equal(rows["mc_dropout"][seed][0], rows["mc_dropout_crossfit"][seed][0])
+    # The ensemble uses the U-Nets of every seed: its masks are the same for both seeds.
+    assert np.array_equal(rows["ensemble"][0][0], rows["ensemble"][1][0])
+
+
+def test_beyond_subsets_merge_like_the_full_run(beyond_run, tmp_path, capsys):
+    rows = beyond_run.predictions
+    for seed in GRID.seeds:
+        experiment.write_results(rows[rows["seed"] == seed], tmp_path / f"s{seed}", GRID.name)
+    folders = [str(tmp_path / f"s{seed}") for seed in GRID.seeds]
+    assert cli_main(["merge", *folders, "--out", str(tmp_path / "m")]) == 0
+    assert "Deep ensemble" in capsys.readouterr().out
+    for name in ("beyond.csv", "beyond_predictions.csv", "predictions.csv", "table1.csv"):
+        assert (tmp_path / "m" / name).read_text() == (beyond_run.out / name).read_text(), name
+    # A folder without chapter 11's predictions: Table 1 is merged, beyond.csv is not.
+    (tmp_path / "s1" / "beyond_predictions.csv").unlink()
+    with pytest.warns(UserWarning, match="beyond.csv not merged"):
+        experiment.merge_results(folders, tmp_path / "m2")
+    assert (tmp_path / "m2" / "table1.csv").is_file()
+    assert not (tmp_path / "m2" / "beyond.csv").exists()

@@ -1,0 +1,115 @@
+import ast
+import math
+from pathlib import Path
+
+import pytest
+
+import segqual_lite
+from segqual_lite import rows
+from segqual_lite.config import get_profile
+
+
+def test_the_papers_four_methods_and_seven_rows():
+    assert rows.METHODS == ("max_prob", "mc_dropout", "hcnn", "lce")
+    assert rows.TABLE_ROWS == (
+        "rca",
+        "qualitynet",
+        "no_uncertainty",
+        "max_prob",
+        "mc_dropout",
+        "hcnn",
+        "lce",
+    )
+    assert rows.QUALITY_ROWS == rows.TABLE_ROWS[1:]
+    assert set(rows.PAPER_TABLE1) == set(rows.TABLE_ROWS)
+    assert all(len(v) == 5 for v in rows.PAPER_TABLE1.values())
+
+
+def test_every_row_reads_a_registered_method_and_every_method_a_unet():
+    for row in rows.ROW_REGISTRY.values():
+        assert row.method in rows.METHOD_REGISTRY, row.name
+        assert row.inputs in (None, "x*y", "x,y", "x,y,z")
+        assert not row.crossfit or row.inputs == "x,y,z"
+    for method in rows.METHOD_REGISTRY.values():
+        assert method.unet in rows.UNET_HEADS
+    assert rows.get_method("max_prob").unet == rows.get_method("mc_dropout").unet == "plain"
+    assert rows.get_method("hcnn").head == "sigma" and rows.get_method("lce").head == "confidence"
+
+
+def test_channels_labels_samples_and_map_scales():
+    assert [rows.in_channels(r) for r in rows.QUALITY_ROWS] == [3, 4, 5, 5, 5, 5]
+    with pytest.raises(ValueError, match="no quality network"):
+        rows.in_channels("rca")
+    with pytest.raises(ValueError, match="unknown row 'max-prob'"):
+        rows.get_row("max-prob")
+    with pytest.raises(ValueError, match="unknown method 'ensembles'.*tta"):
+        rows.get_method("ensembles")
+    assert rows.label("mc_dropout_crossfit") == "MC-dropout, cross-fitted"
+    assert rows.label("ensemble") == "Deep ensemble" and rows.label("other") == "other"
+    tiny = get_profile("tiny")
+    assert rows.samples(tiny, "mc_dropout") == tiny.mc_samples
+    assert rows.samples(tiny, "hcnn") == tiny.hcnn_samples
+    assert rows.samples(tiny, "lce") is None and rows.samples(tiny, "tta") is None
+    # Bounded maps: the largest value each can take with two classes.
+    assert rows.get_method("max_prob").map_maximum == 0.5
+    assert rows.get_method("mc_dropout").map_maximum == math.log(2)
+    assert rows.get_method("hcnn").map_maximum is None  # sigma is unbounded
+
+
+# ---- the package's import graph ----------------------------------------------------------
+PACKAGE = Path(segqual_lite.__file__).parent
+# Bottom to top: a module may import only modules of earlier layers.
+LAYERS = [
+    {"config"},
+    {"rows"},
+    {"store"},
+    {"metrics", "models", "data"},
+    {"uncertainty"},
+    {"tables"},
+    {"viz"},
+    {"explorer"},
+    {"training"},
+    {"segment"},
+    {"quality", "rca"},
+    {"experiment"},
+    {"cli"},
+    {"__main__"},
+]
+
+
+def _imports(path: Path) -> set[str]:
+    """The package's top-level modules that the file at ``path`` imports, anywhere in it
+    (inside functions too)."""
+    here = path.relative_to(PACKAGE).parts[:-1]  # the file's package, inside ours
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = here[: len(here) - (node.level - 1)]
+            resolved = (*base, *(node.module or "").split(".")) if node.module else base
+            found.update([resolved[0]] if resolved else (a.name for a in node.names))
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("segqual_lite"):
+            parts = node.module.split(".")
+            found.update([parts[1]] if len(parts) > 1 else (a.name for a in node.names))
+        elif isinstance(node, ast.Import):
+            found.update(
+                a.name.split(".")[1] for a in node.names if a.name.startswith("segqual_lite.")
+            )
+    return found
+
+
+def _graph() -> dict[str, set[str]]:
+    graph: dict[str, set[str]] = {}
+    for path in PACKAGE.rglob("*.py"):
+        top = path.relative_to(PACKAGE).with_suffix("").parts[0]
+        if top != "__init__":
+            graph.setdefault(top, set()).update(_imports(path) - {top})
+    return graph
+
+
+def test_modules_only_import_downwards_even_inside_functions():
+    layer = {m: i for i, group in enumerate(LAYERS) for m in group}
+    graph = _graph()
+    assert set(graph) == set(layer), "a module is missing from the layers of this test"
+    for module, imported in graph.items():
+        for other in imported:
+            assert layer[other] < layer[module], f"{module} imports {other} (up or sideways)"

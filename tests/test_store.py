@@ -1,0 +1,57 @@
+import numpy as np
+import pytest
+
+from segqual_lite.config import get_profile
+from segqual_lite.store import (
+    CODE_VERSIONS,
+    artifact_folder,
+    artifact_key,
+    atomic_path,
+    digest,
+    save_array,
+    write_text,
+)
+
+
+def test_keys_carry_the_code_version_and_hash_independently_of_order():
+    key = artifact_key("g", row="lce", seed=0)
+    assert key == {"kind": "g", "code": CODE_VERSIONS["g"], "row": "lce", "seed": 0}
+    assert digest(key) == digest({"seed": 0, "row": "lce", "code": key["code"], "kind": "g"})
+    assert digest(key) != digest(artifact_key("g", row="lce", seed=1))
+    with pytest.raises(ValueError, match="unknown artifact kind 'model'"):
+        artifact_key("model", seed=0)
+
+
+def test_artifact_folders_are_named_by_kind_name_and_key(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEGQUAL_HOME", str(tmp_path))
+    key = artifact_key("f", unet="plain", seed=0)
+    folder = artifact_folder(get_profile("tiny"), "plain-seed0", key)
+    assert folder == tmp_path / "models" / "tiny" / f"f-plain-seed0-{digest(key)}"
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
+    path = tmp_path / "sub" / "table.csv"
+    write_text(path, "old\n")
+    with pytest.raises(RuntimeError), atomic_path(path) as tmp:
+        tmp.write_text("half a fi")
+        raise RuntimeError("interrupted")
+    assert path.read_text() == "old\n"
+    assert sorted(p.name for p in path.parent.iterdir()) == ["table.csv"]
+    write_text(path, "new\n")
+    assert path.read_text() == "new\n"
+
+
+def test_whole_folders_are_replaced_atomically(tmp_path):
+    target = tmp_path / "data"
+    (target / "stale").mkdir(parents=True)
+    with atomic_path(target) as tmp:
+        tmp.mkdir()
+        (tmp / "fresh.txt").write_text("x")
+    assert sorted(p.name for p in target.iterdir()) == ["fresh.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+
+
+def test_arrays_keep_their_name(tmp_path):
+    save_array(np.arange(3.0), tmp_path / "scores.npy")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.npy"]
+    assert np.load(tmp_path / "scores.npy").tolist() == [0.0, 1.0, 2.0]
