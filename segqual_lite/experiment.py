@@ -27,6 +27,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
@@ -146,8 +147,8 @@ def write_results(
     predictions: pd.DataFrame, out: str | Path, profile_name: str = "", figures: dict | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """Write the files of the module docstring for ``predictions`` into ``out`` (the
-    chapter 11 files only when its rows are present); returns ``(Table 1, chapter 11's
-    table or None)``."""
+    chapter 11 files only when its rows are present) and the ``figures``, which are then
+    closed; returns ``(Table 1, chapter 11's table or None)``."""
     out = Path(out)
     predictions = predictions_frame(predictions)
     in_table1 = predictions[~predictions["method"].isin(BEYOND_ROWS)]
@@ -163,6 +164,7 @@ def write_results(
         write_text(out / "beyond.md", format_table_md(beyond, profile_name, "Beyond Table 1"))
     for name, fig in (figures or {}).items():
         save_figure(fig, out / f"{name}.png")
+        plt.close(fig)  # saved, not shown: the chapters show each figure once, captioned
     return table, beyond
 
 

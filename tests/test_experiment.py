@@ -218,3 +218,13 @@ def test_beyond_subsets_merge_like_the_full_run(beyond_run, tmp_path, capsys):
         experiment.merge_results(folders, tmp_path / "m2")
     assert (tmp_path / "m2" / "table1.csv").is_file()
     assert not (tmp_path / "m2" / "beyond.csv").exists()
+
+
+def test_written_figures_are_closed_not_left_for_the_notebook_to_show(grid_run, tmp_path):
+    import matplotlib.pyplot as plt
+
+    first, *_ = grid_run
+    fig = plt.figure()
+    experiment.write_results(first.predictions, tmp_path, GRID.name, {"figure3": fig})
+    assert (tmp_path / "figure3.png").is_file()
+    assert not plt.fignum_exists(fig.number)
