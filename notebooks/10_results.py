@@ -41,7 +41,7 @@ from segqual_lite.config import start_chapter
 from segqual_lite.data import prepare_data, read_hard_cases
 from segqual_lite.experiment import run_grid
 from segqual_lite.explorer import explorer_cases, uncertainty_explorer
-from segqual_lite.metrics import auroc
+from segqual_lite.metrics import FAILURE_THRESHOLD, auroc
 from segqual_lite.rows import METHODS, TABLE_ROWS, label
 from segqual_lite.segment import segment_split
 from segqual_lite.tables import (
@@ -125,8 +125,13 @@ fig = plot_figure3(result.predictions, seed=P.seeds[0])
 # %%
 cases = read_hard_cases(root)
 if cases:
-    first = result.predictions.query("method == 'max_prob' and seed == @P.seeds[0]")
-    missed = first.query("true_jaccard < @FAILURE_THRESHOLD <= predicted_jaccard")
+    rows = result.predictions[
+        (result.predictions["method"] == "max_prob") & (result.predictions["seed"] == P.seeds[0])
+    ]
+    missed = rows[
+        (rows["true_jaccard"] < FAILURE_THRESHOLD)
+        & (rows["predicted_jaccard"] >= FAILURE_THRESHOLD)
+    ]
     lazy = sum("lazy_mask" in cases[i] for i in missed["image_id"])
     print(
         f"Max Probability, seed {P.seeds[0]}: {len(missed)} missed failures, {lazy} of them with a lazy mask"
@@ -142,7 +147,8 @@ if cases:
 # your browser without a Python kernel; in Jupyter or Colab it runs live.
 
 # %%
-predicted_j = result.predictions.query("seed == @P.seeds[0]").set_index(["method", "image_id"])
+first_seed = result.predictions[result.predictions["seed"] == P.seeds[0]]
+predicted_j = first_seed.set_index(["method", "image_id"])
 predicted = {
     m: predicted_j.loc[m, "predicted_jaccard"].reindex(seg.ids).to_numpy()
     for m, seg in sets.items()
