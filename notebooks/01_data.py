@@ -140,8 +140,14 @@ fig = show_grid(images, masks, titles, ncols=5, size=2.2)
 # The yellow line is the ground-truth outline. *Low contrast* lesions barely differ from
 # the skin; *multi blob* images hold two or three lesions; *border cut* lesions run off the
 # image; a *lazy mask* is a coarse polygon drawn around the lesion, the kind of annotation
-# the paper finds behind most of its confident mistakes (its Figure 3). How often each
-# occurs in the data the book uses:
+# the paper finds behind most of its confident mistakes (its Figure 3). An *ambiguous
+# rim* is a faint ring of pigment around the lesion that the annotator counted as lesion
+# for a random half of the images (one coin flip per image, invisible in the image): as
+# with real lesions whose border is a matter of judgement, a mask that looks right can
+# score low, and a network trained on such labels stays unsure over the whole rim. This
+# is the situation in which the paper's uncertainty maps help $g$, built openly into the
+# `tiny` data; chapter 10 measures whether they do. How often each case occurs in the data
+# the book uses:
 
 # %%
 cases = read_hard_cases(root)

@@ -44,6 +44,7 @@ from sklearn.metrics import precision_recall_curve, roc_curve
 
 from segqual_lite import metrics
 from segqual_lite.config import start_chapter
+from segqual_lite.stats import compare
 from segqual_lite.viz import error_overlay
 
 # %% tags=["parameters"]
@@ -191,14 +192,22 @@ fig.tight_layout()
 #
 # "Area under the PR curve" has at least three implementations in the literature, and on
 # the same predictions they give different numbers. The trapezoidal rule joins operating
-# points with straight lines, which is optimistic for PR curves; ODIN's evaluation code
-# computes precision as if both classes were equally common. `metrics.aupr_conventions`
-# computes all three:
+# points with straight lines, although precision does not change linearly between them
+# (it can come out higher or lower than average precision, which steps instead); ODIN's
+# evaluation code computes precision as if both classes were equally common.
+# `metrics.aupr_conventions` computes all three, and the lines below say how far each
+# lies from average precision on this example:
 
 # %%
 for positive in ("pass", "fail"):
     values = metrics.aupr_conventions(true_j, pred_j, positive=positive)
     print(positive, {k: round(v, 4) for k, v in values.items()})
+    ap = values["average_precision"]
+    for name, v in values.items():
+        if name != "average_precision":
+            print(
+                f"  {name}: {'higher' if v > ap else 'lower'} than average precision by {abs(v - ap):.4f}"
+            )
 
 # %% [markdown]
 # Differences of a few points are as large as the gaps between rows of Table 1, so
@@ -218,6 +227,66 @@ try:
     metrics.summarize(np.array([0.8, 0.9, 0.95]), np.array([0.7, 0.8, 0.9]))
 except ValueError as err:
     print("ValueError:", err)
+
+# %% [markdown]
+# ## Comparing two rows: seeds and test images
+#
+# Table 1 compares rows: does giving $g$ an uncertainty map beat giving it none? Two
+# things make a difference between rows uncertain. The **test images**: another 300
+# images would give other numbers. The **training run** (the seed): another run of $f$
+# and $g$ gives other networks, and on a small data set this moves the metrics far more
+# than the test sample does. A mean $\pm$ std over two or three seeds cannot tell these
+# apart, so the book compares rows this way:
+#
+# 1. **Paired, per seed.** For each seed $s$, both rows are scored on the same test
+#    images and their difference is taken: $\Delta_s = m(\text{row}) - m(\text{control})$,
+#    signed so that a positive $\Delta_s$ means the row is better (lower RMSE or
+#    detection error, higher AUROC).
+# 2. **A two-level bootstrap** {footcite}`davison1997bootstrap` for the mean
+#    $\bar\Delta = \frac{1}{S}\sum_s \Delta_s$: draw $S$ seeds with replacement, and
+#    within each drawn seed draw the test images with replacement (the same images for
+#    both rows); recompute $\bar\Delta$; repeat. The 2.5th and 97.5th percentiles of the
+#    replicates are a 95% interval that counts both sources of variation.
+#
+# A difference is called *better* or *worse* only when its interval excludes 0. Here on
+# simulated predictions for three seeds, where the row's predictions are less noisy than
+# the control's by an amount that changes from seed to seed:
+
+# %%
+rng = np.random.default_rng(0)
+simulated = []
+for s, gain in enumerate((0.01, 0.04, 0.07)):  # the row's noise is lower by `gain`
+    true = rng.uniform(0.3, 1.0, 300)
+    noise = rng.standard_normal(300)
+    for method, scale in (("no_uncertainty", 0.15), ("max_prob", 0.15 - gain)):
+        simulated += [
+            {
+                "method": method,
+                "seed": s,
+                "image_id": f"ISIC_{i:07d}",
+                "true_jaccard": t,
+                "predicted_jaccard": t + scale * e,
+            }
+            for i, (t, e) in enumerate(zip(true, noise))
+        ]
+both_levels = compare(simulated, "max_prob", "no_uncertainty", "rmse")
+print(both_levels.verdict())
+
+# %% [markdown]
+# Resampling only the test images (one seed at a time) gives intervals for each seed
+# that are much narrower than the spread of the seeds themselves, which is why a verdict
+# from them flips when seeds are added:
+
+# %%
+for s in range(3):
+    one_seed = [r for r in simulated if r["seed"] == s]
+    c = compare(one_seed, "max_prob", "no_uncertainty", "rmse")
+    print(
+        f"seed {s}: improvement {c.estimate:+.3f}, test images only [{c.low:+.3f}, {c.high:+.3f}]"
+    )
+print(
+    f"all seeds, two levels: [{both_levels.low:+.3f}, {both_levels.high:+.3f}] ({both_levels.unit})"
+)
 
 # %% [markdown]
 # ## Exercises
@@ -268,6 +337,8 @@ print({k: (round(summary[k], 4), round(cubed[k], 4)) for k in metrics.METRICS})
 # - RMSE judges the predicted values; detection error, AUROC and AUPR judge only how well
 #   they separate passes from failures.
 # - AUPR is average precision here; other conventions give different numbers.
+# - Two rows are compared per seed on the same test images, with a 95% interval from a
+#   two-level bootstrap over seeds and test images.
 #
 # ## References
 #

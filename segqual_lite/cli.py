@@ -18,7 +18,7 @@ import sys
 from .config import get_profile
 from .data import DataError, check_isic2017, download_isic2017, make_synthetic_isic
 from .experiment import merge_results, run_grid
-from .rows import BEYOND_ROWS, TABLE_ROWS
+from .rows import BEYOND_ROWS, CONTROL_ROWS, TABLE_ROWS
 
 EXIT_DATA_ERROR = 2
 
@@ -46,7 +46,7 @@ def _cmd_download(args) -> int:
 def _cmd_reproduce(args) -> int:
     result = run_grid(
         get_profile(args.profile),
-        rows=tuple(args.rows or TABLE_ROWS),
+        rows=tuple(args.rows or (*TABLE_ROWS, *CONTROL_ROWS)),
         seeds=tuple(args.seeds) if args.seeds else None,
         data_root=args.data,
         out=args.out,
@@ -105,8 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument(
         "--rows",
         nargs="+",
-        choices=[*TABLE_ROWS, *BEYOND_ROWS],
-        help="a subset of the rows (default: those of Table 1)",
+        choices=[*TABLE_ROWS, *CONTROL_ROWS, *BEYOND_ROWS],
+        help="a subset of the rows (default: those of Table 1 and their controls)",
     )
     reproduce.add_argument("--seeds", nargs="+", type=int, help="a subset of the seeds")
     reproduce.add_argument(

@@ -10,6 +10,8 @@ image's true and predicted Jaccard index. It writes, into the results folder:
 * ``table1.csv`` and ``table1.md``: Table 1 (:func:`~segqual_lite.tables.table_from_predictions`),
   the paper's numbers beside;
 * ``figure2.png`` and ``figure3.png``;
+* ``run.json``: what the run was made with (profile, seeds, device, torch version and
+  CPU threads, which change the numbers);
 
 and, when chapter 11's rows (:data:`~segqual_lite.rows.BEYOND_ROWS`) were run
 (``beyond=True``, ``reproduce --beyond``):
@@ -23,6 +25,7 @@ Every number of the tables is recomputable from the predictions files.
 
 from __future__ import annotations
 
+import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,11 +35,11 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .config import Profile, pick_device, progress_enabled, results_dir
+from .config import Profile, fix_threads, pick_device, progress_enabled, results_dir
 from .data import prepare_data
 from .quality import fit_quality, predict_quality
 from .rca import rca_cached
-from .rows import BEYOND_ROWS, METHODS, TABLE_ROWS, get_row
+from .rows import BEYOND_ROWS, CONTROL_ROWS, METHODS, TABLE_ROWS, get_row
 from .segment import segment_split
 from .store import save_figure, write_text
 from .tables import (
@@ -69,7 +72,7 @@ class GridResult:
 
 def run_grid(
     profile: Profile,
-    rows: tuple[str, ...] = TABLE_ROWS,
+    rows: tuple[str, ...] = (*TABLE_ROWS, *CONTROL_ROWS),
     seeds: tuple[int, ...] | None = None,
     data_root: str | Path | None = None,
     out: str | Path | None = None,
@@ -80,12 +83,16 @@ def run_grid(
 ) -> GridResult:
     """Run (or load) every row for every seed and write the results (module docstring).
 
-    ``rows`` and ``seeds`` choose a subset of the grid; ``beyond=True`` adds chapter 11's
-    rows. ``out=None`` writes to :func:`~segqual_lite.config.results_dir`. Cached models
-    and predictions are reused, so a second call trains nothing.
+    ``rows`` and ``seeds`` choose a subset of the grid (by default Table 1's rows and the
+    controls of the uncertainty rows, :data:`~segqual_lite.rows.CONTROL_ROWS`);
+    ``beyond=True`` adds chapter 11's rows. ``out=None`` writes to
+    :func:`~segqual_lite.config.results_dir`. Cached models and predictions are reused,
+    so a second call trains nothing. The CPU thread count is fixed first
+    (:func:`~segqual_lite.config.fix_threads`).
     """
     rows = tuple(dict.fromkeys((*rows, *(BEYOND_ROWS if beyond else ()))))
     seeds = tuple(profile.seeds if seeds is None else seeds)
+    threads = fix_threads()
     device = device or pick_device()
     progress = progress_enabled() if progress is None else progress
     root = Path(data_root) if data_root else prepare_data(profile)
@@ -101,6 +108,15 @@ def run_grid(
         figures["risk_coverage"] = plot_risk_coverage(predictions, seed=seeds[0])
     out = Path(out) if out else results_dir(profile)
     table, beyond_tab = write_results(predictions, out, profile.name, figures)
+    run = {
+        "profile": profile.key(),
+        "seeds": list(seeds),
+        "rows": list(rows),
+        "device": str(device),
+        "torch": torch.__version__,
+        "cpu_threads": threads,
+    }
+    write_text(out / "run.json", json.dumps(run, indent=1) + "\n")
     return GridResult(predictions, table, beyond_tab, out)
 
 
@@ -116,7 +132,7 @@ def predict_rows(
     """Per-image predictions (:data:`~segqual_lite.tables.PREDICTION_FIELDS`) of every
     row for every seed, seed by seed; models and maps are trained or loaded from the
     cache."""
-    runnable = (*TABLE_ROWS, *BEYOND_ROWS)
+    runnable = (*TABLE_ROWS, *CONTROL_ROWS, *BEYOND_ROWS)
     unknown = set(rows) - set(runnable)
     if unknown:
         raise ValueError(f"unknown row(s) {sorted(unknown)}: choose from {runnable}")

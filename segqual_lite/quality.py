@@ -16,8 +16,9 @@ Which masks and maps each row reads, and how each map is scaled, is in the regis
 g learns from f's predictions on f's own *training* images (the paper's choice,
 ``train_split="train"``); another split can be chosen. Every map z is scaled to [0, 1]
 so that rows are comparable:
-by its largest possible value for the bounded maps (0.5 for 1 - max p, ln 2 for the
-entropies, 1 for 1 - c) and, for HCNN's unbounded sigma, by its 99th percentile on g's
+by its largest possible value for the bounded maps with C classes (1 - 1/C for 1 - max p,
+ln C for the entropies, 1 for 1 - c; with the book's two classes 0.5, ln 2 and 1) and, for
+HCNN's unbounded sigma, by its 99th percentile on g's
 training images (values above are clipped to 1).
 
 Beyond the paper (:data:`~segqual_lite.rows.BEYOND_ROWS`, chapter 11), with the same g and
@@ -43,7 +44,7 @@ from torchvision import tv_tensors
 from .config import Profile, pick_device, progress_enabled
 from .data import dihedral_augmentation
 from .models import QualityCNN
-from .rows import BEYOND_ROWS, CROSSFIT_ROWS, QUALITY_ROWS, get_method, get_row, in_channels
+from .rows import BEYOND_ROWS, CROSSFIT_ROWS, QUALITY_ROWS, get_row, in_channels, map_maximum
 from .segment import SegmentationSet, segment_split, segmentation_key
 from .store import artifact_folder, artifact_key
 from .training import TrainedModel, fit_checkpointed
@@ -64,9 +65,9 @@ __all__ = [
 ROWS = QUALITY_ROWS  # Table 1's rows with a quality network
 
 
-def map_scale(method: str, train_maps: torch.Tensor) -> float:
+def map_scale(method: str, train_maps: torch.Tensor, num_classes: int = 2) -> float:
     """The divisor that brings ``method``'s map to [0, 1] (see the module docstring)."""
-    maximum = get_method(method).map_maximum
+    maximum = map_maximum(method, num_classes)
     if maximum is not None:
         return maximum
     sample = train_maps.flatten()[:: max(1, train_maps.numel() // 1_000_000)]

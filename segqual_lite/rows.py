@@ -29,6 +29,7 @@ __all__ = [
     "CROSSFIT_ROWS",
     "BEYOND_ROWS",
     "REFERENCE_ROWS",
+    "CONTROL_ROWS",
     "ROW_LABELS",
     "PAPER_TABLE1",
     "get_method",
@@ -36,6 +37,8 @@ __all__ = [
     "label",
     "samples",
     "in_channels",
+    "control_of",
+    "map_maximum",
 ]
 
 # The U-Nets f comes in, and the extra head each trains (chapter 02; 05 and 06).
@@ -46,9 +49,11 @@ UNET_HEADS = {"plain": None, "hcnn": "sigma", "lce": "confidence"}
 class Method:
     """One way of segmenting with an uncertainty map.
 
-    ``unet``: the U-Net it reads (a key of :data:`UNET_HEADS`); ``map_maximum``: the
-    largest value its map can take, the divisor that brings it to [0, 1] for g (None for
-    unbounded maps, scaled by their 99th percentile on g's training images instead);
+    ``unet``: the U-Net it reads (a key of :data:`UNET_HEADS`); ``map_kind``: what its
+    map is, which sets the largest value the map can take with C classes and so the
+    divisor that brings it to [0, 1] for g (:func:`map_maximum`): ``"one_minus_max"``
+    (1 - 1/C), ``"entropy"`` (ln C), ``"one_minus_confidence"`` (1), or ``"sigma"``
+    (unbounded, scaled by its 99th percentile on g's training images instead);
     ``samples_field``: the profile field holding its number of samples T, and
     ``default_samples`` the paper's T; ``all_seeds``: one predictor made of the U-Nets of
     every seed of the profile (the deep ensemble).
@@ -57,7 +62,7 @@ class Method:
     name: str
     label: str
     unet: str
-    map_maximum: float | None
+    map_kind: str
     equation: str
     chapter: str
     samples_field: str | None = None
@@ -86,18 +91,18 @@ class Row:
     label: str
     method: str
     inputs: str | None
-    table: str  # "table1", "beyond" or "reference"
+    table: str  # "table1", "control", "beyond" or "reference"
     crossfit: bool = False
     paper: tuple[tuple[float, float], ...] | None = None
 
 
 _METHODS = (
-    Method("max_prob", "Max Probability", "plain", 0.5, "4", "03"),
+    Method("max_prob", "Max Probability", "plain", "one_minus_max", "4", "03"),
     Method(
         "mc_dropout",
         "MC-dropout",
         "plain",
-        math.log(2),
+        "entropy",
         "5-6",
         "04",
         samples_field="mc_samples",
@@ -107,18 +112,16 @@ _METHODS = (
         "hcnn",
         "HCNN",
         "hcnn",
-        None,
+        "sigma",
         "7",
         "05",
         samples_field="hcnn_samples",
         default_samples=100,
     ),
-    Method("lce", "LCE", "lce", 1.0, "8", "06"),
+    Method("lce", "LCE", "lce", "one_minus_confidence", "8", "06"),
     # Beyond the paper (chapter 11): entropy maps of mean softmaxes of plain U-Nets.
-    Method(
-        "ensemble", "Deep ensemble", "plain", math.log(2), "6", "11", all_seeds=True, paper=False
-    ),
-    Method("tta", "TTA", "plain", math.log(2), "6", "11", paper=False),
+    Method("ensemble", "Deep ensemble", "plain", "entropy", "6", "11", all_seeds=True, paper=False),
+    Method("tta", "TTA", "plain", "entropy", "6", "11", paper=False),
 )
 
 # DeVries & Taylor (2018), Table 1: mean and std over 5 runs; RMSE a fraction, the rest %
@@ -198,6 +201,17 @@ _ROWS = (
     ),
     Row("ensemble", "Deep ensemble", "ensemble", "x,y,z", "beyond"),
     Row("tta", "TTA", "tta", "x,y,z", "beyond"),
+    # Controls (ours): g given x and y_hat only, on the masks of a method with its own
+    # segmentations, so that each uncertainty row meets the g that saw the same masks.
+    Row(
+        "no_uncertainty_mc_dropout",
+        "No Uncertainty, MC-dropout's masks",
+        "mc_dropout",
+        "x,y",
+        "control",
+    ),
+    Row("no_uncertainty_hcnn", "No Uncertainty, HCNN's masks", "hcnn", "x,y", "control"),
+    Row("no_uncertainty_lce", "No Uncertainty, LCE's masks", "lce", "x,y", "control"),
     # Reference orders of risk-coverage (chapter 11), for the plain U-Net's test masks.
     Row("oracle", "Oracle order", "max_prob", None, "reference"),
     Row("random", "Random order", "max_prob", None, "reference"),
@@ -213,6 +227,7 @@ QUALITY_ROWS = tuple(r for r in TABLE_ROWS if ROW_REGISTRY[r].inputs)  # Table 1
 CROSSFIT_ROWS = tuple(r.name for r in _ROWS if r.crossfit)
 BEYOND_ROWS = tuple(r.name for r in _ROWS if r.table == "beyond")
 REFERENCE_ROWS = tuple(r.name for r in _ROWS if r.table == "reference")
+CONTROL_ROWS = tuple(r.name for r in _ROWS if r.table == "control")
 ROW_LABELS = {r: ROW_REGISTRY[r].label for r in TABLE_ROWS}
 PAPER_TABLE1 = {r: list(ROW_REGISTRY[r].paper) for r in TABLE_ROWS}
 
@@ -253,3 +268,29 @@ def in_channels(row: str) -> int:
     if inputs is None:
         raise ValueError(f"row {row!r} has no quality network g")
     return _CHANNELS[inputs]
+
+
+def control_of(row: str) -> str:
+    """The control of an uncertainty row: the row whose g sees x and y_hat only, on the
+    same method's masks (No Uncertainty for the plain U-Net's). Comparing a row with its
+    control isolates what the map adds to g."""
+    r = get_row(row)
+    for candidate in (*TABLE_ROWS, *CONTROL_ROWS):
+        c = ROW_REGISTRY[candidate]
+        if c.inputs == "x,y" and c.method == r.method and not r.crossfit:
+            return candidate
+    raise ValueError(f"row {row!r} has no control: controls exist for {QUALITY_ROWS[2:]}")
+
+
+_MAXIMA = {
+    "one_minus_max": lambda c: 1 - 1 / c,
+    "entropy": math.log,
+    "one_minus_confidence": lambda c: 1.0,
+}
+
+
+def map_maximum(method: str, num_classes: int = 2) -> float | None:
+    """The largest value ``method``'s map can take with ``num_classes`` classes (None for
+    HCNN's unbounded sigma): the divisor that brings the map to [0, 1] for g."""
+    kind = get_method(method).map_kind
+    return None if kind == "sigma" else float(_MAXIMA[kind](num_classes))

@@ -6,7 +6,9 @@ Predictions are a :class:`pandas.DataFrame` with the columns of :data:`PREDICTIO
 row per (method, metric):
 
 * Table 1 (:func:`table_from_predictions`): ``method, metric, mean, std, n_seeds,
-  paper_mean, paper_std`` for the five metrics of the paper;
+  paper_mean, paper_std`` for the five metrics of the paper; the controls of the
+  uncertainty rows (:data:`~segqual_lite.rows.CONTROL_ROWS`) follow the paper's rows,
+  without the paper's numbers;
 * chapter 11's table (:func:`beyond_table`): ``method, metric, mean, std, n_seeds`` for
   those five and two of risk-coverage (``aurc``, ``automation_at_0.8``), plus the oracle
   and random orders of the plain U-Net's masks, which carry only the last two.
@@ -35,7 +37,15 @@ from .metrics import (
     rmse,
     summarize,
 )
-from .rows import BEYOND_ROWS, PAPER_TABLE1, REFERENCE_ROWS, ROW_REGISTRY, TABLE_ROWS, label
+from .rows import (
+    BEYOND_ROWS,
+    CONTROL_ROWS,
+    PAPER_TABLE1,
+    REFERENCE_ROWS,
+    ROW_REGISTRY,
+    TABLE_ROWS,
+    label,
+)
 
 __all__ = [
     "PREDICTION_FIELDS",
@@ -55,7 +65,6 @@ __all__ = [
     "beyond_table",
     "format_table_md",
     "csv_text",
-    "compare_rows",
 ]
 
 PREDICTION_FIELDS = ["method", "seed", "image_id", "true_jaccard", "predicted_jaccard"]
@@ -166,7 +175,7 @@ def table_from_predictions(predictions) -> pd.DataFrame:
     arrays = per_seed_arrays(predictions)
     per_row = {
         m: [seed_metrics(m, s, *arrays[m][s]) for s in arrays[m]]
-        for m in _in_order(arrays, TABLE_ROWS)
+        for m in _in_order(arrays, (*TABLE_ROWS, *CONTROL_ROWS))
     }
     records = _long_table(per_row, METRICS)
     for r in records:
@@ -183,7 +192,7 @@ def beyond_table(predictions) -> pd.DataFrame:
             {**seed_metrics(m, s, true, pred), **risk_metrics(true, pred)}
             for s, (true, pred) in arrays[m].items()
         ]
-        for m in _in_order(arrays, (*TABLE_ROWS, *BEYOND_ROWS))
+        for m in _in_order(arrays, (*TABLE_ROWS, *CONTROL_ROWS, *BEYOND_ROWS))
     }
     source = ROW_REGISTRY[REFERENCE_ROWS[0]].method  # the rows whose masks they order
     if source in arrays:
@@ -201,6 +210,8 @@ def format_table_md(table: pd.DataFrame, profile_name: str = "", title: str = "T
     cell = {(r["method"], r["metric"]): r for r in table.to_dict("records")}
     where = f"{profile_name} profile, " if profile_name else ""
     paper = ", the paper's value in brackets" if with_paper else ""
+    if with_paper and not np.isfinite(table["paper_mean"]).all():
+        paper += ", rows without one are this book's"
     units = "RMSE and AURC fractions" if "aurc" in metrics else "RMSE a fraction"
     lines = [
         f"{title} ({where}test split; mean ± std over seeds{paper}; {units}, the rest %)",
@@ -239,19 +250,3 @@ def csv_text(frame: pd.DataFrame) -> str:
     for row in frame.itertuples(index=False):
         writer.writerow([_csv_cell(v) for v in row])
     return buf.getvalue()
-
-
-def compare_rows(table: pd.DataFrame, method: str, baseline: str, metric: str) -> str:
-    """One line saying whether ``method`` beats ``baseline`` on ``metric`` (means over
-    seeds of a long-format table), by how much, and whether the difference is within or
-    beyond one combined standard deviation over seeds (``hypot(std_a, std_b)``)."""
-    cell = {(r["method"], r["metric"]): r for r in table.to_dict("records")}
-    ours, base = cell[(method, metric)], cell[(baseline, metric)]
-    diff = ours["mean"] - base["mean"]
-    wins = diff < 0 if metric in LOWER_IS_BETTER else diff > 0
-    size = "within" if abs(diff) <= np.hypot(ours["std"], base["std"]) else "beyond"
-    return (
-        f"{label(method):15s} {'beats' if wins else 'does not beat'} "
-        f"{label(baseline)} on {metric} by {abs(diff):.3f} "
-        f"({size} one combined std)"
-    )

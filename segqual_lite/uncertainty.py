@@ -7,7 +7,8 @@ means unsure** for every method:
 * ``max_prob`` (eq. 4, chapter 03): ``1 - max_c softmax(rho)_c``;
 * ``mc_dropout`` (eqs. 5-6, chapter 04): entropy of the mean softmax of T dropout samples;
 * ``hcnn`` (eq. 7, chapter 05): the learned noise scale sigma (the paper's z in eq. 7);
-  the entropy of the sampled mean softmax is in ``extras["entropy"]``;
+  the entropy of the sampled mean softmax is in ``extras["entropy"]``; the mask is the
+  argmax of the logits (eq. 2);
 * ``lce`` (eq. 8, chapter 06): ``1 - c``, c the learned confidence.
 
 Beyond the paper (chapter 11), two more maps from plain U-Nets, both the entropy of a
@@ -139,8 +140,10 @@ def predict(
             raise ValueError(f"method {method!r} needs a U-Net with head={HEAD_OF[method]!r}")
         aux = aux.float()
         if method == "hcnn":
+            # The mask is the argmax of the logits (eq. 2), as for every other method; the
+            # sampled mean softmax of eq. 7 gives the probabilities and the entropy map.
             mean = hcnn_mean_softmax(logits, aux, samples)
-            return Prediction(mean, mean.argmax(1), aux[:, 0], extras={"entropy": entropy(mean)})
+            return Prediction(mean, logits.argmax(1), aux[:, 0], extras={"entropy": entropy(mean)})
         probs = logits.softmax(1)  # LCE predicts with the un-interpolated softmax
         return Prediction(probs, probs.argmax(1), 1 - aux[:, 0])
 
@@ -258,9 +261,11 @@ def lce_loss(
     ``p' = c*softmax(rho) + (1 - c)*onehot(y)``; task loss ``NLL(log p', y)``; confidence
     penalty ``L_c = mean(-log c)``; returns ``(task + lam * L_c, L_c)``.
 
-    Hints are given to a random half of the *images* (one Bernoulli(0.5) draw per image,
-    as the reference code draws one per sample): for the other half c is replaced by 1,
-    so those images train the plain softmax. ``hint=False`` skips the interpolation.
+    Hints are given to a random half of the *images*: one Bernoulli(0.5) draw per image,
+    and for the other half c is replaced by 1, so those images train the plain softmax.
+    (The reference code draws one Bernoulli per *value* of c, which for a segmentation
+    means per pixel; per image keeps whole images hint-free, a choice of this book.)
+    ``hint=False`` skips the interpolation.
     """
     logits, confidence = logits.float(), confidence.float()
     probs = logits.softmax(1).clamp(_EPS, 1 - _EPS)

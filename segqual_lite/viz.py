@@ -27,6 +27,7 @@ __all__ = [
     "plot_figure2",
     "plot_figure3",
     "plot_risk_coverage",
+    "plot_forest",
 ]
 
 
@@ -282,5 +283,53 @@ def plot_risk_coverage(
     for ax in axes[:, 0]:
         ax.set_ylabel("mean J of accepted", fontsize=8)
     fig.suptitle(f"seed {seed}: risk-coverage, highest predicted quality accepted first")
+    fig.tight_layout()
+    return fig
+
+
+def plot_forest(comparisons, title: str | None = None):
+    """A forest plot of paired comparisons (chapters 10 and 11): one panel per metric, one
+    line per row against its control, each seed's improvement as a small dot, the mean
+    as a large one and its two-level bootstrap interval as a bar; right of the dashed
+    line the row is better. ``comparisons`` are :class:`~segqual_lite.stats.Comparison`
+    objects."""
+    metrics = list(dict.fromkeys(c.metric for c in comparisons))
+    pairs = list(dict.fromkeys((c.row, c.control) for c in comparisons))
+    fig, axes = plt.subplots(
+        1,
+        len(metrics),
+        figsize=(3.4 * len(metrics), 0.55 * len(pairs) + 1.3),
+        sharey=True,
+        squeeze=False,
+    )
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        for y, pair in enumerate(pairs):
+            c = next(
+                (c for c in comparisons if (c.row, c.control) == pair and c.metric == metric), None
+            )
+            if c is None:
+                continue
+            colour = {"better": "tab:green", "worse": "tab:red"}.get(c.outcome, "tab:grey")
+            ax.plot([c.low, c.high], [y, y], color=colour, lw=2.5, solid_capstyle="butt")
+            ax.scatter(
+                list(c.per_seed.values()),
+                [y] * len(c.per_seed),
+                s=14,
+                color="k",
+                alpha=0.45,
+                zorder=3,
+                linewidths=0,
+            )
+            ax.scatter([c.estimate], [y], s=45, color=colour, edgecolor="k", zorder=4)
+        ax.axvline(0, color="k", ls="--", lw=0.8)
+        unit = comparisons[[c.metric for c in comparisons].index(metric)].unit
+        ax.set_title(f"{metric}\n(improvement, {unit})", fontsize=9)
+        ax.tick_params(labelsize=8)
+        ax.grid(axis="x", alpha=0.3)
+    axes[0, 0].set_yticks(range(len(pairs)))
+    axes[0, 0].set_yticklabels([f"{label(r)}\nvs {label(c)}" for r, c in pairs], fontsize=8)
+    axes[0, 0].invert_yaxis()
+    if title:
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig

@@ -68,3 +68,19 @@ def test_profile_tables_in_the_docs_match_the_profiles(page):
         assert f"{p.epochs_f} / {p.epochs_g}" in cells, (page, name, row)
         assert str(p.image_size) in cells and str(p.unet_width) in cells, (page, name, row)
         assert str(len(p.seeds)) in cells, (page, name, row)
+
+
+def test_the_thread_count_is_fixed_and_checked(monkeypatch):
+    import torch as t
+
+    from segqual_lite.config import fix_threads, torch_threads
+
+    before = t.get_num_threads()
+    monkeypatch.setenv("SEGQUAL_THREADS", "1")
+    assert fix_threads() == 1 == t.get_num_threads()
+    monkeypatch.setenv("SEGQUAL_THREADS", "two")
+    with pytest.raises(ValueError, match="SEGQUAL_THREADS must be a positive integer, got 'two'"):
+        torch_threads()
+    monkeypatch.delenv("SEGQUAL_THREADS")
+    assert torch_threads() == 2
+    t.set_num_threads(before)

@@ -16,6 +16,7 @@ from segqual_lite.data import (
     check_isic2017,
     joint_augmentation,
     make_synthetic_isic,
+    read_hard_cases,
     split_folders,
 )
 
@@ -67,6 +68,26 @@ def test_hard_case_shares_are_respected(tmp_path):
         make_synthetic_isic(tmp_path / "x", 1, 0, 0, hard_cases={"blurry": 0.5})
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         make_synthetic_isic(tmp_path / "x", 1, 0, 0, hard_cases={"low_contrast": 2.0})
+
+
+def test_the_ambiguous_rim_leaves_other_images_alone_and_is_drawn_half_the_time(tmp_path):
+    make_synthetic_isic(tmp_path / "plain", 40, 0, 0, size=32, hard_cases={"ambiguous_rim": 0.0})
+    make_synthetic_isic(tmp_path / "rim", 40, 0, 0, size=32, hard_cases={"ambiguous_rim": 0.5})
+    cases = read_hard_cases(tmp_path / "rim")
+    with_rim = {i for i, c in cases.items() if "ambiguous_rim" in c}
+    assert 8 <= len(with_rim) <= 32
+    plain_dir, rim_dir = (tmp_path / n / "ISIC-2017_Training_Data" for n in ("plain", "rim"))
+    grown = 0
+    for iid in cases:
+        same = (plain_dir / f"{iid}.jpg").read_bytes() == (rim_dir / f"{iid}.jpg").read_bytes()
+        assert same == (iid not in with_rim), iid  # only the rim images change
+        if iid in with_rim:
+            gt = "ISIC-2017_Training_Part1_GroundTruth"
+            a = np.asarray(Image.open(tmp_path / "plain" / gt / f"{iid}_segmentation.png")) > 0
+            b = np.asarray(Image.open(tmp_path / "rim" / gt / f"{iid}_segmentation.png")) > 0
+            assert (a <= b).all()  # the rim only ever adds to the lesion
+            grown += int(b.sum() > a.sum())
+    assert 0 < grown < len(with_rim)  # some annotators drew the rim, some did not
 
 
 def test_lesions_are_darker_than_skin(synth_root):

@@ -1,4 +1,5 @@
 import csv
+import json
 
 import numpy as np
 import pytest
@@ -7,7 +8,7 @@ from segqual_lite import experiment, quality, training
 from segqual_lite.cli import main as cli_main
 from segqual_lite.config import get_profile
 from segqual_lite.data import make_synthetic_isic
-from segqual_lite.rows import BEYOND_ROWS, REFERENCE_ROWS, TABLE_ROWS
+from segqual_lite.rows import BEYOND_ROWS, CONTROL_ROWS, REFERENCE_ROWS, TABLE_ROWS
 from segqual_lite.tables import (
     BEYOND_METRICS,
     beyond_table,
@@ -16,6 +17,7 @@ from segqual_lite.tables import (
     table_from_predictions,
 )
 
+GRID_ROWS = (*TABLE_ROWS, *CONTROL_ROWS)
 GRID = get_profile("tiny").with_(
     name="testgrid",
     image_size=32,
@@ -91,19 +93,22 @@ def test_grid_writes_every_file(grid_run):
         "paper_mean",
         "paper_std",
     ]
-    assert {r["method"] for r in table} == set(TABLE_ROWS)
-    assert len(table) == len(TABLE_ROWS) * 5
+    assert {r["method"] for r in table} == set(GRID_ROWS)  # the controls follow Table 1
+    assert len(table) == len(GRID_ROWS) * 5
     assert all(r["n_seeds"] == "2" for r in table)
     rmse_rca = next(r for r in table if r["method"] == "rca" and r["metric"] == "rmse")
     assert float(rmse_rca["paper_mean"]) == 0.438
     md = (first.out / "table1.md").read_text()
     assert "Max Probability" in md and "(0.168 ± 0.014)" in md
+    assert "No Uncertainty, LCE's masks" in md and "rows without one are this book's" in md
+    run = json.loads((first.out / "run.json").read_text())
+    assert run["cpu_threads"] == 2 and run["seeds"] == [0, 1] and run["rows"] == list(GRID_ROWS)
 
 
 def test_table_is_recomputable_from_predictions_csv(grid_run):
     first, *_ = grid_run
     predictions = read_predictions(first.out / "predictions.csv")
-    assert len(predictions) == len(TABLE_ROWS) * 2 * 24
+    assert len(predictions) == len(GRID_ROWS) * 2 * 24
     assert predictions.equals(first.predictions)  # the CSV keeps full precision
     recomputed = table_from_predictions(predictions)
     written = _read_csv(first.out / "table1.csv")
@@ -157,8 +162,8 @@ def test_beyond_csv_holds_every_row_and_metric(beyond_run):
     table = _read_csv(beyond_run.out / "beyond.csv")
     assert list(table[0]) == ["method", "metric", "mean", "std", "n_seeds"]
     methods = {r["method"] for r in table}
-    assert methods == {*TABLE_ROWS, *BEYOND_ROWS, *REFERENCE_ROWS}
-    for method in (*TABLE_ROWS, *BEYOND_ROWS):
+    assert methods == {*GRID_ROWS, *BEYOND_ROWS, *REFERENCE_ROWS}
+    for method in (*GRID_ROWS, *BEYOND_ROWS):
         got = {r["metric"] for r in table if r["method"] == method}
         assert got == set(BEYOND_METRICS), method
     for method in REFERENCE_ROWS:
@@ -168,7 +173,7 @@ def test_beyond_csv_holds_every_row_and_metric(beyond_run):
         }
     assert all(r["n_seeds"] == "2" for r in table)
     # predictions.csv keeps Table 1's rows only, exactly as the run without them wrote it.
-    assert set(read_predictions(beyond_run.out / "predictions.csv")["method"]) == set(TABLE_ROWS)
+    assert set(read_predictions(beyond_run.out / "predictions.csv")["method"]) == set(GRID_ROWS)
 
 
 def test_beyond_table_recomputes_and_agrees_with_table1(beyond_run, grid_run):

@@ -50,10 +50,27 @@ def test_channels_labels_samples_and_map_scales():
     assert rows.samples(tiny, "mc_dropout") == tiny.mc_samples
     assert rows.samples(tiny, "hcnn") == tiny.hcnn_samples
     assert rows.samples(tiny, "lce") is None and rows.samples(tiny, "tta") is None
-    # Bounded maps: the largest value each can take with two classes.
-    assert rows.get_method("max_prob").map_maximum == 0.5
-    assert rows.get_method("mc_dropout").map_maximum == math.log(2)
-    assert rows.get_method("hcnn").map_maximum is None  # sigma is unbounded
+    # Bounded maps: the largest value each can take, with two classes and with five.
+    assert rows.map_maximum("max_prob") == 0.5 and rows.map_maximum("max_prob", 5) == 0.8
+    assert rows.map_maximum("mc_dropout") == math.log(2)
+    assert rows.map_maximum("ensemble", 5) == math.log(5)
+    assert rows.map_maximum("lce", 5) == 1.0
+    assert rows.map_maximum("hcnn") is None  # sigma is unbounded
+
+
+def test_each_uncertainty_row_has_a_control_on_its_own_masks():
+    assert {m: rows.control_of(m) for m in rows.METHODS} == {
+        "max_prob": "no_uncertainty",
+        "mc_dropout": "no_uncertainty_mc_dropout",
+        "hcnn": "no_uncertainty_hcnn",
+        "lce": "no_uncertainty_lce",
+    }
+    for row in rows.METHODS:
+        control = rows.get_row(rows.control_of(row))
+        assert control.method == rows.get_row(row).method and rows.in_channels(control.name) == 4
+    assert set(rows.CONTROL_ROWS).isdisjoint(rows.TABLE_ROWS)
+    with pytest.raises(ValueError, match="no control"):
+        rows.control_of("max_prob_crossfit")
 
 
 # ---- the package's import graph ----------------------------------------------------------
@@ -66,7 +83,7 @@ LAYERS = [
     {"metrics", "models", "data"},
     {"uncertainty"},
     {"tables"},
-    {"viz"},
+    {"stats", "viz"},
     {"explorer"},
     {"training"},
     {"segment"},

@@ -1,5 +1,4 @@
 import numpy as np
-import pandas as pd
 import pytest
 
 from segqual_lite.rows import TABLE_ROWS
@@ -8,7 +7,6 @@ from segqual_lite.tables import (
     PREDICTION_FIELDS,
     TABLE_FIELDS,
     beyond_table,
-    compare_rows,
     csv_text,
     format_table_md,
     per_seed_arrays,
@@ -111,21 +109,6 @@ def test_markdown_has_one_line_per_method_and_the_paper_beside():
     assert len(lines) == 4 + 2 and "(0.198 ± 0.011)" in lines[4]
     beyond = format_table_md(beyond_table(toy_predictions()), "tiny", "Beyond Table 1")
     assert "AURC ↓" in beyond and "Oracle order" in beyond and "(0." not in beyond
-
-
-def test_compare_rows_names_the_direction_of_each_metric():
-    table = pd.DataFrame(
-        [
-            {"method": "max_prob", "metric": "rmse", "mean": 0.10, "std": 0.01},
-            {"method": "no_uncertainty", "metric": "rmse", "mean": 0.20, "std": 0.01},
-            {"method": "max_prob", "metric": "auroc", "mean": 80.0, "std": 5.0},
-            {"method": "no_uncertainty", "metric": "auroc", "mean": 82.0, "std": 5.0},
-        ]
-    )
-    assert "beats No Uncertainty on rmse by 0.100 (beyond" in compare_rows(
-        table, "max_prob", "no_uncertainty", "rmse"
-    )
-    assert "does not beat" in compare_rows(table, "max_prob", "no_uncertainty", "auroc")
 
 
 def test_every_table_row_has_the_papers_numbers():

@@ -29,7 +29,8 @@ def test_predict_shapes_and_ranges(method):
     assert p.probs.shape == (3, 2, 16, 16) and p.mask.shape == (3, 16, 16)
     assert p.uncertainty.shape == (3, 16, 16) and p.mask.dtype == torch.int64
     torch.testing.assert_close(p.probs.sum(1), torch.ones(3, 16, 16))
-    assert torch.equal(p.mask, p.probs.argmax(1))
+    if method != "hcnn":  # HCNN's mask is the argmax of its logits, not of the sampled mean
+        assert torch.equal(p.mask, p.probs.argmax(1))
     assert torch.isfinite(p.uncertainty).all() and (p.uncertainty >= 0).all()
     if method in ("max_prob", "lce"):
         assert (p.uncertainty <= 1).all()
@@ -302,3 +303,13 @@ def test_segmentation_loss_dispatches_by_the_unet_of_the_method():
     expected, penalty = lce_loss(logits, aux, target, 0.1)
     assert loss == expected and extras["penalty"] == penalty
     assert state["lam"] == update_lambda(torch.tensor(0.1), penalty)  # lambda moved on
+
+
+def test_hcnn_mask_is_the_argmax_of_the_logits():
+    net = small_unet("hcnn").eval()
+    x = batch(b=3)
+    with torch.no_grad():
+        logits, _ = net(x)
+    torch.manual_seed(0)
+    pred = predict(net, x, "hcnn", samples=5)  # few samples: the sampled argmax would differ
+    assert torch.equal(pred.mask, logits.argmax(1))

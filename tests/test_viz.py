@@ -13,6 +13,7 @@ from segqual_lite.viz import (  # noqa: E402
     mask_outline,
     pick_cases,
     plot_figure3,
+    plot_forest,
     plot_risk_coverage,
 )
 
@@ -73,4 +74,19 @@ def test_risk_coverage_labels_every_row_with_its_automation_rates():
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
     assert [t.split("\n")[0] for t in titles] == ["RCA", "QualityNet", "TTA"]
     assert all("automated:" in t for t in titles)
+    plt.close(fig)
+
+
+def test_forest_plot_has_a_panel_per_metric_and_a_line_per_pair():
+    from segqual_lite.stats import compare
+
+    rows = _predictions(("max_prob", "no_uncertainty"), seeds=(0, 1, 2))
+    comparisons = [
+        compare(rows, "max_prob", "no_uncertainty", m, n_boot=100) for m in ("rmse", "auroc")
+    ]
+    fig = plot_forest(comparisons)
+    assert [ax.get_title().split("\n")[0] for ax in fig.axes] == ["rmse", "auroc"]
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == [
+        "Max Probability\nvs No Uncertainty"
+    ]
     plt.close(fig)

@@ -37,12 +37,17 @@ __all__ = [
     "read_hard_cases",
 ]
 
-HARD_CASES = ("low_contrast", "multi_blob", "border_cut", "lazy_mask")
+_IMAGE_CASES = ("low_contrast", "multi_blob", "border_cut", "lazy_mask")
+# ambiguous_rim: a faint rim of pigment around the lesion that the annotator included
+# in the mask for a random half of the images: the lesion's extent is genuinely
+# ambiguous, so a mask that looks right can score low while f is unsure over the rim.
+HARD_CASES = (*_IMAGE_CASES, "ambiguous_rim")
 DEFAULT_HARD_CASE_SHARES = {
     "low_contrast": 0.2,
     "multi_blob": 0.15,
     "border_cut": 0.15,
     "lazy_mask": 0.03,
+    "ambiguous_rim": 0.3,
 }
 _SPLIT_CODE = {"train": 0, "val": 1, "test": 2}
 _ID_OFFSET = {"train": 0, "val": 100_000, "test": 200_000}
@@ -91,12 +96,17 @@ def _lazy_polygon(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def draw_lesion(
-    rng: np.random.Generator, height: int, width: int, cases: frozenset[str] = frozenset()
+    rng: np.random.Generator,
+    height: int,
+    width: int,
+    cases: frozenset[str] = frozenset(),
+    rim_rng: np.random.Generator | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Draw one dermoscopy-like image and its ground-truth mask.
 
     Returns ``(image uint8 [H, W, 3], mask bool [H, W])``. ``cases`` is a subset of
-    :data:`HARD_CASES`.
+    :data:`HARD_CASES`. The ambiguous rim draws from ``rim_rng`` (``rng`` when None), so
+    that images without it do not depend on whether the case exists.
     """
     h, w = height, width
     s = min(h, w)
@@ -126,6 +136,8 @@ def draw_lesion(
             cx = rng.uniform(margin, max(margin + 1, w - margin))
             cy = rng.uniform(margin, max(margin + 1, h - margin))
         d = _blob(rng, h, w, cx, cy, r0)
+        if b == 0:
+            centre = (cx, cy, r0)
         distances.append(d)
         contrasts.append(rng.uniform(0.1, 0.25) if low else rng.uniform(0.75, 1.0))
         if b > 0:
@@ -145,6 +157,14 @@ def draw_lesion(
     alpha = np.zeros((h, w), dtype=np.float32)
     for d, contrast in zip(distances, contrasts, strict=True):
         alpha = np.maximum(alpha, contrast / (1 + np.exp(np.clip(d / softness, -50, 50))))
+    if "ambiguous_rim" in cases:
+        rim = rim_rng or rng
+        cx, cy, r0 = centre
+        d_rim = _blob(rim, h, w, cx, cy, r0 * rim.uniform(1.35, 1.7))
+        rim_alpha = rim.uniform(0.25, 0.45) / (1 + np.exp(np.clip(d_rim / 0.15, -50, 50)))
+        alpha = np.maximum(alpha, rim_alpha)
+        if rim.uniform() < 0.5:  # this annotator drew the rim as part of the lesion
+            mask = mask | (d_rim < 0)
     image = image * (1 - alpha[..., None]) + lesion * alpha[..., None]
 
     # Vignetting: the dark corners of a dermatoscope; strong ones beside a lesion cut by
@@ -233,8 +253,11 @@ def make_synthetic_isic(
         writer.writerow(["image_id", "age_approximate", "sex"])
         for i in range(counts[split]):
             rng = np.random.default_rng([seed, _SPLIT_CODE[split], i])
-            cases = frozenset(c for c in HARD_CASES if rng.uniform() < shares[c])
-            image, mask = draw_lesion(rng, height, width, cases)
+            cases = {c for c in _IMAGE_CASES if rng.uniform() < shares[c]}
+            rim_rng = np.random.default_rng([seed, _SPLIT_CODE[split], i, 1])
+            if rim_rng.uniform() < shares["ambiguous_rim"]:
+                cases.add("ambiguous_rim")
+            image, mask = draw_lesion(rng, height, width, frozenset(cases), rim_rng)
             iid = f"ISIC_{_ID_OFFSET[split] + i:07d}"
             write_bytes(
                 image_dir / f"{iid}.jpg", _encode(Image.fromarray(image), "JPEG", quality=92)
