@@ -153,7 +153,7 @@ def compare(
     row: str,
     control: str,
     metric: str,
-    n_boot: int = 2000,
+    n_boot: int = 1000,
     level: float = 0.95,
     seed: int = 0,
 ) -> Comparison:
