@@ -121,6 +121,12 @@ for c in comparisons:
 fig = plot_forest(comparisons)
 
 # %% [markdown]
+# An interval that includes 0 does not say that a map is useless: with a few seeds, the
+# spread from one training run to the next dominates it (compare the dots of each line),
+# and only more seeds narrow it. The paper used five; `benchmarks/regime_sweep.py` runs
+# this comparison for five or more seeds and for variants of the `tiny` data in minutes
+# on a GPU.
+#
 # Where does this run agree with the paper's finding? Counted from the intervals above:
 
 # %%
