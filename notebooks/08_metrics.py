@@ -38,6 +38,8 @@ if importlib.util.find_spec("segqual_lite") is None:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"git+{REPO_URL}"], check=True)
 
 # %%
+from textwrap import fill
+
 import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.metrics import precision_recall_curve, roc_curve
@@ -270,7 +272,7 @@ for s, gain in enumerate((0.01, 0.04, 0.07)):  # the row's noise is lower by `ga
             for i, (t, e) in enumerate(zip(true, noise))
         ]
 both_levels = compare(simulated, "max_prob", "no_uncertainty", "rmse")
-print(both_levels.verdict())
+print(fill(both_levels.verdict(), 100, subsequent_indent="    "))
 
 # %% [markdown]
 # Resampling only the test images (one seed at a time) gives intervals for each seed

@@ -35,6 +35,8 @@ if importlib.util.find_spec("segqual_lite") is None:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"git+{REPO_URL}"], check=True)
 
 # %%
+from textwrap import fill
+
 import numpy as np
 from IPython.display import Markdown, display
 
@@ -110,7 +112,7 @@ comparisons = [
     for metric in COMPARED_METRICS
 ]
 for c in comparisons:
-    print(c.verdict())
+    print(fill(c.verdict(), 100, subsequent_indent="    "))
 
 # %% [markdown]
 # The same comparisons as a forest plot: each small dot is one seed, the large dot their
@@ -251,7 +253,8 @@ if cases:
     for part, keep in (("ambiguous rim", True), ("no rim", False)):
         subset = result.predictions[result.predictions["image_id"].isin(with_rim) == keep]
         for row in METHODS:
-            print(f"[{part}] {compare(subset, row, control_of(row), 'rmse').verdict()}")
+            verdict = compare(subset, row, control_of(row), "rmse").verdict()
+            print(fill(f"[{part}] {verdict}", 100, subsequent_indent="    "))
 else:
     print("real ISIC 2017 data: no hard-case labels to split by")
 

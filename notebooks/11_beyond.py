@@ -39,6 +39,8 @@ if importlib.util.find_spec("segqual_lite") is None:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"git+{REPO_URL}"], check=True)
 
 # %%
+from textwrap import fill
+
 import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import Markdown, display
@@ -250,7 +252,7 @@ comparisons = [
     for metric in COMPARED_METRICS
 ]
 for c in comparisons:
-    print(c.verdict())
+    print(fill(c.verdict(), 100, subsequent_indent="    "))
 fig = plot_forest(comparisons)
 
 # %% [markdown]
