@@ -42,6 +42,7 @@ from textwrap import fill
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 from sklearn.metrics import precision_recall_curve, roc_curve
 
 from segqual_lite import metrics
@@ -256,23 +257,26 @@ except ValueError as err:
 
 # %%
 rng = np.random.default_rng(0)
-simulated = []
+ids = [f"ISIC_{i:07d}" for i in range(300)]
+parts = []
 for s, gain in enumerate((0.01, 0.04, 0.07)):  # the row's noise is lower by `gain`
-    true = rng.uniform(0.3, 1.0, 300)
-    noise = rng.standard_normal(300)
+    true, noise = rng.uniform(0.3, 1.0, 300), rng.standard_normal(300)
     for method, scale in (("no_uncertainty", 0.15), ("max_prob", 0.15 - gain)):
-        simulated += [
-            {
-                "method": method,
-                "seed": s,
-                "image_id": f"ISIC_{i:07d}",
-                "true_jaccard": t,
-                "predicted_jaccard": t + scale * e,
-            }
-            for i, (t, e) in enumerate(zip(true, noise))
-        ]
+        predicted = true + scale * noise
+        parts.append(
+            pd.DataFrame(
+                {
+                    "method": method,
+                    "seed": s,
+                    "image_id": ids,
+                    "true_jaccard": true,
+                    "predicted_jaccard": predicted,
+                }
+            )
+        )
+simulated = pd.concat(parts, ignore_index=True)
 both_levels = compare(simulated, "max_prob", "no_uncertainty", "rmse")
-print(fill(both_levels.verdict(), 100, subsequent_indent="    "))
+print(fill(both_levels.verdict(), 76, subsequent_indent="    "))
 
 # %% [markdown]
 # Resampling only the test images (one seed at a time) gives intervals for each seed
@@ -281,7 +285,7 @@ print(fill(both_levels.verdict(), 100, subsequent_indent="    "))
 
 # %%
 for s in range(3):
-    one_seed = [r for r in simulated if r["seed"] == s]
+    one_seed = simulated[simulated["seed"] == s]
     c = compare(one_seed, "max_prob", "no_uncertainty", "rmse")
     print(
         f"seed {s}: improvement {c.estimate:+.3f}, test images only [{c.low:+.3f}, {c.high:+.3f}]"

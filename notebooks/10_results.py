@@ -112,7 +112,7 @@ comparisons = [
     for metric in COMPARED_METRICS
 ]
 for c in comparisons:
-    print(fill(c.verdict(), 100, subsequent_indent="    "))
+    print(fill(c.verdict(), 76, subsequent_indent="    "))
 
 # %% [markdown]
 # The same comparisons as a forest plot: each small dot is one seed, the large dot their
@@ -254,7 +254,7 @@ if cases:
         subset = result.predictions[result.predictions["image_id"].isin(with_rim) == keep]
         for row in METHODS:
             verdict = compare(subset, row, control_of(row), "rmse").verdict()
-            print(fill(f"[{part}] {verdict}", 100, subsequent_indent="    "))
+            print(fill(f"[{part}] {verdict}", 76, subsequent_indent="    "))
 else:
     print("real ISIC 2017 data: no hard-case labels to split by")
 

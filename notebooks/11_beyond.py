@@ -252,7 +252,7 @@ comparisons = [
     for metric in COMPARED_METRICS
 ]
 for c in comparisons:
-    print(fill(c.verdict(), 100, subsequent_indent="    "))
+    print(fill(c.verdict(), 76, subsequent_indent="    "))
 fig = plot_forest(comparisons)
 
 # %% [markdown]

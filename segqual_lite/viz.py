@@ -298,7 +298,7 @@ def plot_forest(comparisons, title: str | None = None):
     fig, axes = plt.subplots(
         1,
         len(metrics),
-        figsize=(2.0 * len(metrics) + 2.3, 0.6 * len(pairs) + 1.3),
+        figsize=(2.5 * len(metrics) + 2.3, 0.6 * len(pairs) + 1.3),
         sharey=True,
         squeeze=False,
     )
@@ -323,12 +323,13 @@ def plot_forest(comparisons, title: str | None = None):
             ax.scatter([c.estimate], [y], s=45, color=colour, edgecolor="k", zorder=4)
         ax.axvline(0, color="k", ls="--", lw=0.8)
         unit = comparisons[[c.metric for c in comparisons].index(metric)].unit
-        ax.set_title(f"{metric}\n(improvement, {unit})", fontsize=10)
+        ax.set_title(f"{metric}\n({unit})", fontsize=10)
         ax.tick_params(labelsize=9)
         ax.grid(axis="x", alpha=0.3)
     axes[0, 0].set_yticks(range(len(pairs)))
     axes[0, 0].set_yticklabels([f"{label(r)}\nvs {label(c)}" for r, c in pairs], fontsize=9)
     axes[0, 0].invert_yaxis()
+    fig.supxlabel("improvement of the row over its control (right: the row is better)", fontsize=9)
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
