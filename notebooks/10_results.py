@@ -52,7 +52,9 @@ from segqual_lite.tables import (
     format_table_md,
     per_seed_arrays,
     read_predictions,
+    table_caption,
     table_from_predictions,
+    wide_table,
 )
 from segqual_lite.viz import plot_figure2, plot_figure3, plot_forest
 
@@ -86,11 +88,9 @@ print(sorted(p.name for p in result.out.iterdir()))
 # Every number is recomputed from `predictions.csv` on the next line, as a check.
 
 # %%
-recomputed = format_table_md(
-    table_from_predictions(read_predictions(result.out / "predictions.csv")), P.name
-)
-assert recomputed == (result.out / "table1.md").read_text()
-display(Markdown(recomputed))
+recomputed = table_from_predictions(read_predictions(result.out / "predictions.csv"))
+assert format_table_md(recomputed, P.name) == (result.out / "table1.md").read_text()
+display(Markdown(table_caption(recomputed, P.name)), wide_table(recomputed))
 
 # %% [markdown]
 # ## Does uncertainty help $g$?

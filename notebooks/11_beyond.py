@@ -52,7 +52,14 @@ from segqual_lite.metrics import FAILURE_THRESHOLD, aurc, automation_rate, risk_
 from segqual_lite.rows import label
 from segqual_lite.segment import segment_split
 from segqual_lite.stats import COMPARED_METRICS, compare
-from segqual_lite.tables import beyond_table, format_table_md, per_seed_arrays, read_predictions
+from segqual_lite.tables import (
+    beyond_table,
+    format_table_md,
+    per_seed_arrays,
+    read_predictions,
+    table_caption,
+    wide_table,
+)
 from segqual_lite.training import crossfit_folds
 from segqual_lite.viz import plot_figure2, plot_forest, plot_risk_coverage, to_hwc
 
@@ -185,9 +192,10 @@ for method, seg in sets.items():
 # %%
 result = run_grid(P, data_root=root, device=device, beyond=True)
 recomputed = beyond_table(read_predictions(result.out / "beyond_predictions.csv"))
-beyond_md = format_table_md(recomputed, P.name, "Beyond Table 1")
-assert beyond_md == (result.out / "beyond.md").read_text()
-display(Markdown(beyond_md))
+assert (
+    format_table_md(recomputed, P.name, "Beyond Table 1") == (result.out / "beyond.md").read_text()
+)
+display(Markdown(table_caption(recomputed, P.name, "Beyond Table 1")), wide_table(recomputed))
 
 # %% [markdown]
 # ## Risk-coverage: how much work can $g$ take off an expert?

@@ -63,6 +63,8 @@ __all__ = [
     "in_paper_units",
     "table_from_predictions",
     "beyond_table",
+    "table_caption",
+    "wide_table",
     "format_table_md",
     "csv_text",
 ]
@@ -202,34 +204,52 @@ def beyond_table(predictions) -> pd.DataFrame:
     return pd.DataFrame(_long_table(per_row, BEYOND_METRICS), columns=BEYOND_FIELDS)
 
 
-def format_table_md(table: pd.DataFrame, profile_name: str = "", title: str = "Table 1") -> str:
-    """A long-format table as Markdown, one line per method: ``mean ± std`` per cell and,
-    where the table has the paper's numbers, ``(paper mean ± std)`` beside."""
+def table_caption(table: pd.DataFrame, profile_name: str = "", title: str = "Table 1") -> str:
+    """The caption of a long-format table: profile, split, units, what the brackets hold."""
     metrics = [m for m in BEYOND_METRICS if m in set(table["metric"])]
     with_paper = "paper_mean" in table.columns
-    cell = {(r["method"], r["metric"]): r for r in table.to_dict("records")}
     where = f"{profile_name} profile, " if profile_name else ""
     paper = ", the paper's value in brackets" if with_paper else ""
     if with_paper and not np.isfinite(table["paper_mean"]).all():
         paper += ", rows without one are this book's"
     units = "RMSE and AURC fractions" if "aurc" in metrics else "RMSE a fraction"
-    lines = [
-        f"{title} ({where}test split; mean ± std over seeds{paper}; {units}, the rest %)",
-        "",
-        "| method | seeds | " + " | ".join(METRIC_LABELS[m] for m in metrics) + " |",
-        "|---|---|" + "---|" * len(metrics),
-    ]
+    return f"{title} ({where}test split; mean ± std over seeds{paper}; {units}, the rest %)"
+
+
+def wide_table(table: pd.DataFrame) -> pd.DataFrame:
+    """A long-format table as one line per method and one column per metric, each cell
+    ``mean ± std`` and, where the table has the paper's numbers, ``(paper mean ± std)``:
+    what the chapters display (an HTML table on the site) and the Markdown files hold."""
+    metrics = [m for m in BEYOND_METRICS if m in set(table["metric"])]
+    with_paper = "paper_mean" in table.columns
+    cell = {(r["method"], r["metric"]): r for r in table.to_dict("records")}
+    lines = []
     for method in dict.fromkeys(table["method"]):
-        cells = []
+        line = {"method": label(method)}
+        line["seeds"] = next(r["n_seeds"] for k, r in cell.items() if k[0] == method)
         for metric in metrics:
             r = cell.get((method, metric))
             fmt = "{:.3f}" if metric in _FRACTIONS else "{:.1f}"
             text = f"{fmt.format(r['mean'])} ± {fmt.format(r['std'])}" if r else ""
             if r and with_paper and np.isfinite(r["paper_mean"]):
                 text += f" ({fmt.format(r['paper_mean'])} ± {fmt.format(r['paper_std'])})"
-            cells.append(text)
-        n = next(r["n_seeds"] for k, r in cell.items() if k[0] == method)
-        lines.append(f"| {label(method)} | {n} | " + " | ".join(cells) + " |")
+            line[METRIC_LABELS[metric]] = text
+        lines.append(line)
+    return pd.DataFrame(lines).set_index("method")
+
+
+def format_table_md(table: pd.DataFrame, profile_name: str = "", title: str = "Table 1") -> str:
+    """A long-format table as Markdown: its caption (:func:`table_caption`), then
+    :func:`wide_table` as a pipe table."""
+    wide = wide_table(table)
+    lines = [
+        table_caption(table, profile_name, title),
+        "",
+        "| method | " + " | ".join(wide.columns) + " |",
+        "|---|" + "---|" * len(wide.columns),
+    ]
+    for method, row in wide.iterrows():
+        lines.append(f"| {method} | " + " | ".join(str(v) for v in row) + " |")
     return "\n".join(lines) + "\n"
 
 

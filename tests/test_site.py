@@ -1,6 +1,7 @@
 """The built site: a page per chapter, Colab links, no foreign assets, no tracebacks."""
 
 import json
+import re
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urlparse
@@ -100,3 +101,36 @@ def test_exercises_and_solutions_render(built_site):
     text = (html / "notebooks" / "01_data.html").read_text()
     assert text.count('class="exercise admonition"') == 2
     assert text.count('class="solution dropdown admonition"') == 2
+
+
+class TextParser(HTMLParser):
+    """The visible text of a page (outside scripts, styles and code cells' inputs)."""
+
+    def __init__(self):
+        super().__init__()
+        self.text, self._skip = [], 0
+
+    def handle_starttag(self, tag, attrs):
+        if tag in ("script", "style", "pre"):
+            self._skip += 1
+
+    def handle_endtag(self, tag):
+        if tag in ("script", "style", "pre") and self._skip:
+            self._skip -= 1
+
+    def handle_data(self, data):
+        if not self._skip:
+            self.text.append(data)
+
+
+def test_no_page_shows_a_table_as_raw_pipe_text(built_site):
+    html, _ = built_site
+    for page in pages(html):
+        parser = TextParser()
+        parser.feed(page.read_text())
+        text = " ".join(parser.text)
+        # A pipe table's separator row, its dashes possibly typeset as en or em dashes.
+        raw = re.search(r"\|\s*:?[-–—]{1,3}:?\s*\|\s*:?[-–—]{1,3}:?\s*\|", text)
+        assert raw is None, f"raw pipe table in {page.name}: {text[raw.start() - 80 : raw.end()]}"
+    results = (html / "notebooks" / "10_results.html").read_text()
+    assert results.count("<table") >= 1 and "Max Probability</th>" in results

@@ -12,7 +12,9 @@ from segqual_lite.tables import (
     per_seed_arrays,
     predictions_frame,
     read_predictions,
+    table_caption,
     table_from_predictions,
+    wide_table,
 )
 
 
@@ -113,3 +115,14 @@ def test_markdown_has_one_line_per_method_and_the_paper_beside():
 
 def test_every_table_row_has_the_papers_numbers():
     assert set(TABLE_ROWS) == set(table_from_predictions(toy_predictions(TABLE_ROWS))["method"])
+
+
+def test_the_wide_table_is_what_the_markdown_shows():
+    table = table_from_predictions(toy_predictions())
+    wide = wide_table(table)
+    assert list(wide.index) == ["No Uncertainty", "Max Probability"]
+    assert list(wide.columns)[:2] == ["seeds", "RMSE ↓"]
+    assert wide.loc["Max Probability", "RMSE ↓"].endswith("(0.168 ± 0.014)")
+    md = format_table_md(table, "tiny").splitlines()
+    assert md[0] == table_caption(table, "tiny")
+    assert md[4] == "| Max Probability | " + " | ".join(map(str, wide.iloc[1])) + " |"
