@@ -125,4 +125,4 @@ def test_the_wide_table_is_what_the_markdown_shows():
     assert wide.loc["Max Probability", "RMSE ↓"].endswith("(0.168 ± 0.014)")
     md = format_table_md(table, "tiny").splitlines()
     assert md[0] == table_caption(table, "tiny")
-    assert md[4] == "| Max Probability | " + " | ".join(map(str, wide.iloc[1])) + " |"
+    assert md[5] == "| Max Probability | " + " | ".join(map(str, wide.iloc[1])) + " |"
