@@ -23,3 +23,17 @@ def bn_state(model):
     return {
         k: v.clone() for k, v in model.state_dict().items() if "running" in k or "num_batches" in k
     }
+
+
+def prediction_records(method, seed, true, pred):
+    """Per-image prediction rows (the columns of predictions.csv) for one row and seed."""
+    return [
+        {
+            "method": method,
+            "seed": seed,
+            "image_id": f"ISIC_{i:07d}",
+            "true_jaccard": float(t),
+            "predicted_jaccard": float(p),
+        }
+        for i, (t, p) in enumerate(zip(true, pred, strict=True))
+    ]

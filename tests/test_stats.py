@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from helpers import prediction_records
 
 from segqual_lite import metrics
 from segqual_lite.stats import compare, comparisons_frame, resampled_metric
@@ -38,16 +39,7 @@ def _predictions(shift_by_seed, n=150, control_noise=0.2):
         noise = rng.standard_normal(n)
         for method, scale in (("control", control_noise), ("g", control_noise - shift)):
             pred = true + scale * noise
-            rows += [
-                {
-                    "method": method,
-                    "seed": seed,
-                    "image_id": f"ISIC_{i:07d}",
-                    "true_jaccard": float(t),
-                    "predicted_jaccard": float(p),
-                }
-                for i, (t, p) in enumerate(zip(true, pred, strict=True))
-            ]
+            rows += prediction_records(method, seed, true, pred)
     return rows
 
 

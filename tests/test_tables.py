@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from helpers import prediction_records
 
 from segqual_lite.rows import TABLE_ROWS
 from segqual_lite.tables import (
@@ -27,16 +28,7 @@ def toy_predictions(methods=("no_uncertainty", "max_prob"), seeds=(1, 0), n=8):
     for seed in seeds:
         for k, method in enumerate(methods):
             pred = np.clip(true + 0.1 * (k + 1) * rng.standard_normal(n) + 0.01 * seed, 0, 1)
-            rows += [
-                {
-                    "method": method,
-                    "seed": seed,
-                    "image_id": f"ISIC_{i:07d}",
-                    "true_jaccard": float(t),
-                    "predicted_jaccard": float(p),
-                }
-                for i, (t, p) in enumerate(zip(true, pred, strict=True))
-            ]
+            rows += prediction_records(method, seed, true, pred)
     return rows
 
 
