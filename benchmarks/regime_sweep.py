@@ -25,7 +25,9 @@ import numpy as np
 import pandas as pd
 
 VARIANTS = {
-    "tiny": ({}, {}),
+    "tiny": ({}, {}),  # the book's regime: default hard cases, ambiguous rim included
+    "norim": ({}, {"ambiguous_rim": 0.0}),  # the counterfactual: no ambiguous extents
+    "tiny-14-10": (dict(epochs_f=14, epochs_g=10), {}),
     "rim30": ({}, {"ambiguous_rim": 0.3}),
     "rim50": ({}, {"ambiguous_rim": 0.5}),
     "fit100": (dict(n_train=100, epochs_f=40, epochs_g=30), {}),
