@@ -30,7 +30,7 @@ VARIANTS = {
     "tiny-14-10": (dict(epochs_f=14, epochs_g=10), {}),
     "rim30": ({}, {"ambiguous_rim": 0.3}),
     "rim50": ({}, {"ambiguous_rim": 0.5}),
-    "fit100": (dict(n_train=100, epochs_f=40, epochs_g=30), {}),
+    "fit100": (dict(n_train=100, epochs_f=40, epochs_g=30), {"ambiguous_rim": 0.0}),
     "fit100-rim30": (dict(n_train=100, epochs_f=40, epochs_g=30), {"ambiguous_rim": 0.3}),
     "wide60-rim30": (
         dict(n_train=60, epochs_f=120, epochs_g=50, unet_width=16),
