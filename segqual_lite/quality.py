@@ -12,14 +12,15 @@ row                 input                                  channels
 ==================  =====================================  ==========
 
 Which masks and maps each row reads, and how each map is scaled, is in the registry
-(:mod:`segqual_lite.rows`). The baseline rows use the plain U-Net's deterministic mask.
-g learns from f's predictions on f's own *training* images (the paper's choice,
-``train_split="train"``); another split can be chosen. Every map z is scaled to [0, 1]
-so that rows are comparable:
-by its largest possible value for the bounded maps with C classes (1 - 1/C for 1 - max p,
-ln C for the entropies, 1 for 1 - c; with the book's two classes 0.5, ln 2 and 1) and, for
-HCNN's unbounded sigma, by its 99th percentile on g's
-training images (values above are clipped to 1).
+(:mod:`segqual_lite.rows`); the controls of chapter 10 (:data:`~segqual_lite.rows.CONTROL_ROWS`)
+give g x and y_hat on the masks of MC-dropout, HCNN or LCE. The baseline rows use the
+plain U-Net's deterministic mask. g learns from f's predictions on f's own *training*
+images (the paper's choice, ``train_split="train"``); another split can be chosen.
+Every map z is scaled to [0, 1] so that rows are comparable: by its largest possible
+value for the bounded maps with C classes (1 - 1/C for 1 - max p, ln C for the
+entropies, 1 for 1 - c; with the book's two classes 0.5, ln 2 and 1) and, for HCNN's
+unbounded sigma, by its 99th percentile on g's training images (values above are
+clipped to 1).
 
 Beyond the paper (:data:`~segqual_lite.rows.BEYOND_ROWS`, chapter 11), with the same g and
 the same test inputs as their paper rows:
