@@ -37,12 +37,10 @@ __all__ = [
 ]
 
 COMPARED_METRICS = ("rmse", "auroc", "detection_error")
+# The paper's units (tables.in_paper_units): fractions stay fractions, the rest is in %.
 UNITS = {
-    "rmse": "a fraction of J",
-    "auroc": "points of %",
-    "detection_error": "points of %",
-    "aupr_pass": "points of %",
-    "aupr_fail": "points of %",
+    m: "a fraction of J" if in_paper_units(m, 1.0) == 1.0 else "points of %"
+    for m in (*COMPARED_METRICS, "aupr_pass", "aupr_fail")
 }
 
 

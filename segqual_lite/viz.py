@@ -322,7 +322,7 @@ def plot_forest(comparisons, title: str | None = None):
             )
             ax.scatter([c.estimate], [y], s=45, color=colour, edgecolor="k", zorder=4)
         ax.axvline(0, color="k", ls="--", lw=0.8)
-        unit = comparisons[[c.metric for c in comparisons].index(metric)].unit
+        unit = next(c.unit for c in comparisons if c.metric == metric)
         ax.set_title(f"{metric}\n({unit})", fontsize=10)
         ax.tick_params(labelsize=9)
         ax.grid(axis="x", alpha=0.3)
