@@ -12,6 +12,10 @@
    injected-parameters cell is tagged ``remove-cell``. A chapter whose source, package
    code and profile are unchanged since its last execution is not run again.
 4. Rendering. Jupyter Book builds the staged copy with execution off into ``<out>/html``.
+5. Accounting. Each executed chapter's wall time is split into kernel start, set-up
+   (imports), the package's timed phases (data, each model trained or loaded, maps, g,
+   RCA, figures saved; :mod:`segqual_lite.timing`), figure cells, exercises and other
+   cells, and written to ``<out>/timings.json``; the largest items are printed.
 """
 
 from __future__ import annotations
@@ -20,11 +24,14 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tarfile
 import time
+from collections import defaultdict
+from datetime import datetime
 from pathlib import Path
 
 import nbformat
@@ -34,6 +41,10 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 KERNEL = "segqual-lite"
 FINGERPRINT_KEY = "segqual_build_fingerprint"
+TIMINGS_KEY = "segqual_timings"
+TIMINGS_ENV = "SEGQUAL_TIMINGS"  # segqual_lite.timing appends its phases to this file
+SOLUTION_START = re.compile(r"```\{solution-start\}")
+SOLUTION_END = re.compile(r"```\{solution-end\}")
 # npm package -> (folder inside the package, folder on the site)
 WEB_ASSETS = {
     "@jupyter-widgets/html-manager@1.0.15": ("package/dist", "_widgets"),
@@ -139,27 +150,113 @@ def execute_chapter(chapter: str, stage: Path, profile: str, env_dir: Path, pack
             return False
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(dst.stem + ".running.ipynb")
+    phases = dst.with_name(dst.stem + ".phases.jsonl")
+    phases.unlink(missing_ok=True)
+    os.environ[TIMINGS_ENV] = str(phases)
     start = time.perf_counter()
     log(f"{chapter}: executing (profile={profile})")
-    papermill.execute_notebook(
-        str(src),
-        str(tmp),
-        parameters={"profile": profile},
-        kernel_name=KERNEL,
-        cwd=str(env_dir),
-        progress_bar=False,
-        request_save_on_cell_execute=False,
-    )
+    try:
+        papermill.execute_notebook(
+            str(src),
+            str(tmp),
+            parameters={"profile": profile},
+            kernel_name=KERNEL,
+            cwd=str(env_dir),
+            progress_bar=False,
+            request_save_on_cell_execute=False,
+        )
+    finally:
+        os.environ.pop(TIMINGS_ENV, None)
+    wall = time.perf_counter() - start
     nb = nbformat.read(tmp, as_version=4)
     for cell in nb.cells:
         tags = cell.metadata.get("tags", [])
         if "injected-parameters" in tags and "remove-cell" not in tags:
             cell.metadata["tags"] = [*tags, "remove-cell"]
+    records = (
+        [json.loads(line) for line in phases.read_text().splitlines()] if phases.exists() else []
+    )
+    phases.unlink(missing_ok=True)
     nb.metadata[FINGERPRINT_KEY] = fingerprint
+    nb.metadata[TIMINGS_KEY] = account_chapter(nb, records, wall)
     nbformat.write(nb, tmp)
     os.replace(tmp, dst)
-    log(f"{chapter}: done in {time.perf_counter() - start:.1f} s")
+    log(f"{chapter}: done in {wall:.1f} s")
     return True
+
+
+def _cell_kind(cell, in_exercise: bool, setup_done: bool) -> str:
+    if in_exercise:
+        return "exercise cells"
+    if not setup_done:
+        return "set-up cells (imports)"
+    if any("image/png" in out.get("data", {}) for out in cell.get("outputs", [])):
+        return "figure cells"
+    return "other cells"
+
+
+def account_chapter(nb, records: list[dict], wall: float) -> dict[str, float]:
+    """Split an executed chapter's ``wall`` seconds into items, largest first.
+
+    Cells run from papermill's start to end times; the package's phases (``records``,
+    see :mod:`segqual_lite.timing`) are charged to the cell during which they ended and
+    subtracted from it. Items are the phases by kind and name (suffixed ``(exercise)``
+    inside a solution), the rest of each cell by its kind (set-up up to the cell that
+    calls ``start_chapter``, exercise, figure, other) and "kernel start and papermill",
+    the wall time outside every cell."""
+    items: dict[str, float] = defaultdict(float)
+    cells, in_exercise, setup_done = [], False, False
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            in_exercise = (in_exercise or bool(SOLUTION_START.search(cell.source))) and not (
+                SOLUTION_END.search(cell.source)
+            )
+            continue
+        meta = cell.metadata.get("papermill", {})
+        if meta.get("start_time") and meta.get("end_time"):
+            span = (
+                datetime.fromisoformat(meta["start_time"]).timestamp(),
+                datetime.fromisoformat(meta["end_time"]).timestamp(),
+            )
+            cells.append([span, _cell_kind(cell, in_exercise, setup_done), span[1] - span[0]])
+        setup_done = setup_done or "start_chapter(" in cell.source
+    for record in records:
+        # the last cell that had started when the phase ended
+        owner = max(
+            (c for c in cells if c[0][0] <= record["end"]), default=None, key=lambda c: c[0][0]
+        )
+        suffix = " (exercise)" if owner and owner[1] == "exercise cells" else ""
+        items[f"{record['kind']}: {record['name']}{suffix}"] += record["seconds"]
+        if owner:
+            owner[2] -= record["seconds"]
+    for _, kind, rest in cells:
+        items[kind] += max(rest, 0.0)
+    items["kernel start and papermill"] = max(wall - sum(c[0][1] - c[0][0] for c in cells), 0.0)
+    return {k: round(v, 2) for k, v in sorted(items.items(), key=lambda kv: -kv[1])}
+
+
+def report_timings(stage: Path, notebooks: list[str], out: Path, top: int = 10) -> list:
+    """Write every chapter's accounting to ``<out>/timings.json`` and print the
+    ``top`` largest items of the whole book (chapters kept from an earlier build keep the
+    accounting of the run that executed them)."""
+    per_chapter = {}
+    for chapter in notebooks:
+        path = stage / f"{chapter}.ipynb"
+        if path.exists():
+            per_chapter[chapter] = nbformat.read(path, as_version=4).metadata.get(TIMINGS_KEY, {})
+    (out / "timings.json").write_text(json.dumps(per_chapter, indent=1))
+    flat = sorted(
+        (
+            (s, Path(ch).name, item)
+            for ch, items in per_chapter.items()
+            for item, s in items.items()
+        ),
+        reverse=True,
+    )
+    log(f"chapters executed in {sum(s for s, _, _ in flat):.1f} s; the {top} largest items:")
+    for seconds, chapter, item in flat[:top]:
+        log(f"  {seconds:7.1f} s  {chapter}: {item}")
+    return flat
 
 
 def render(stage: Path, out: Path) -> Path:
@@ -221,7 +318,10 @@ def build(profile: str, out: Path) -> Path:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+    render_start = time.perf_counter()
     html = render(stage, out)
+    report_timings(stage, notebooks, out)
+    log(f"rendered in {time.perf_counter() - render_start:.1f} s")
     log(f"site in {html} ({time.perf_counter() - start:.1f} s)")
     (out / "build-info.json").write_text(
         json.dumps({"profile": profile, "seconds": round(time.perf_counter() - start, 1)})

@@ -48,6 +48,7 @@ from .models import QualityCNN
 from .rows import BEYOND_ROWS, CROSSFIT_ROWS, QUALITY_ROWS, get_row, in_channels, map_maximum
 from .segment import SegmentationSet, segment_split, segmentation_key
 from .store import artifact_folder, artifact_key
+from .timing import phase
 from .training import TrainedModel, fit_checkpointed
 
 __all__ = [
@@ -177,8 +178,9 @@ def predict_quality(
     model.eval()
     dataset = QualityDataset(row, seg, scale)
     out = []
-    for start in range(0, len(dataset), batch_size):
-        x = dataset.inputs(slice(start, start + batch_size)).to(device)
-        out.append(model(x.contiguous(memory_format=torch.channels_last)).float().cpu())
+    with phase("g predict", row):
+        for start in range(0, len(dataset), batch_size):
+            x = dataset.inputs(slice(start, start + batch_size)).to(device)
+            out.append(model(x.contiguous(memory_format=torch.channels_last)).float().cpu())
     model.train(was_training)
     return torch.cat(out).double().numpy()

@@ -27,6 +27,7 @@ from .config import Profile
 from .metrics import jaccard
 from .segment import SegmentationSet, decoded_split
 from .store import artifact_folder, artifact_key, save_array
+from .timing import phase
 from .training import training_key
 
 __all__ = ["pixel_features", "choose_references", "reverse_classify", "rca_scores", "rca_cached"]
@@ -107,14 +108,15 @@ def rca_scores(
     (all cores by default); image i's forest is seeded with ``seed + i``, so the result
     does not depend on ``n_jobs``.
     """
-    ref_features = pixel_features(reference_images)
-    ref_masks = reference_masks.numpy()
-    features = pixel_features(images)
-    masks = pred_masks.numpy()
-    out = Parallel(n_jobs=n_jobs)(
-        delayed(_best_reference)(features[i], masks[i], ref_features, ref_masks, seed + i)
-        for i in range(len(images))
-    )
+    with phase("rca", f"{len(images)} images, {len(reference_images)} references"):
+        ref_features = pixel_features(reference_images)
+        ref_masks = reference_masks.numpy()
+        features = pixel_features(images)
+        masks = pred_masks.numpy()
+        out = Parallel(n_jobs=n_jobs)(
+            delayed(_best_reference)(features[i], masks[i], ref_features, ref_masks, seed + i)
+            for i in range(len(images))
+        )
     scores = np.array([s for s, _ in out], dtype=np.float64)
     best = np.array([b for _, b in out], dtype=np.int64)
     return scores, best

@@ -20,6 +20,7 @@ from .data import ISIC2017, SPLITS
 from .metrics import jaccard
 from .rows import get_method, samples
 from .store import artifact_folder, artifact_key, save_torch
+from .timing import phase
 from .training import crossfit_folds, fit_segmentation, training_key
 from .uncertainty import predict_images
 
@@ -137,9 +138,11 @@ def _segment(profile, method, seed, data_root, images, device, progress, crossfi
     masks = torch.zeros((len(images), *images.shape[-2:]), dtype=torch.uint8)
     maps = torch.zeros(masks.shape, dtype=torch.float32)
     extras: dict[str, torch.Tensor] = {}
-    for model, part in zip(models, parts, strict=True):
-        pred = predict_images(model, images[part], method, samples=samples(profile, method))
-        masks[part], maps[part] = pred.mask.to(torch.uint8), pred.uncertainty.float()
-        for name, value in pred.extras.items():
-            extras.setdefault(name, torch.zeros(masks.shape, dtype=torch.float32))[part] = value
+    with phase("maps", f"{method} seed {seed}, {len(images)} images"):
+        for model, part in zip(models, parts, strict=True):
+            pred = predict_images(model, images[part], method, samples=samples(profile, method))
+            masks[part], maps[part] = pred.mask.to(torch.uint8), pred.uncertainty.float()
+            for name, value in pred.extras.items():
+                extras.setdefault(name, torch.zeros(masks.shape, dtype=torch.float32))
+                extras[name][part] = value
     return {"masks": masks, "maps": maps, "extras": extras}

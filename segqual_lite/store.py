@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from .config import Profile, home
+from .timing import phase
 
 __all__ = [
     "CODE_VERSIONS",
@@ -118,5 +119,5 @@ def save_array(array: np.ndarray, path: str | os.PathLike) -> None:
 
 def save_figure(fig, path: str | os.PathLike, dpi: int = 110) -> None:
     """Save a matplotlib figure to ``path`` atomically (the format from the suffix)."""
-    with atomic_path(path) as tmp:
+    with phase("figure", Path(path).name), atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight")

@@ -35,6 +35,7 @@ from .metrics import jaccard
 from .models import UNet
 from .rows import get_method
 from .store import artifact_folder, artifact_key, data_identity, save_torch
+from .timing import phase
 from .uncertainty import (
     LCE_BUDGET,
     LCE_LAMBDA0,
@@ -176,73 +177,75 @@ def fit_checkpointed(
     checkpointed with the weights, the optimiser and every random state.
     """
     final, checkpoint = folder / "final.pt", folder / "checkpoint.pt"
-    if final.exists():
-        saved = torch.load(final, map_location="cpu", weights_only=False)
-        model = make_model()
-        model.load_state_dict(saved["model"])
-        return TrainedModel(
-            model.to(device).to(memory_format=torch.channels_last), saved["history"], folder
-        )
+    # desc names the network and its role: "f[plain-seed0]", "g[max_prob] seed 0"
+    with phase(("load " if final.exists() else "train ") + desc[0], desc):
+        if final.exists():
+            saved = torch.load(final, map_location="cpu", weights_only=False)
+            model = make_model()
+            model.load_state_dict(saved["model"])
+            return TrainedModel(
+                model.to(device).to(memory_format=torch.channels_last), saved["history"], folder
+            )
 
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "key.json").write_text(json.dumps(key, indent=1, sort_keys=True))
-    seed_everything(seed)
-    model = make_model().to(device).to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    use_amp = device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    loader_gen = torch.Generator().manual_seed(seed)
-    loader = torch.utils.data.DataLoader(
-        dataset, batch_size=batch_size, shuffle=True, generator=loader_gen, pin_memory=use_amp
-    )
-    state = {k: v.to(device) for k, v in (state or {}).items()}
-    history, start_epoch = [], 0
-    if checkpoint.exists():
-        saved = torch.load(checkpoint, map_location=device, weights_only=False)
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scaler.load_state_dict(saved["scaler"])
-        state = {k: v.to(device) for k, v in saved["state"].items()}
-        history, start_epoch = saved["history"], saved["epoch"] + 1
-        _restore_random_states(saved["random"], loader_gen)
-
-    bar = tqdm(
-        range(start_epoch, epochs),
-        desc=desc,
-        initial=start_epoch,
-        total=epochs,
-        disable=not progress,
-        leave=False,
-    )
-    for epoch in bar:
-        model.train()
-        record = _train_epoch(model, optimizer, scaler, loader, loss_fn, state, device, use_amp)
-        record = {
-            "epoch": epoch + 1,
-            **record,
-            **(after_epoch(model, state) if after_epoch else {}),
-        }
-        history.append(record)
-        bar.set_postfix({k: f"{v:.3f}" for k, v in record.items() if k != "epoch"})
-        save_torch(
-            {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scaler": scaler.state_dict(),
-                "state": state,
-                "history": history,
-                "epoch": epoch,
-                "random": _random_states(loader_gen),
-            },
-            checkpoint,
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "key.json").write_text(json.dumps(key, indent=1, sort_keys=True))
+        seed_everything(seed)
+        model = make_model().to(device).to(memory_format=torch.channels_last)
+        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        use_amp = device.type == "cuda"
+        scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+        loader_gen = torch.Generator().manual_seed(seed)
+        loader = torch.utils.data.DataLoader(
+            dataset, batch_size=batch_size, shuffle=True, generator=loader_gen, pin_memory=use_amp
         )
-        if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch < epochs:
-            bar.close()
-            return TrainedModel(model, history, folder, finished=False)
-    bar.close()
-    save_torch({"model": model.state_dict(), "history": history, "key": key}, final)
-    checkpoint.unlink(missing_ok=True)
-    return TrainedModel(model, history, folder)
+        state = {k: v.to(device) for k, v in (state or {}).items()}
+        history, start_epoch = [], 0
+        if checkpoint.exists():
+            saved = torch.load(checkpoint, map_location=device, weights_only=False)
+            model.load_state_dict(saved["model"])
+            optimizer.load_state_dict(saved["optimizer"])
+            scaler.load_state_dict(saved["scaler"])
+            state = {k: v.to(device) for k, v in saved["state"].items()}
+            history, start_epoch = saved["history"], saved["epoch"] + 1
+            _restore_random_states(saved["random"], loader_gen)
+
+        bar = tqdm(
+            range(start_epoch, epochs),
+            desc=desc,
+            initial=start_epoch,
+            total=epochs,
+            disable=not progress,
+            leave=False,
+        )
+        for epoch in bar:
+            model.train()
+            record = _train_epoch(model, optimizer, scaler, loader, loss_fn, state, device, use_amp)
+            record = {
+                "epoch": epoch + 1,
+                **record,
+                **(after_epoch(model, state) if after_epoch else {}),
+            }
+            history.append(record)
+            bar.set_postfix({k: f"{v:.3f}" for k, v in record.items() if k != "epoch"})
+            save_torch(
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scaler": scaler.state_dict(),
+                    "state": state,
+                    "history": history,
+                    "epoch": epoch,
+                    "random": _random_states(loader_gen),
+                },
+                checkpoint,
+            )
+            if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch < epochs:
+                bar.close()
+                return TrainedModel(model, history, folder, finished=False)
+        bar.close()
+        save_torch({"model": model.state_dict(), "history": history, "key": key}, final)
+        checkpoint.unlink(missing_ok=True)
+        return TrainedModel(model, history, folder)
 
 
 def fit_segmentation(

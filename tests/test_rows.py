@@ -77,7 +77,7 @@ def test_each_uncertainty_row_has_a_control_on_its_own_masks():
 PACKAGE = Path(segqual_lite.__file__).parent
 # Bottom to top: a module may import only modules of earlier layers.
 LAYERS = [
-    {"config"},
+    {"config", "timing"},
     {"rows"},
     {"store"},
     {"metrics", "models", "data"},

@@ -14,6 +14,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
+from ..timing import phase
 from .layout import IMAGE_RE, MASK_RE, SPLITS, DataError, split_folders
 from .transforms import joint_augmentation
 
@@ -132,13 +133,14 @@ class ISIC2017(Dataset):
             raise DataError(problems, FIX_HINT)
         images = np.empty((len(pairs), size, size, 3), dtype=np.uint8)
         masks = np.empty((len(pairs), size, size), dtype=np.uint8)
-        for i, (_, image_path, mask_path) in enumerate(pairs):
-            image, mask, mismatch = _read_pair(image_path, mask_path, size)
-            if mismatch:
-                raise DataError(mismatch, FIX_HINT)
-            images[i] = np.asarray(image.resize((size, size), Image.Resampling.BILINEAR))
-            mask_small = mask.resize((size, size), Image.Resampling.NEAREST)
-            masks[i] = np.asarray(mask_small) > 128
+        with phase("decode", f"{split} at {size} px"):
+            for i, (_, image_path, mask_path) in enumerate(pairs):
+                image, mask, mismatch = _read_pair(image_path, mask_path, size)
+                if mismatch:
+                    raise DataError(mismatch, FIX_HINT)
+                images[i] = np.asarray(image.resize((size, size), Image.Resampling.BILINEAR))
+                mask_small = mask.resize((size, size), Image.Resampling.NEAREST)
+                masks[i] = np.asarray(mask_small) > 128
         self.root, self.split, self.size = Path(root), split, size
         self.ids = [iid for iid, _, _ in pairs]
         self.images = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()

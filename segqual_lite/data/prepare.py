@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..config import Profile, home
 from ..store import artifact_key, atomic_path, digest
+from ..timing import phase
 from .download import download_isic2017
 from .synthetic import DEFAULT_HARD_CASE_SHARES, make_synthetic_isic
 
@@ -42,7 +43,8 @@ def prepare_data(profile: Profile, root: str | os.PathLike | None = None) -> Pat
         root = Path(root) if root else home() / "data" / f"synthetic-{key}"
         if (root / _COMPLETE).exists():
             return root
-        with atomic_path(root) as tmp:  # an interrupted run leaves no half folder
+        # atomic: an interrupted run leaves no half folder
+        with phase("data", "synthetic lesions"), atomic_path(root) as tmp:
             make_synthetic_isic(tmp, **settings)
             (tmp / _COMPLETE).write_text(json.dumps(settings, indent=1))
         return root

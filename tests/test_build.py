@@ -1,0 +1,81 @@
+"""The book build's time accounting (book/build.py), on a hand-made executed notebook."""
+
+import importlib.util
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from segqual_lite import timing
+
+REPO = Path(__file__).resolve().parents[1]
+T0 = 1_800_000_000.0
+
+
+@pytest.fixture(scope="module")
+def book_build():
+    spec = importlib.util.spec_from_file_location("book_build", REPO / "book" / "build.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _code(source, start, end, outputs=()):
+    cell = nbformat.v4.new_code_cell(source, outputs=list(outputs))
+    iso = lambda t: datetime.fromtimestamp(T0 + t, UTC).isoformat()  # noqa: E731
+    cell.metadata["papermill"] = {"start_time": iso(start), "end_time": iso(end)}
+    return cell
+
+
+def _notebook():
+    png = nbformat.v4.new_output("display_data", data={"image/png": "iVBOR"})
+    return nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_markdown_cell("# A chapter"),
+            _code("import torch", 2.0, 5.0),
+            _code("P, device, seed = start_chapter(profile)", 5.0, 5.5),
+            _code("f = fit_segmentation(...)", 6.0, 16.0),
+            _code("plot(...)", 16.0, 18.0, outputs=[png]),
+            nbformat.v4.new_markdown_cell("```{solution-start} ex-1\n```"),
+            _code("g = fit_quality(...)", 18.0, 24.0),
+            nbformat.v4.new_markdown_cell("```{solution-end}\n```"),
+            _code("print(1)", 24.0, 25.0),
+        ]
+    )
+
+
+def test_wall_time_is_split_into_cells_phases_and_kernel_start(book_build):
+    records = [
+        {"kind": "train f", "name": "f[plain-seed0]", "seconds": 9.0, "end": T0 + 15.0},
+        {"kind": "train g", "name": "g[row] seed 0", "seconds": 5.0, "end": T0 + 23.0},
+    ]
+    items = book_build.account_chapter(_notebook(), records, wall=26.0)
+    assert items == {
+        "train f: f[plain-seed0]": 9.0,
+        "train g: g[row] seed 0 (exercise)": 5.0,
+        "set-up cells (imports)": 3.5,
+        "kernel start and papermill": 3.5,
+        "figure cells": 2.0,
+        "exercise cells": 1.0,
+        "other cells": 2.0,
+    }
+    assert list(items.values()) == sorted(items.values(), reverse=True)
+    assert sum(items.values()) == pytest.approx(26.0)
+
+
+def test_phases_record_their_own_time_without_nested_ones(tmp_path, monkeypatch):
+    path = tmp_path / "phases.jsonl"
+    monkeypatch.setenv(timing.TIMINGS_ENV, str(path))
+    with timing.phase("outer", "a"):
+        with timing.phase("inner", "b"):
+            sum(range(200_000))
+    inner, outer = (json.loads(line) for line in path.read_text().splitlines())
+    assert (inner["kind"], outer["kind"]) == ("inner", "outer")
+    assert outer["total"] >= inner["total"] > 0
+    assert outer["seconds"] == pytest.approx(outer["total"] - inner["total"])
+    monkeypatch.delenv(timing.TIMINGS_ENV)
+    with timing.phase("unrecorded"):
+        pass
+    assert len(path.read_text().splitlines()) == 2
