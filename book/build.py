@@ -8,14 +8,20 @@
 2. Staging. ``_config.yml``, ``_toc.yml``, ``book/`` and the chapters of the table of
    contents are copied to ``<out>/stage``; paths there equal paths in the repository, so
    the Colab links point at the committed ``.ipynb`` files.
-3. Execution. papermill runs each chapter exactly once, injecting ``profile``; the
-   injected-parameters cell is tagged ``remove-cell``. A chapter whose source, package
-   code and profile are unchanged since its last execution is not run again.
+3. Execution. First the grid of the results chapters (every row, every seed) is trained
+   and segmented by ``reproduce --beyond --workers N`` in N single-threaded processes
+   (N = the CPU count), so the chapters mostly load. Then papermill runs each chapter
+   exactly once, injecting ``profile``, in N lanes side by side; the injected-parameters
+   cell is tagged ``remove-cell``. A chapter whose source, package code and profile are
+   unchanged since its last execution is not run again (and when none must run, neither
+   is the grid).
 4. Rendering. Jupyter Book builds the staged copy with execution off into ``<out>/html``.
 5. Accounting. Each executed chapter's wall time is split into kernel start, set-up
    (imports), the package's timed phases (data, each model trained or loaded, maps, g,
    RCA, figures saved; :mod:`segqual_lite.timing`), figure cells, exercises and other
-   cells, and written to ``<out>/timings.json``; the largest items are printed.
+   cells, and written to ``<out>/timings.json``; the grid's wall time and its
+   worker-seconds by kind go to ``<out>/grid-timings.json``. The largest items are
+   printed.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import multiprocessing
 import os
 import re
 import shutil
@@ -31,6 +38,7 @@ import sys
 import tarfile
 import time
 from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
@@ -135,19 +143,29 @@ def stage_sources(stage: Path, chapters: list[str], web: Path) -> list[str]:
     return notebooks
 
 
-def execute_chapter(chapter: str, stage: Path, profile: str, env_dir: Path, package: str) -> bool:
-    """Run one chapter with papermill into the stage; return False when the cache held.
-
-    ``package`` is :func:`package_digest`, computed once per build."""
-    src, dst = REPO / f"{chapter}.ipynb", stage / f"{chapter}.ipynb"
-    fingerprint = hashlib.sha256(
+def chapter_fingerprint(chapter: str, profile: str, package: str) -> str:
+    """What a chapter's executed copy depends on: its source, the package
+    (:func:`package_digest`, computed once per build) and the profile."""
+    src = REPO / f"{chapter}.ipynb"
+    return hashlib.sha256(
         b"|".join([src.read_bytes(), package.encode(), profile.encode()])
     ).hexdigest()
-    if dst.exists():
-        old = nbformat.read(dst, as_version=4).metadata.get(FINGERPRINT_KEY)
-        if old == fingerprint:
-            log(f"{chapter}: unchanged, reusing its executed copy")
-            return False
+
+
+def is_current(chapter: str, stage: Path, fingerprint: str) -> bool:
+    """Whether the stage holds an executed copy of ``chapter`` with this fingerprint."""
+    dst = stage / f"{chapter}.ipynb"
+    return (
+        dst.exists()
+        and nbformat.read(dst, as_version=4).metadata.get(FINGERPRINT_KEY) == fingerprint
+    )
+
+
+def execute_chapter(
+    chapter: str, stage: Path, profile: str, env_dir: Path, fingerprint: str
+) -> None:
+    """Run one chapter with papermill into the stage, stamped with ``fingerprint``."""
+    src, dst = REPO / f"{chapter}.ipynb", stage / f"{chapter}.ipynb"
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(dst.stem + ".running.ipynb")
     phases = dst.with_name(dst.stem + ".phases.jsonl")
@@ -182,7 +200,54 @@ def execute_chapter(chapter: str, stage: Path, profile: str, env_dir: Path, pack
     nbformat.write(nb, tmp)
     os.replace(tmp, dst)
     log(f"{chapter}: done in {wall:.1f} s")
-    return True
+
+
+def _execute_lane(chapters: list[str], stage: Path, profile: str, fingerprints: dict) -> None:
+    for chapter in chapters:
+        execute_chapter(chapter, stage, profile, REPO, fingerprints[chapter])
+
+
+def lanes(chapters: list[str], workers: int, estimate: dict[str, float]) -> list[list[str]]:
+    """Share ``chapters`` among ``workers`` lanes that run side by side, the longest
+    first onto the least loaded lane (``estimate``: seconds, from the last build). The
+    chapters that write the results folder (they call ``run_grid``) share one lane, in
+    reading order, so the folder ends as the last of them leaves it."""
+    grid = [c for c in chapters if "run_grid(" in (REPO / f"{c}.py").read_text()]
+    units = [grid] if grid else []
+    units += [[c] for c in chapters if c not in grid]
+    units.sort(key=lambda unit: -sum(estimate.get(c, 10.0) for c in unit))
+    loads = [[0.0, []] for _ in range(max(1, workers))]
+    for unit in units:
+        lane = min(loads, key=lambda item: item[0])
+        lane[0] += sum(estimate.get(c, 10.0) for c in unit)
+        lane[1] += unit
+    order = {c: i for i, c in enumerate(chapters)}
+    return [sorted(lane, key=order.get) for _, lane in loads if lane]
+
+
+def prepare_grid(profile: str, out: Path, workers: int) -> dict[str, float]:
+    """Train and segment everything of the results chapters' grid first, in ``workers``
+    single-threaded processes (``reproduce --beyond --workers``); the chapters then load
+    it. Returns its accounting: wall time, then worker-seconds by kind of phase."""
+    phases = out / "grid.phases.jsonl"
+    phases.unlink(missing_ok=True)
+    cmd = [sys.executable, "-m", "segqual_lite", "reproduce", "--profile", profile, "--beyond"]
+    cmd += ["--workers", str(workers), "--out", str(out / "grid-results")]
+    log(f"grid: training and segmenting in {workers} worker processes")
+    start = time.perf_counter()
+    subprocess.run(
+        cmd, check=True, stdout=subprocess.DEVNULL, env={**os.environ, TIMINGS_ENV: str(phases)}
+    )
+    wall = time.perf_counter() - start
+    log(f"grid: done in {wall:.1f} s")
+    kinds: dict[str, float] = defaultdict(float)
+    for line in phases.read_text().splitlines() if phases.exists() else []:
+        record = json.loads(line)
+        kinds[f"worker-seconds: {record['kind']}"] += record["seconds"]
+    return {
+        f"wall ({workers} workers)": round(wall, 2),
+        **{k: round(v, 2) for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])},
+    }
 
 
 def _cell_kind(cell, in_exercise: bool, setup_done: bool) -> str:
@@ -245,6 +310,10 @@ def report_timings(stage: Path, notebooks: list[str], out: Path, top: int = 10) 
         if path.exists():
             per_chapter[chapter] = nbformat.read(path, as_version=4).metadata.get(TIMINGS_KEY, {})
     (out / "timings.json").write_text(json.dumps(per_chapter, indent=1))
+    grid_path = out / "grid-timings.json"
+    if grid_path.exists():
+        grid = json.loads(grid_path.read_text())
+        log("grid: " + "; ".join(f"{item} {s:.1f} s" for item, s in grid.items()))
     flat = sorted(
         (
             (s, Path(ch).name, item)
@@ -253,7 +322,7 @@ def report_timings(stage: Path, notebooks: list[str], out: Path, top: int = 10) 
         ),
         reverse=True,
     )
-    log(f"chapters executed in {sum(s for s, _, _ in flat):.1f} s; the {top} largest items:")
+    log(f"chapters: {sum(s for s, _, _ in flat):.1f} s of chapter time; the {top} largest items:")
     for seconds, chapter, item in flat[:top]:
         log(f"  {seconds:7.1f} s  {chapter}: {item}")
     return flat
@@ -292,7 +361,18 @@ def render(stage: Path, out: Path) -> Path:
     return html
 
 
-def build(profile: str, out: Path) -> Path:
+def previous_walls(out: Path) -> dict[str, float]:
+    """Each chapter's wall time at the last build that executed it (empty at first)."""
+    path = out / "timings.json"
+    if not path.exists():
+        return {}
+    return {c: sum(items.values()) for c, items in json.loads(path.read_text()).items()}
+
+
+def build(profile: str, out: Path, workers: int | None = None) -> Path:
+    """Build the site (module docstring); ``workers`` processes share the work (default:
+    the CPU count)."""
+    workers = workers or os.cpu_count() or 1
     start = time.perf_counter()
     out = out.resolve()
     web = fetch_web_assets(out)
@@ -310,8 +390,25 @@ def build(profile: str, out: Path) -> Path:
     os.environ.update(env)
     try:
         package = package_digest()
-        for chapter in notebooks:
-            execute_chapter(chapter, stage, profile, REPO, package)
+        fingerprints = {c: chapter_fingerprint(c, profile, package) for c in notebooks}
+        pending = [c for c in notebooks if not is_current(c, stage, fingerprints[c])]
+        for chapter in sorted(set(notebooks) - set(pending)):
+            log(f"{chapter}: unchanged, reusing its executed copy")
+        if pending:
+            chapters_start = time.perf_counter()
+            grid = prepare_grid(profile, out, workers)
+            (out / "grid-timings.json").write_text(json.dumps(grid, indent=1))
+            estimate = previous_walls(out)
+            # fork: the children need this module, which the tests load from its path
+            context = multiprocessing.get_context("fork")
+            with ProcessPoolExecutor(workers, mp_context=context) as pool:
+                runs = [
+                    pool.submit(_execute_lane, lane, stage, profile, fingerprints)
+                    for lane in lanes(pending, workers, estimate)
+                ]
+                for run in runs:
+                    run.result()
+            log(f"grid and chapters executed in {time.perf_counter() - chapters_start:.1f} s")
     finally:
         for key, value in saved.items():
             if value is None:
@@ -333,8 +430,11 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--profile", default="tiny", choices=["tiny", "colab", "paper"])
     parser.add_argument("--out", type=Path, default=REPO / "_build")
+    parser.add_argument(
+        "--workers", type=int, default=None, help="processes side by side (default: CPU count)"
+    )
     args = parser.parse_args(argv)
-    build(args.profile, args.out)
+    build(args.profile, args.out, args.workers)
     return 0
 
 

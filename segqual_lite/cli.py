@@ -51,6 +51,7 @@ def _cmd_reproduce(args) -> int:
         data_root=args.data,
         out=args.out,
         beyond=args.beyond,
+        workers=args.workers,
     )
     _print_tables(result)
     print(f"results in {result.out}")
@@ -113,6 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--beyond",
         action="store_true",
         help="also run chapter 11's rows (cross-fitting, ensemble, TTA) and write beyond.csv",
+    )
+    reproduce.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes that train and segment side by side (same numbers; default 1)",
     )
     reproduce.set_defaults(func=_cmd_reproduce)
 

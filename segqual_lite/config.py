@@ -190,13 +190,16 @@ def pick_device(prefer: str | None = None) -> torch.device:
 
 
 def torch_threads() -> int:
-    """The CPU threads torch uses for a run: ``$SEGQUAL_THREADS``, else 2.
+    """The CPU threads torch uses for a run: ``$SEGQUAL_THREADS``, else 1.
 
     Fixed, because the thread count changes the order of floating-point sums: one and two
-    threads train different models from the same seed. Two is what the ``tiny`` profile
-    is budgeted for; the count is recorded with the results (``run.json``).
+    threads train different models from the same seed. One, so that a run's numbers do
+    not depend on the machine's cores; on the small CPU networks of the ``tiny`` profile
+    two single-threaded processes also do more work than one with two threads, which is
+    how the grid uses more cores (``reproduce --workers``). The count is recorded with
+    the results (``run.json``).
     """
-    value = os.environ.get("SEGQUAL_THREADS", "2")
+    value = os.environ.get("SEGQUAL_THREADS", "1")
     if not value.isdigit() or int(value) < 1:
         raise ValueError(f"SEGQUAL_THREADS must be a positive integer, got {value!r}")
     return int(value)

@@ -21,12 +21,21 @@ and, when chapter 11's rows (:data:`~segqual_lite.rows.BEYOND_ROWS`) were run
 * ``risk_coverage.png``.
 
 Every number of the tables is recomputable from the predictions files.
+
+``workers=N`` (``reproduce --workers N``) first does the grid's work in N processes
+(:func:`prepare_grid`): f's U-Nets, then f's masks and maps, then g and RCA, each stage
+split into jobs that depend only on the stage before. Every job is seeded by what it
+computes, not by where it runs, so the numbers equal those of one process.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import multiprocessing
+import os
 import warnings
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,9 +48,9 @@ from .config import Profile, fix_threads, pick_device, progress_enabled, results
 from .data import prepare_data
 from .quality import fit_quality, predict_quality
 from .rca import rca_cached
-from .rows import BEYOND_ROWS, CONTROL_ROWS, METHODS, TABLE_ROWS, get_row
-from .segment import segment_split
-from .store import save_figure, write_text
+from .rows import BEYOND_ROWS, CONTROL_ROWS, METHODS, TABLE_ROWS, get_method, get_row, samples
+from .segment import segment_split, segmentation_key
+from .store import digest, save_figure, write_text
 from .tables import (
     beyond_table,
     csv_text,
@@ -50,11 +59,14 @@ from .tables import (
     read_predictions,
     table_from_predictions,
 )
+from .training import fit_segmentation, training_key
 from .viz import plot_figure2, plot_figure3, plot_risk_coverage
 
 __all__ = [
     "GridResult",
     "run_grid",
+    "grid_jobs",
+    "prepare_grid",
     "predict_rows",
     "write_results",
     "merge_predictions",
@@ -80,6 +92,7 @@ def run_grid(
     progress: bool | None = None,
     train_split: str = "train",
     beyond: bool = False,
+    workers: int = 1,
 ) -> GridResult:
     """Run (or load) every row for every seed and write the results (module docstring).
 
@@ -88,7 +101,8 @@ def run_grid(
     ``beyond=True`` adds chapter 11's rows. ``out=None`` writes to
     :func:`~segqual_lite.config.results_dir`. Cached models and predictions are reused,
     so a second call trains nothing. The CPU thread count is fixed first
-    (:func:`~segqual_lite.config.fix_threads`).
+    (:func:`~segqual_lite.config.fix_threads`); ``workers > 1`` does the work in that
+    many processes first (:func:`prepare_grid`), with the same numbers.
     """
     rows = tuple(dict.fromkeys((*rows, *(BEYOND_ROWS if beyond else ()))))
     seeds = tuple(profile.seeds if seeds is None else seeds)
@@ -96,6 +110,8 @@ def run_grid(
     device = device or pick_device()
     progress = progress_enabled() if progress is None else progress
     root = Path(data_root) if data_root else prepare_data(profile)
+    if workers > 1:
+        prepare_grid(profile, rows, seeds, root, workers, train_split)
     predictions = predict_rows(profile, rows, seeds, root, device, progress, train_split)
     figures = {"figure3": plot_figure3(predictions, seed=seeds[0])}
     maps = [m for m in METHODS if m in rows]
@@ -115,9 +131,104 @@ def run_grid(
         "device": str(device),
         "torch": torch.__version__,
         "cpu_threads": threads,
+        "workers": workers,
     }
     write_text(out / "run.json", json.dumps(run, indent=1) + "\n")
     return GridResult(predictions, table, beyond_tab, out)
+
+
+def grid_jobs(
+    profile: Profile,
+    rows: tuple[str, ...],
+    seeds: tuple[int, ...],
+    root: Path,
+    train_split: str = "train",
+) -> list[list[tuple]]:
+    """The work behind :func:`predict_rows`, as three stages of jobs: f's U-Nets
+    (``("f", method, seed, fold)``), f's masks and maps (``("maps", method, seed, split,
+    crossfit)``), then g and RCA (``("g", row, seed)``, ``("rca", seed)``). A job needs
+    only the stages before its own; jobs that make the same artifact appear once, and
+    each stage lists its longest jobs first."""
+    unets, maps, last = {}, {}, []
+    for seed in seeds:
+        for row in rows:
+            r = get_row(row)
+            m = get_method(r.method)
+            for s in profile.seeds if m.all_seeds else (seed,):
+                unets[digest(training_key(profile, r.method, s, root))] = ("f", r.method, s, None)
+            splits = [("test", False)]
+            if r.inputs:
+                splits.append((train_split, r.crossfit))
+                last.append(("g", row, seed))
+            else:
+                last.append(("rca", seed))
+            for split, crossfit in splits:
+                if crossfit:
+                    for k in range(profile.crossfit_folds):
+                        fold = (k, profile.crossfit_folds)
+                        key = digest(training_key(profile, r.method, seed, root, fold))
+                        unets[key] = ("f", r.method, seed, fold)
+                key = digest(segmentation_key(profile, r.method, seed, root, crossfit))
+                maps[key, split] = ("maps", r.method, seed, split, crossfit)
+
+    def cost(job):  # relative, for ordering only
+        kind, name = job[0], job[1]
+        if kind == "f":
+            return {"hcnn": 3, "lce": 2.5}.get(get_method(name).unet, 2) / (2 if job[3] else 1)
+        if kind == "maps":
+            m = get_method(name)
+            views = len(profile.seeds) if m.all_seeds else 8 if name == "tta" else 1
+            return views * (samples(profile, name) or 1) if m.unet != "hcnn" else 2
+        return 3 if kind == "rca" else 1
+
+    return [
+        sorted(dict.fromkeys(stage), key=cost, reverse=True)
+        for stage in (unets.values(), maps.values(), last)
+    ]
+
+
+def _run_job(job: tuple, profile: Profile, root: Path, train_split: str) -> None:
+    """Do one job of :func:`grid_jobs` in this process (its artifacts land in the store)."""
+    device = pick_device()
+    kind, *args = job
+    if kind == "f":
+        method, seed, fold = args
+        fit_segmentation(profile, method, seed, root, device, False, fold=fold)
+    elif kind == "maps":
+        method, seed, split, crossfit = args
+        segment_split(profile, method, seed, root, split, device, False, crossfit)
+    elif kind == "g":
+        row, seed = args
+        fit_quality(profile, row, seed, root, train_split, device, False)
+    else:
+        (seed,) = args
+        rca_cached(profile, seed, root, segment_split(profile, "max_prob", seed, root, "test"))
+
+
+def _start_worker() -> None:
+    fix_threads()
+    os.environ["LOKY_MAX_CPU_COUNT"] = "1"  # RCA's forests: one process per worker
+
+
+def prepare_grid(
+    profile: Profile,
+    rows: tuple[str, ...],
+    seeds: tuple[int, ...],
+    root: Path,
+    workers: int,
+    train_split: str = "train",
+) -> None:
+    """Do the jobs of :func:`grid_jobs` in ``workers`` processes, stage by stage, so that
+    :func:`predict_rows` afterwards only loads. A failing job stops the run with its
+    error; what finished is kept in the store."""
+    context = multiprocessing.get_context("spawn")  # no torch state copied by fork
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker) as pool:
+        for stage in filter(None, grid_jobs(profile, rows, seeds, root, train_split)):
+            run = functools.partial(_run_job, profile=profile, root=root, train_split=train_split)
+            done = pool.map(run, stage)
+            desc = f"{stage[0][0]} jobs"
+            for _ in tqdm(done, total=len(stage), desc=desc, disable=not progress_enabled()):
+                pass
 
 
 def predict_rows(

@@ -76,11 +76,11 @@ def test_the_thread_count_is_fixed_and_checked(monkeypatch):
     from segqual_lite.config import fix_threads, torch_threads
 
     before = t.get_num_threads()
-    monkeypatch.setenv("SEGQUAL_THREADS", "1")
-    assert fix_threads() == 1 == t.get_num_threads()
+    monkeypatch.setenv("SEGQUAL_THREADS", "2")
+    assert fix_threads() == 2 == t.get_num_threads()
     monkeypatch.setenv("SEGQUAL_THREADS", "two")
     with pytest.raises(ValueError, match="SEGQUAL_THREADS must be a positive integer, got 'two'"):
         torch_threads()
     monkeypatch.delenv("SEGQUAL_THREADS")
-    assert torch_threads() == 2
+    assert torch_threads() == 1
     t.set_num_threads(before)

@@ -102,7 +102,7 @@ def test_grid_writes_every_file(grid_run):
     assert "Max Probability" in md and "(0.168 ± 0.014)" in md
     assert "No Uncertainty, LCE's masks" in md and "rows without one are this book's" in md
     run = json.loads((first.out / "run.json").read_text())
-    assert run["cpu_threads"] == 2 and run["seeds"] == [0, 1] and run["rows"] == list(GRID_ROWS)
+    assert run["cpu_threads"] == 1 and run["workers"] == 1 and run["seeds"] == [0, 1] and run["rows"] == list(GRID_ROWS)
 
 
 def test_table_is_recomputable_from_predictions_csv(grid_run):
@@ -233,3 +233,28 @@ def test_written_figures_are_closed_not_left_for_the_notebook_to_show(grid_run, 
     experiment.write_results(first.predictions, tmp_path, GRID.name, {"figure3": fig})
     assert (tmp_path / "figure3.png").is_file()
     assert not plt.fignum_exists(fig.number)
+
+
+def test_parallel_workers_give_the_numbers_of_one_process(beyond_run, tmp_path, monkeypatch):
+    """The grid done by two worker processes, in a fresh store, predicts exactly what the
+    one-process run predicted (every job seeded by what it computes)."""
+    monkeypatch.setenv("SEGQUAL_HOME", str(tmp_path / "home"))
+    parallel = experiment.run_grid(
+        GRID,
+        data_root=beyond_run.out.parent / "data",
+        out=tmp_path / "out",
+        progress=False,
+        beyond=True,
+        workers=2,
+    )
+    assert (parallel.predictions == beyond_run.predictions).all().all()
+    assert json.loads((parallel.out / "run.json").read_text())["workers"] == 2
+    # Every model and map was made by the workers: none was left to the main process.
+    stages = experiment.grid_jobs(
+        GRID, (*GRID_ROWS, *BEYOND_ROWS), GRID.seeds, beyond_run.out.parent / "data"
+    )
+    kinds = [{job[0] for job in stage} for stage in stages]
+    assert kinds == [{"f"}, {"maps"}, {"g", "rca"}]
+    assert all(len(stage) == len(set(stage)) for stage in stages)
+    networks = list((tmp_path / "home").rglob("final.pt"))  # every f and every g, once
+    assert len(networks) == len(stages[0]) + sum(job[0] == "g" for job in stages[2])
