@@ -11,7 +11,7 @@
 3. Execution. First the grid of the results chapters (every row, every seed) is trained
    and segmented by ``reproduce --beyond --workers N`` in N single-threaded processes
    (N = the CPU count), so the chapters mostly load. Then papermill runs each chapter
-   exactly once, injecting ``profile``, in N lanes side by side; the injected-parameters
+   exactly once, injecting ``profile``, in N processes side by side; the injected-parameters
    cell is tagged ``remove-cell``. A chapter whose source, package code and profile are
    unchanged since its last execution is not run again (and when none must run, neither
    is the grid).
@@ -202,27 +202,21 @@ def execute_chapter(
     log(f"{chapter}: done in {wall:.1f} s")
 
 
-def _execute_lane(chapters: list[str], stage: Path, profile: str, fingerprints: dict) -> None:
+def _execute_unit(chapters: list[str], stage: Path, profile: str, fingerprints: dict) -> None:
     for chapter in chapters:
         execute_chapter(chapter, stage, profile, REPO, fingerprints[chapter])
 
 
-def lanes(chapters: list[str], workers: int, estimate: dict[str, float]) -> list[list[str]]:
-    """Share ``chapters`` among ``workers`` lanes that run side by side, the longest
-    first onto the least loaded lane (``estimate``: seconds, from the last build). The
-    chapters that write the results folder (they call ``run_grid``) share one lane, in
-    reading order, so the folder ends as the last of them leaves it."""
+def work_units(chapters: list[str], estimate: dict[str, float]) -> list[list[str]]:
+    """``chapters`` as units of work for processes side by side, longest first (each
+    process takes the next unit when it is free). ``estimate``: seconds per chapter, from
+    the last build (10 when unknown). The chapters that write the results folder (they
+    call ``run_grid``) form one unit, in reading order, so the folder ends as the last
+    of them leaves it."""
     grid = [c for c in chapters if "run_grid(" in (REPO / f"{c}.py").read_text()]
     units = [grid] if grid else []
     units += [[c] for c in chapters if c not in grid]
-    units.sort(key=lambda unit: -sum(estimate.get(c, 10.0) for c in unit))
-    loads = [[0.0, []] for _ in range(max(1, workers))]
-    for unit in units:
-        lane = min(loads, key=lambda item: item[0])
-        lane[0] += sum(estimate.get(c, 10.0) for c in unit)
-        lane[1] += unit
-    order = {c: i for i, c in enumerate(chapters)}
-    return [sorted(lane, key=order.get) for _, lane in loads if lane]
+    return sorted(units, key=lambda unit: -sum(estimate.get(c, 10.0) for c in unit))
 
 
 def prepare_grid(profile: str, out: Path, workers: int) -> dict[str, float]:
@@ -325,6 +319,13 @@ def report_timings(stage: Path, notebooks: list[str], out: Path, top: int = 10) 
     log(f"chapters: {sum(s for s, _, _ in flat):.1f} s of chapter time; the {top} largest items:")
     for seconds, chapter, item in flat[:top]:
         log(f"  {seconds:7.1f} s  {chapter}: {item}")
+    kinds: dict[str, float] = defaultdict(float)
+    for seconds, _, item in flat:
+        kinds[item.split(":")[0] + (" (exercise)" if item.endswith("(exercise)") else "")] += (
+            seconds
+        )
+    ranked = sorted(kinds.items(), key=lambda kv: -kv[1])
+    log("chapter time by kind: " + "; ".join(f"{k} {s:.1f} s" for k, s in ranked))
     return flat
 
 
@@ -403,8 +404,8 @@ def build(profile: str, out: Path, workers: int | None = None) -> Path:
             context = multiprocessing.get_context("fork")
             with ProcessPoolExecutor(workers, mp_context=context) as pool:
                 runs = [
-                    pool.submit(_execute_lane, lane, stage, profile, fingerprints)
-                    for lane in lanes(pending, workers, estimate)
+                    pool.submit(_execute_unit, unit, stage, profile, fingerprints)
+                    for unit in work_units(pending, estimate)
                 ]
                 for run in runs:
                     run.result()

@@ -81,15 +81,13 @@ def test_phases_record_their_own_time_without_nested_ones(tmp_path, monkeypatch)
     assert len(path.read_text().splitlines()) == 2
 
 
-def test_lanes_keep_the_results_chapters_together_and_balance_the_rest(book_build):
+def test_results_chapters_form_one_unit_and_the_longest_units_go_first(book_build):
     chapters = book_build.toc_chapters(REPO / "_toc.yml")
     chapters = [c for c in chapters if (REPO / f"{c}.py").exists()]
     grid = ["notebooks/10_results", "notebooks/11_beyond"]
-    estimate = {c: 10.0 for c in chapters} | {grid[0]: 20.0, grid[1]: 25.0}
-    lanes = book_build.lanes(chapters, 2, estimate)
-    assert sorted(c for lane in lanes for c in lane) == sorted(chapters)
-    with_grid = next(lane for lane in lanes if grid[0] in lane)
-    assert with_grid.index(grid[0]) < with_grid.index(grid[1])  # reading order
-    loads = [sum(estimate[c] for c in lane) for lane in lanes]
-    assert max(loads) - min(loads) <= 10.0
-    assert book_build.lanes(chapters, 1, estimate) == [chapters]
+    units = book_build.work_units(chapters, {"notebooks/09_baselines": 15.0})
+    assert units[0] == grid  # 20 s estimated (two unknown chapters), in reading order
+    assert units[1] == ["notebooks/09_baselines"]
+    assert sorted(c for unit in units for c in unit) == sorted(chapters)
+    assert all(len(unit) == 1 for unit in units[1:])
+    assert book_build.work_units(chapters, {"notebooks/01_data": 60.0})[0] == ["notebooks/01_data"]

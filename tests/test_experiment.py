@@ -102,7 +102,12 @@ def test_grid_writes_every_file(grid_run):
     assert "Max Probability" in md and "(0.168 ± 0.014)" in md
     assert "No Uncertainty, LCE's masks" in md and "rows without one are this book's" in md
     run = json.loads((first.out / "run.json").read_text())
-    assert run["cpu_threads"] == 1 and run["workers"] == 1 and run["seeds"] == [0, 1] and run["rows"] == list(GRID_ROWS)
+    assert (
+        run["cpu_threads"] == 1
+        and run["workers"] == 1
+        and run["seeds"] == [0, 1]
+        and run["rows"] == list(GRID_ROWS)
+    )
 
 
 def test_table_is_recomputable_from_predictions_csv(grid_run):
