@@ -8,8 +8,9 @@
 2. Staging. ``_config.yml``, ``_toc.yml``, ``book/`` and the chapters of the table of
    contents are copied to ``<out>/stage``; paths there equal paths in the repository, so
    the Colab links point at the committed ``.ipynb`` files.
-3. Execution. First the grid of the results chapters (every row, every seed) is trained
-   and segmented by ``reproduce --beyond --workers N`` in N single-threaded processes
+3. Execution. First the grid of the results chapters (every row, every seed, and chapter
+   10's counterfactual) is trained and segmented by ``reproduce --beyond
+   [--counterfactual] --workers N`` in N single-threaded processes
    (N = the CPU count), so the chapters mostly load. Then papermill runs each chapter
    exactly once, injecting ``profile``, in N processes side by side; the injected-parameters
    cell is tagged ``remove-cell``. A chapter whose source, package code and profile are
@@ -226,6 +227,7 @@ def prepare_grid(profile: str, out: Path, workers: int) -> dict[str, float]:
     phases = out / "grid.phases.jsonl"
     phases.unlink(missing_ok=True)
     cmd = [sys.executable, "-m", "segqual_lite", "reproduce", "--profile", profile, "--beyond"]
+    cmd += ["--counterfactual"]
     cmd += ["--workers", str(workers), "--out", str(out / "grid-results")]
     log(f"grid: training and segmenting in {workers} worker processes")
     start = time.perf_counter()

@@ -17,7 +17,7 @@ import sys
 
 from .config import get_profile
 from .data import DataError, check_isic2017, download_isic2017, make_synthetic_isic
-from .experiment import merge_results, run_grid
+from .experiment import merge_results, run_counterfactual, run_grid
 from .rows import BEYOND_ROWS, CONTROL_ROWS, TABLE_ROWS
 
 EXIT_DATA_ERROR = 2
@@ -55,6 +55,12 @@ def _cmd_reproduce(args) -> int:
     )
     _print_tables(result)
     print(f"results in {result.out}")
+    profile = get_profile(args.profile)
+    if args.counterfactual and profile.data != "synthetic":
+        print(f"no counterfactual: profile {profile.name!r} reads real data, not synthetic")
+    elif args.counterfactual:
+        counterfactual = run_counterfactual(profile, workers=args.workers)
+        print(f"counterfactual (no ambiguous rims) in {counterfactual.out}")
     return 0
 
 
@@ -114,6 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--beyond",
         action="store_true",
         help="also run chapter 11's rows (cross-fitting, ensemble, TTA) and write beyond.csv",
+    )
+    reproduce.add_argument(
+        "--counterfactual",
+        action="store_true",
+        help="also run chapter 10's counterfactual: the same synthetic data without "
+        "ambiguous rims (synthetic profiles only)",
     )
     reproduce.add_argument(
         "--workers",

@@ -22,6 +22,11 @@ and, when chapter 11's rows (:data:`~segqual_lite.rows.BEYOND_ROWS`) were run
 
 Every number of the tables is recomputable from the predictions files.
 
+:func:`run_counterfactual` (``reproduce --counterfactual``) runs the comparison of Max
+Probability with its control, No Uncertainty, again on the same synthetic data without
+ambiguous rims (:data:`COUNTERFACTUAL_DATA`, :data:`COUNTERFACTUAL_ROW`), into the
+``counterfactual`` folder beside the results (chapter 10).
+
 ``workers=N`` (``reproduce --workers N``) first does the grid's work in N processes
 (:func:`prepare_grid`): f's U-Nets, then f's masks and maps, then g and RCA, each stage
 split into jobs that depend only on the stage before. Every job is seeded by what it
@@ -48,7 +53,16 @@ from .config import Profile, fix_threads, pick_device, progress_enabled, results
 from .data import prepare_data
 from .quality import fit_quality, predict_quality
 from .rca import rca_cached
-from .rows import BEYOND_ROWS, CONTROL_ROWS, METHODS, TABLE_ROWS, get_method, get_row, samples
+from .rows import (
+    BEYOND_ROWS,
+    CONTROL_ROWS,
+    METHODS,
+    TABLE_ROWS,
+    control_of,
+    get_method,
+    get_row,
+    samples,
+)
 from .segment import segment_split, segmentation_key
 from .store import digest, save_figure, write_text
 from .tables import (
@@ -65,6 +79,9 @@ from .viz import plot_figure2, plot_figure3, plot_risk_coverage
 __all__ = [
     "GridResult",
     "run_grid",
+    "run_counterfactual",
+    "COUNTERFACTUAL_DATA",
+    "COUNTERFACTUAL_ROW",
     "grid_jobs",
     "prepare_grid",
     "predict_rows",
@@ -135,6 +152,34 @@ def run_grid(
     }
     write_text(out / "run.json", json.dumps(run, indent=1) + "\n")
     return GridResult(predictions, table, beyond_tab, out)
+
+
+# Chapter 10's counterfactual: the mechanism the synthetic data build in (lesions whose
+# extent is ambiguous, chapter 01) removed, and the row whose comparison with its control
+# it repeats.
+COUNTERFACTUAL_DATA = {"ambiguous_rim": 0.0}
+COUNTERFACTUAL_ROW = "max_prob"
+
+
+def run_counterfactual(
+    profile: Profile,
+    workers: int = 1,
+    device: torch.device | None = None,
+    progress: bool | None = None,
+) -> GridResult:
+    """:func:`run_grid` for :data:`COUNTERFACTUAL_ROW` and its control on ``profile``'s
+    synthetic data made without ambiguous rims (every other image the same), written to
+    ``results_dir(profile) / "counterfactual"``. Cached like the grid."""
+    root = prepare_data(profile, hard_cases=COUNTERFACTUAL_DATA)
+    return run_grid(
+        profile,
+        rows=(control_of(COUNTERFACTUAL_ROW), COUNTERFACTUAL_ROW),
+        data_root=root,
+        out=results_dir(profile) / "counterfactual",
+        device=device,
+        progress=progress,
+        workers=workers,
+    )
 
 
 def grid_jobs(

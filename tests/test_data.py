@@ -90,6 +90,23 @@ def test_the_ambiguous_rim_leaves_other_images_alone_and_is_drawn_half_the_time(
     assert 0 < grown < len(with_rim)  # some annotators drew the rim, some did not
 
 
+def test_prepare_data_makes_the_counterfactual_data_beside_the_default(tmp_path, monkeypatch):
+    from segqual_lite.config import get_profile
+    from segqual_lite.data import prepare_data
+
+    monkeypatch.setenv("SEGQUAL_HOME", str(tmp_path))
+    small = get_profile("tiny").with_(n_train=20, n_val=2, n_test=2, image_size=24)
+    default = prepare_data(small)
+    no_rim = prepare_data(small, hard_cases={"ambiguous_rim": 0.0})
+    assert default != no_rim and prepare_data(small) == default  # made once, reused
+    assert not any("ambiguous_rim" in c for c in read_hard_cases(no_rim).values())
+    assert any("ambiguous_rim" in c for c in read_hard_cases(default).values())
+    with pytest.raises(ValueError, match=r"unknown hard case\(s\) \['rims'\]: choose from"):
+        prepare_data(small, hard_cases={"rims": 0.0})
+    with pytest.raises(ValueError, match="only applies to synthetic data, not 'isic2017'"):
+        prepare_data(get_profile("colab"), tmp_path / "isic", hard_cases={"ambiguous_rim": 0.0})
+
+
 def test_lesions_are_darker_than_skin(synth_root):
     ds = ISIC2017(synth_root, "train", 32)
     lum = ds.images.float().mean(1)

@@ -263,3 +263,17 @@ def test_parallel_workers_give_the_numbers_of_one_process(beyond_run, tmp_path, 
     assert all(len(stage) == len(set(stage)) for stage in stages)
     networks = list((tmp_path / "home").rglob("final.pt"))  # every f and every g, once
     assert len(networks) == len(stages[0]) + sum(job[0] == "g" for job in stages[2])
+
+
+def test_the_counterfactual_runs_the_row_and_its_control_on_data_without_rims(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setenv("SEGQUAL_HOME", str(tmp_path))
+    monkeypatch.setenv("SEGQUAL_RESULTS", str(tmp_path / "results"))
+    small = GRID.with_(n_train=16, n_val=4, n_test=12, seeds=(0,), epochs_f=1, epochs_g=1)
+    result = experiment.run_counterfactual(small, progress=False)
+    control = experiment.control_of(experiment.COUNTERFACTUAL_ROW)
+    assert set(result.predictions["method"]) == {experiment.COUNTERFACTUAL_ROW, control}
+    assert result.out == tmp_path / "results" / "counterfactual"
+    data = {p.name for p in (tmp_path / "data").iterdir()}
+    assert len(data) == 1 and "synthetic-" in next(iter(data))  # only the rim-free folder
