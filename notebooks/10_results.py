@@ -142,6 +142,27 @@ for row in METHODS:
     )
 
 # %% [markdown]
+# What would it take to resolve the rest? If a comparison's mean improvement and its
+# spread from seed to seed stayed as measured, the interval would shrink roughly as one
+# over the square root of the number of seeds; it would exclude 0 at about
+# $(1.96\, s / \bar d)^2$ seeds, where $\bar d$ is the mean of the per-seed improvements
+# and $s$ their standard deviation. A rough guide, printed for each unresolved comparison
+# (a mean that is not positive shows no gain to resolve):
+
+# %%
+for c in comparisons:
+    if c.outcome != "unresolved":
+        continue
+    diffs = np.array(list(c.per_seed.values()))
+    if c.estimate <= 0:
+        print(
+            f"{label(c.row):16s} {c.metric:15s} mean improvement not positive: no gain to resolve"
+        )
+        continue
+    needed = int(np.ceil((1.96 * diffs.std(ddof=1) / c.estimate) ** 2))
+    print(f"{label(c.row):16s} {c.metric:15s} about {max(needed, len(diffs) + 1)} seeds")
+
+# %% [markdown]
 # ## Figure 2: segmentations and their uncertainty maps
 #
 # For the best, the median, a poor (10th percentile) and the worst test segmentation of

@@ -4,7 +4,8 @@
     python -m segqual_lite data check DIR
     python -m segqual_lite data download DIR
     python -m segqual_lite reproduce --profile tiny|colab|paper [--data DIR] [--out DIR]
-                                     [--rows ROW ...] [--seeds N ...]
+                                     [--rows ROW ...] [--seeds N ...] [--beyond]
+                                     [--counterfactual] [--workers N]
     python -m segqual_lite merge DIR [DIR ...] --out DIR
 
 Data faults exit with status 2 and a message naming each file, never a traceback.
@@ -14,10 +15,24 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from .config import get_profile
-from .data import DataError, check_isic2017, download_isic2017, make_synthetic_isic
-from .experiment import merge_results, run_counterfactual, run_grid
+from .data import (
+    DataError,
+    check_isic2017,
+    download_isic2017,
+    make_synthetic_isic,
+    prepare_data,
+)
+from .experiment import (
+    counterfactual_jobs,
+    grid_jobs,
+    merge_results,
+    run_counterfactual,
+    run_grid,
+    run_jobs,
+)
 from .rows import BEYOND_ROWS, CONTROL_ROWS, TABLE_ROWS
 
 EXIT_DATA_ERROR = 2
@@ -44,23 +59,24 @@ def _cmd_download(args) -> int:
 
 
 def _cmd_reproduce(args) -> int:
+    profile = get_profile(args.profile)
+    rows = tuple(args.rows or (*TABLE_ROWS, *CONTROL_ROWS))
+    seeds = tuple(args.seeds) if args.seeds else profile.seeds
+    counterfactual = args.counterfactual and profile.data == "synthetic"
+    if args.counterfactual and not counterfactual:
+        print(f"no counterfactual: profile {profile.name!r} reads real data, not synthetic")
+    if args.workers > 1:  # the grid's and the counterfactual's jobs share the workers
+        root = Path(args.data) if args.data else prepare_data(profile)
+        jobs = grid_jobs(profile, (*rows, *(BEYOND_ROWS if args.beyond else ())), seeds, root)
+        jobs |= counterfactual_jobs(profile) if counterfactual else {}
+        run_jobs(profile, jobs, args.workers)
     result = run_grid(
-        get_profile(args.profile),
-        rows=tuple(args.rows or (*TABLE_ROWS, *CONTROL_ROWS)),
-        seeds=tuple(args.seeds) if args.seeds else None,
-        data_root=args.data,
-        out=args.out,
-        beyond=args.beyond,
-        workers=args.workers,
+        profile, rows=rows, seeds=seeds, data_root=args.data, out=args.out, beyond=args.beyond
     )
     _print_tables(result)
     print(f"results in {result.out}")
-    profile = get_profile(args.profile)
-    if args.counterfactual and profile.data != "synthetic":
-        print(f"no counterfactual: profile {profile.name!r} reads real data, not synthetic")
-    elif args.counterfactual:
-        counterfactual = run_counterfactual(profile, workers=args.workers)
-        print(f"counterfactual (no ambiguous rims) in {counterfactual.out}")
+    if counterfactual:
+        print(f"counterfactual (no ambiguous rims) in {run_counterfactual(profile).out}")
     return 0
 
 

@@ -28,9 +28,10 @@ ambiguous rims (:data:`COUNTERFACTUAL_DATA`, :data:`COUNTERFACTUAL_ROW`), into t
 ``counterfactual`` folder beside the results (chapter 10).
 
 ``workers=N`` (``reproduce --workers N``) first does the grid's work in N processes
-(:func:`prepare_grid`): f's U-Nets, then f's masks and maps, then g and RCA, each stage
-split into jobs that depend only on the stage before. Every job is seeded by what it
-computes, not by where it runs, so the numbers equal those of one process.
+(:func:`run_jobs`): jobs that each make one artifact (a U-Net, a split's masks and maps,
+a g, RCA's scores; :func:`grid_jobs`), each started once the jobs it needs are done.
+Every job is seeded by what it computes, not by where it runs, so the numbers equal
+those of one process.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ import json
 import multiprocessing
 import os
 import warnings
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +57,7 @@ from .rca import rca_cached
 from .rows import (
     BEYOND_ROWS,
     CONTROL_ROWS,
+    METHOD_REGISTRY,
     METHODS,
     TABLE_ROWS,
     control_of,
@@ -63,8 +65,8 @@ from .rows import (
     get_row,
     samples,
 )
-from .segment import segment_split, segmentation_key
-from .store import digest, save_figure, write_text
+from .segment import segment_split
+from .store import save_figure, write_text
 from .tables import (
     beyond_table,
     csv_text,
@@ -73,7 +75,7 @@ from .tables import (
     read_predictions,
     table_from_predictions,
 )
-from .training import fit_segmentation, training_key
+from .training import fit_segmentation
 from .viz import plot_figure2, plot_figure3, plot_risk_coverage
 
 __all__ = [
@@ -83,7 +85,8 @@ __all__ = [
     "COUNTERFACTUAL_DATA",
     "COUNTERFACTUAL_ROW",
     "grid_jobs",
-    "prepare_grid",
+    "counterfactual_jobs",
+    "run_jobs",
     "predict_rows",
     "write_results",
     "merge_predictions",
@@ -119,7 +122,7 @@ def run_grid(
     :func:`~segqual_lite.config.results_dir`. Cached models and predictions are reused,
     so a second call trains nothing. The CPU thread count is fixed first
     (:func:`~segqual_lite.config.fix_threads`); ``workers > 1`` does the work in that
-    many processes first (:func:`prepare_grid`), with the same numbers.
+    many processes first (:func:`run_jobs`), with the same numbers.
     """
     rows = tuple(dict.fromkeys((*rows, *(BEYOND_ROWS if beyond else ()))))
     seeds = tuple(profile.seeds if seeds is None else seeds)
@@ -128,7 +131,7 @@ def run_grid(
     progress = progress_enabled() if progress is None else progress
     root = Path(data_root) if data_root else prepare_data(profile)
     if workers > 1:
-        prepare_grid(profile, rows, seeds, root, workers, train_split)
+        run_jobs(profile, grid_jobs(profile, rows, seeds, root, train_split), workers, train_split)
     predictions = predict_rows(profile, rows, seeds, root, device, progress, train_split)
     figures = {"figure3": plot_figure3(predictions, seed=seeds[0])}
     maps = [m for m in METHODS if m in rows]
@@ -148,7 +151,6 @@ def run_grid(
         "device": str(device),
         "torch": torch.__version__,
         "cpu_threads": threads,
-        "workers": workers,
     }
     write_text(out / "run.json", json.dumps(run, indent=1) + "\n")
     return GridResult(predictions, table, beyond_tab, out)
@@ -161,6 +163,12 @@ COUNTERFACTUAL_DATA = {"ambiguous_rim": 0.0}
 COUNTERFACTUAL_ROW = "max_prob"
 
 
+def _counterfactual_grid(profile: Profile) -> tuple[tuple[str, str], Path]:
+    """The counterfactual's rows (the row's control first) and its data, made if needed."""
+    rows = (control_of(COUNTERFACTUAL_ROW), COUNTERFACTUAL_ROW)
+    return rows, prepare_data(profile, hard_cases=COUNTERFACTUAL_DATA)
+
+
 def run_counterfactual(
     profile: Profile,
     workers: int = 1,
@@ -170,10 +178,10 @@ def run_counterfactual(
     """:func:`run_grid` for :data:`COUNTERFACTUAL_ROW` and its control on ``profile``'s
     synthetic data made without ambiguous rims (every other image the same), written to
     ``results_dir(profile) / "counterfactual"``. Cached like the grid."""
-    root = prepare_data(profile, hard_cases=COUNTERFACTUAL_DATA)
+    rows, root = _counterfactual_grid(profile)
     return run_grid(
         profile,
-        rows=(control_of(COUNTERFACTUAL_ROW), COUNTERFACTUAL_ROW),
+        rows=rows,
         data_root=root,
         out=results_dir(profile) / "counterfactual",
         device=device,
@@ -182,62 +190,83 @@ def run_counterfactual(
     )
 
 
+def counterfactual_jobs(profile: Profile) -> dict[tuple, frozenset[tuple]]:
+    """The jobs (:func:`grid_jobs`) of :func:`run_counterfactual`, to run with others."""
+    rows, root = _counterfactual_grid(profile)
+    return grid_jobs(profile, rows, profile.seeds, root)
+
+
 def grid_jobs(
     profile: Profile,
     rows: tuple[str, ...],
     seeds: tuple[int, ...],
     root: Path,
     train_split: str = "train",
-) -> list[list[tuple]]:
-    """The work behind :func:`predict_rows`, as three stages of jobs: f's U-Nets
-    (``("f", method, seed, fold)``), f's masks and maps (``("maps", method, seed, split,
-    crossfit)``), then g and RCA (``("g", row, seed)``, ``("rca", seed)``). A job needs
-    only the stages before its own; jobs that make the same artifact appear once, and
-    each stage lists its longest jobs first."""
-    unets, maps, last = {}, {}, []
+) -> dict[tuple, frozenset[tuple]]:
+    """The work behind :func:`predict_rows` as jobs, each mapped to the jobs it needs
+    first: f's U-Nets ``("f", root, unet, seed, fold)``, f's masks and maps ``("maps",
+    root, method, seed, split, crossfit)``, g ``("g", root, row, seed)`` and RCA
+    ``("rca", root, seed)``. A job names the artifact it makes, so jobs that make the same
+    artifact are one; the jobs of several grids (other data, other rows) merge with ``|``.
+    """
+    root = Path(root)
+
+    def unet(method, seed, fold=None):
+        return ("f", root, get_method(method).unet, seed, fold)
+
+    def maps(method, seed, split, crossfit=False):
+        m = get_method(method)
+        seed = profile.seeds[0] if m.all_seeds else seed  # one predictor for every seed
+        job = ("maps", root, method, seed, split, crossfit)
+        if m.all_seeds:
+            needs = {unet(method, s) for s in profile.seeds}
+        elif crossfit:
+            needs = {
+                unet(method, seed, (k, profile.crossfit_folds))
+                for k in range(profile.crossfit_folds)
+            }
+        else:
+            needs = {unet(method, seed)}
+        return job, needs
+
+    jobs: dict[tuple, frozenset[tuple]] = {}
     for seed in seeds:
         for row in rows:
             r = get_row(row)
-            m = get_method(r.method)
-            for s in profile.seeds if m.all_seeds else (seed,):
-                unets[digest(training_key(profile, r.method, s, root))] = ("f", r.method, s, None)
-            splits = [("test", False)]
+            test, needs = maps(r.method, seed, "test")
+            wanted = {test: needs}
             if r.inputs:
-                splits.append((train_split, r.crossfit))
-                last.append(("g", row, seed))
+                train, needs = maps(r.method, seed, train_split, r.crossfit)
+                wanted[train] = needs
+                wanted[("g", root, row, seed)] = {train}
             else:
-                last.append(("rca", seed))
-            for split, crossfit in splits:
-                if crossfit:
-                    for k in range(profile.crossfit_folds):
-                        fold = (k, profile.crossfit_folds)
-                        key = digest(training_key(profile, r.method, seed, root, fold))
-                        unets[key] = ("f", r.method, seed, fold)
-                key = digest(segmentation_key(profile, r.method, seed, root, crossfit))
-                maps[key, split] = ("maps", r.method, seed, split, crossfit)
-
-    def cost(job):  # relative, for ordering only
-        kind, name = job[0], job[1]
-        if kind == "f":
-            return {"hcnn": 3, "lce": 2.5}.get(get_method(name).unet, 2) / (2 if job[3] else 1)
-        if kind == "maps":
-            m = get_method(name)
-            views = len(profile.seeds) if m.all_seeds else 8 if name == "tta" else 1
-            return views * (samples(profile, name) or 1) if m.unet != "hcnn" else 2
-        return 3 if kind == "rca" else 1
-
-    return [
-        sorted(dict.fromkeys(stage), key=cost, reverse=True)
-        for stage in (unets.values(), maps.values(), last)
-    ]
+                wanted[("rca", root, seed)] = {test}
+            for job, needs in wanted.items():
+                for need in needs:
+                    jobs.setdefault(need, frozenset())  # the U-Nets need nothing
+                jobs[job] = frozenset(needs)
+    return jobs
 
 
-def _run_job(job: tuple, profile: Profile, root: Path, train_split: str) -> None:
-    """Do one job of :func:`grid_jobs` in this process (its artifacts land in the store)."""
-    device = pick_device()
-    kind, *args = job
+def _cost(job: tuple, profile: Profile) -> float:
+    """A job's relative cost, to start long ones first (the U-Nets unlock the rest)."""
+    kind = job[0]
     if kind == "f":
-        method, seed, fold = args
+        return 10 * {"hcnn": 3, "lce": 2.5}.get(job[2], 2) / (2 if job[4] else 1)
+    if kind == "maps":
+        m = get_method(job[2])
+        views = len(profile.seeds) if m.all_seeds else 8 if job[2] == "tta" else 1
+        return 0.1 * views * (samples(profile, job[2]) or 1) if m.unet != "hcnn" else 0.2
+    return 3 if kind == "rca" else 1
+
+
+def _run_job(job: tuple, profile: Profile, train_split: str) -> None:
+    """Do one job of :func:`grid_jobs` in this process (its artifact lands in the store)."""
+    device = pick_device()
+    kind, root, *args = job
+    if kind == "f":
+        unet, seed, fold = args
+        method = next(m for m in METHOD_REGISTRY.values() if m.unet == unet).name
         fit_segmentation(profile, method, seed, root, device, False, fold=fold)
     elif kind == "maps":
         method, seed, split, crossfit = args
@@ -255,25 +284,32 @@ def _start_worker() -> None:
     os.environ["LOKY_MAX_CPU_COUNT"] = "1"  # RCA's forests: one process per worker
 
 
-def prepare_grid(
-    profile: Profile,
-    rows: tuple[str, ...],
-    seeds: tuple[int, ...],
-    root: Path,
-    workers: int,
-    train_split: str = "train",
+def run_jobs(
+    profile: Profile, jobs: dict[tuple, frozenset[tuple]], workers: int, train_split: str = "train"
 ) -> None:
-    """Do the jobs of :func:`grid_jobs` in ``workers`` processes, stage by stage, so that
-    :func:`predict_rows` afterwards only loads. A failing job stops the run with its
-    error; what finished is kept in the store."""
+    """Do ``jobs`` (:func:`grid_jobs`) in ``workers`` single-threaded processes, each job
+    once all it needs is done, the costliest ready jobs first; :func:`predict_rows`
+    afterwards only loads. A failing job stops the run with its error; what finished is
+    kept in the store."""
+    pending, done, running = dict(jobs), set(), {}
     context = multiprocessing.get_context("spawn")  # no torch state copied by fork
+    run = functools.partial(_run_job, profile=profile, train_split=train_split)
+    bar = tqdm(total=len(jobs), desc="grid jobs", disable=not progress_enabled())
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker) as pool:
-        for stage in filter(None, grid_jobs(profile, rows, seeds, root, train_split)):
-            run = functools.partial(_run_job, profile=profile, root=root, train_split=train_split)
-            done = pool.map(run, stage)
-            desc = f"{stage[0][0]} jobs"
-            for _ in tqdm(done, total=len(stage), desc=desc, disable=not progress_enabled()):
-                pass
+        while pending or running:
+            ready = [job for job, needs in pending.items() if needs <= done]
+            ready.sort(key=lambda job: _cost(job, profile), reverse=True)
+            for job in ready[: max(0, workers - len(running))]:  # keep the queue short
+                running[pool.submit(run, job)] = job
+                del pending[job]
+            if not running:
+                raise RuntimeError(f"jobs wait for jobs that do not exist: {sorted(pending)[:3]}")
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                future.result()  # a job's error stops the run here
+                done.add(running.pop(future))
+                bar.update()
+    bar.close()
 
 
 def predict_rows(

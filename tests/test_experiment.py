@@ -102,12 +102,7 @@ def test_grid_writes_every_file(grid_run):
     assert "Max Probability" in md and "(0.168 ± 0.014)" in md
     assert "No Uncertainty, LCE's masks" in md and "rows without one are this book's" in md
     run = json.loads((first.out / "run.json").read_text())
-    assert (
-        run["cpu_threads"] == 1
-        and run["workers"] == 1
-        and run["seeds"] == [0, 1]
-        and run["rows"] == list(GRID_ROWS)
-    )
+    assert run["cpu_threads"] == 1 and run["seeds"] == [0, 1] and run["rows"] == list(GRID_ROWS)
 
 
 def test_table_is_recomputable_from_predictions_csv(grid_run):
@@ -242,27 +237,36 @@ def test_written_figures_are_closed_not_left_for_the_notebook_to_show(grid_run, 
 
 def test_parallel_workers_give_the_numbers_of_one_process(beyond_run, tmp_path, monkeypatch):
     """The grid done by two worker processes, in a fresh store, predicts exactly what the
-    one-process run predicted (every job seeded by what it computes)."""
+    one-process run predicted (every job seeded by what it computes), and the main process
+    only loads."""
     monkeypatch.setenv("SEGQUAL_HOME", str(tmp_path / "home"))
+    real_fit = training.fit_checkpointed
+
+    def refuse(folder, *args, **kwargs):  # the workers (other processes) are not patched
+        assert (folder / "final.pt").exists(), f"the main process would train {folder.name}"
+        return real_fit(folder, *args, **kwargs)
+
+    monkeypatch.setattr(training, "fit_checkpointed", refuse)
+    monkeypatch.setattr(quality, "fit_checkpointed", refuse)
+    root = beyond_run.out.parent / "data"
     parallel = experiment.run_grid(
-        GRID,
-        data_root=beyond_run.out.parent / "data",
-        out=tmp_path / "out",
-        progress=False,
-        beyond=True,
-        workers=2,
+        GRID, data_root=root, out=tmp_path / "out", progress=False, beyond=True, workers=2
     )
     assert (parallel.predictions == beyond_run.predictions).all().all()
-    assert json.loads((parallel.out / "run.json").read_text())["workers"] == 2
-    # Every model and map was made by the workers: none was left to the main process.
-    stages = experiment.grid_jobs(
-        GRID, (*GRID_ROWS, *BEYOND_ROWS), GRID.seeds, beyond_run.out.parent / "data"
-    )
-    kinds = [{job[0] for job in stage} for stage in stages]
-    assert kinds == [{"f"}, {"maps"}, {"g", "rca"}]
-    assert all(len(stage) == len(set(stage)) for stage in stages)
+    jobs = experiment.grid_jobs(GRID, (*GRID_ROWS, *BEYOND_ROWS), GRID.seeds, root)
+    assert {job[0] for job in jobs} == {"f", "maps", "g", "rca"}
+    assert all(need in jobs for needs in jobs.values() for need in needs)
+    assert all(not needs for job, needs in jobs.items() if job[0] == "f")
     networks = list((tmp_path / "home").rglob("final.pt"))  # every f and every g, once
-    assert len(networks) == len(stages[0]) + sum(job[0] == "g" for job in stages[2])
+    assert len(networks) == sum(job[0] in ("f", "g") for job in jobs)
+
+
+def test_jobs_that_wait_for_missing_jobs_are_refused():
+    jobs = {
+        ("g", "data", "max_prob", 0): frozenset({("maps", "data", "max_prob", 0, "train", False)})
+    }
+    with pytest.raises(RuntimeError, match="jobs wait for jobs that do not exist"):
+        experiment.run_jobs(GRID, jobs, workers=2)
 
 
 def test_the_counterfactual_runs_the_row_and_its_control_on_data_without_rims(
