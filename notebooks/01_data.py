@@ -169,7 +169,10 @@ else:
 train = ISIC2017(root, "train", P.image_size)
 test = ISIC2017(root, "test", P.image_size)
 image, mask = train[0]
-print(train, test, sep="\n")
+for split in (train, test):  # the folder's name only: its full path depends on the machine
+    print(
+        f"{split.split}: {len(split)} images at {split.size} x {split.size} px, from {root.name}/"
+    )
 print("image", tuple(image.shape), image.dtype, "| mask", tuple(mask.shape), mask.dtype)
 fig = show_grid(train.images[:12], train.masks[:12], train.ids[:12], ncols=6)
 

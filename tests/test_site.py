@@ -134,3 +134,12 @@ def test_no_page_shows_a_table_as_raw_pipe_text(built_site):
         assert raw is None, f"raw pipe table in {page.name}: {text[raw.start() - 80 : raw.end()]}"
     results = (html / "notebooks" / "10_results.html").read_text()
     assert results.count("<table") >= 1 and "Max Probability</th>" in results
+
+
+def test_no_page_shows_a_path_of_the_machine_that_built_it(built_site):
+    html, _ = built_site
+    local = {str(REPO), str(html.parent.resolve())}
+    for page in pages(html):
+        text = page.read_text()
+        leaked = [path for path in local if path in text]
+        assert not leaked, f"{page.relative_to(html)} shows {leaked}"
