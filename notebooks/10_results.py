@@ -284,27 +284,28 @@ if P.data == "synthetic":
             print(fill(f"[{name}] {c.verdict()}", 76, subsequent_indent="    "))
     gains = [m for m in COMPARED_METRICS if outcome["with rims", m] == "better"]
     lost = [m for m in gains if outcome["without rims", m] != "better"]
+    kept = [m for m in gains if m not in lost]
     if not gains:
-        print(
+        conclusion = (
             f"{label(row)} resolves no gain over {label(control)} even with the rims on "
             "this run, so the counterfactual cannot show where a gain comes from."
         )
-    elif lost == gains:
-        print(
+    elif not kept:
+        conclusion = (
             f"Without the rims, the gains on {', '.join(gains)} are no longer resolved: on "
             "this run the map helps g through the lesions whose extent is ambiguous."
         )
     elif lost:
-        kept = [m for m in gains if m not in lost]
-        print(
+        conclusion = (
             f"Without the rims, the gain on {', '.join(lost)} is no longer resolved, while "
             f"the gain on {', '.join(kept)} remains."
         )
     else:
-        print(
+        conclusion = (
             f"The gains on {', '.join(gains)} remain without the rims: on this run they "
             "do not come from the ambiguous lesions alone."
         )
+    print(fill(conclusion, 76))
 else:
     print("real ISIC 2017 data: the counterfactual needs the synthetic generator")
 
