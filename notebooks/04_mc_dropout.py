@@ -49,7 +49,7 @@ from segqual_lite.metrics import jaccard
 from segqual_lite.segment import segment_split
 from segqual_lite.training import fit_segmentation
 from segqual_lite.uncertainty import entropy, eval_with_dropout, predict_images
-from segqual_lite.viz import pick_cases, plot_uncertainty_vs_error, show_uncertainty_maps
+from segqual_lite.viz import fit_width, pick_cases, plot_uncertainty_vs_error, show_uncertainty_maps
 
 # %% tags=["parameters"]
 profile = "tiny"
@@ -111,7 +111,9 @@ x = test.images[i : i + 1]
 seed_everything(1)
 reference = predict_images(f.model, x, "mc_dropout", samples=4 * P.mc_samples).uncertainty[0]
 sample_counts = [1, 2, 5, P.mc_samples]
-fig, axes = plt.subplots(1, len(sample_counts) + 1, figsize=(2.4 * (len(sample_counts) + 1), 2.6))
+fig, axes = plt.subplots(
+    1, len(sample_counts) + 1, figsize=fit_width(2.4 * (len(sample_counts) + 1), 2.6)
+)
 for ax, T in zip(axes, sample_counts):
     seed_everything(2)
     z = predict_images(f.model, x, "mc_dropout", samples=T).uncertainty[0]

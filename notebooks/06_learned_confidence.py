@@ -46,7 +46,7 @@ from segqual_lite.data import prepare_data
 from segqual_lite.segment import segment_split
 from segqual_lite.training import fit_segmentation
 from segqual_lite.uncertainty import LCE_BUDGET, LCE_LAMBDA0, lce_loss, update_lambda
-from segqual_lite.viz import pick_cases, plot_uncertainty_vs_error, show_uncertainty_maps
+from segqual_lite.viz import fit_width, pick_cases, plot_uncertainty_vs_error, show_uncertainty_maps
 
 # %% tags=["parameters"]
 profile = "tiny"
@@ -111,7 +111,7 @@ print("penalty above budget ->", update_lambda(lam, torch.tensor(LCE_BUDGET * 2)
 root = prepare_data(P)
 f = fit_segmentation(P, "lce", seed, root, device)
 epochs = [h["epoch"] for h in f.history]
-fig, axes = plt.subplots(1, 3, figsize=(11, 2.8))
+fig, axes = plt.subplots(1, 3, figsize=fit_width(11, 2.8))
 axes[0].plot(epochs, [h["penalty"] for h in f.history], label="penalty $\\mathcal{L}_c$")
 axes[0].axhline(LCE_BUDGET, ls=":", c="k", label="budget $\\beta$")
 axes[0].legend(fontsize=8)

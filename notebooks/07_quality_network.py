@@ -44,7 +44,7 @@ from segqual_lite.config import start_chapter
 from segqual_lite.data import prepare_data
 from segqual_lite.models import QualityCNN
 from segqual_lite.quality import QualityDataset, fit_quality, map_scale, predict_quality
-from segqual_lite.rows import METHODS, QUALITY_ROWS, get_row, in_channels
+from segqual_lite.rows import METHODS, QUALITY_ROWS, get_row, in_channels, label
 from segqual_lite.segment import segment_split
 from segqual_lite.viz import to_hwc
 
@@ -98,23 +98,21 @@ for name in QUALITY_ROWS:
 # %%
 train_sets = {m: segment_split(P, m, seed, root, "train", device) for m in METHODS}
 i = int(np.argsort(train_sets["max_prob"].jaccard)[len(train_sets["max_prob"].jaccard) // 10])
-fig, axes = plt.subplots(1, 7, figsize=(15, 2.6))
-for ax, name in zip(axes[:2], ["qualitynet", "no_uncertainty"]):
+fig, axes = plt.subplots(2, 4, figsize=(7, 4.4), layout="constrained")
+axes[0, 0].imshow(to_hwc(train_sets["max_prob"].images[i]))
+axes[0, 0].set_title("the image x")
+for ax, name in zip(axes[0, 1:3], ["qualitynet", "no_uncertainty"]):
     x = QualityDataset(name, train_sets["max_prob"], 1.0)[i][0]
     ax.imshow(to_hwc(x[:3]) if name == "qualitynet" else x[3], cmap="gray")
-    ax.set_title(
-        f"{name}:\n{'x * y_hat' if name == 'qualitynet' else 'y_hat (with x)'}", fontsize=8
-    )
-axes[2].imshow(to_hwc(train_sets["max_prob"].images[i]))
-axes[2].set_title("x", fontsize=8)
-for ax, method in zip(axes[3:], train_sets):
+    ax.set_title(f"{label(name)}:\n{'x * y_hat' if name == 'qualitynet' else 'y_hat, beside x'}")
+for ax, method in zip(axes[1], train_sets):
     seg = train_sets[method]
     x = QualityDataset(method, seg, map_scale(method, seg.maps))[i][0]
-    ax.imshow(x[4], cmap="viridis_r", vmin=0, vmax=1)
-    ax.set_title(f"{method}: z / scale\nJ = {seg.jaccard[i]:.2f}", fontsize=8)
-for ax in axes:
+    shown = ax.imshow(x[4], cmap="viridis_r", vmin=0, vmax=1)
+    ax.set_title(f"{label(method)}: z / scale\n(its mask: J = {seg.jaccard[i]:.2f})")
+fig.colorbar(shown, ax=axes[1, :], shrink=0.8, label="z / scale: 0 sure, 1 unsure")
+for ax in axes.flat:
     ax.axis("off")
-fig.tight_layout()
 
 # %% [markdown]
 # ## Where the training data comes from

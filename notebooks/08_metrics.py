@@ -48,7 +48,7 @@ from sklearn.metrics import precision_recall_curve, roc_curve
 from segqual_lite import metrics
 from segqual_lite.config import start_chapter
 from segqual_lite.stats import compare
-from segqual_lite.viz import error_overlay
+from segqual_lite.viz import error_overlay, fit_width
 
 # %% tags=["parameters"]
 profile = "tiny"
@@ -173,7 +173,7 @@ print(f"pairs won {np.mean(wins):.4f} | metrics.auroc {metrics.auroc(true_j, pre
 # %%
 print(f"AUPR-Pass {metrics.aupr_pass(true_j, pred_j):.4f}")
 print(f"AUPR-Fail {metrics.aupr_fail(true_j, pred_j):.4f}")
-fig, axes = plt.subplots(1, 3, figsize=(10, 3))
+fig, axes = plt.subplots(1, 3, figsize=fit_width(10, 3))
 axes[0].plot(fpr, tpr, marker="o")
 axes[0].plot([0, 1], [0, 1], ls=":", c="grey")
 axes[0].set(xlabel="FPR", ylabel="TPR", title="ROC (pass positive)")

@@ -54,7 +54,7 @@ from segqual_lite.rca import (
     reverse_classify,
 )
 from segqual_lite.segment import segment_split
-from segqual_lite.viz import error_overlay, pick_cases, to_hwc
+from segqual_lite.viz import error_overlay, fit_width, pick_cases, to_hwc
 
 # %% tags=["parameters"]
 profile = "tiny"
@@ -127,7 +127,7 @@ usable = np.flatnonzero(
 )
 cases = {k: int(usable[v]) for k, v in pick_cases(test.jaccard[usable]).items()}
 features = pixel_features(test.images[[cases["good"], cases["poor"]]])
-fig, axes = plt.subplots(2, 4, figsize=(10, 5))
+fig, axes = plt.subplots(2, 4, figsize=fit_width(10, 5))
 for r, (label, i) in enumerate(cases.items()):
     predicted = reverse_classify(features[r], test.masks[i].numpy(), ref_features, seed=seed)
     ref_j = jaccard(predicted, train.masks[refs])

@@ -61,7 +61,7 @@ from segqual_lite.tables import (
     wide_table,
 )
 from segqual_lite.training import crossfit_folds
-from segqual_lite.viz import plot_figure2, plot_forest, plot_risk_coverage, to_hwc
+from segqual_lite.viz import fit_width, plot_figure2, plot_forest, plot_risk_coverage, to_hwc
 
 # %% tags=["parameters"]
 profile = "tiny"
@@ -161,7 +161,7 @@ for name in ("training, in-sample", "training, out-of-fold"):
 
 # %%
 test = quality_sets["test"]
-fig, axes = plt.subplots(1, len(DIHEDRAL), figsize=(1.3 * len(DIHEDRAL), 1.5))
+fig, axes = plt.subplots(1, len(DIHEDRAL), figsize=fit_width(1.3 * len(DIHEDRAL), 1.5))
 for ax, (t, (flip, k)) in zip(axes, enumerate(DIHEDRAL), strict=True):
     ax.imshow(to_hwc(dihedral(test.images[0], t)))
     ax.set_title(f"{'mirror, ' if flip else ''}{90 * k}°", fontsize=8)

@@ -117,7 +117,7 @@ def save_array(array: np.ndarray, path: str | os.PathLike) -> None:
         np.save(tmp, array)
 
 
-def save_figure(fig, path: str | os.PathLike, dpi: int = 110) -> None:
+def save_figure(fig, path: str | os.PathLike, dpi: int = 150) -> None:
     """Save a matplotlib figure to ``path`` atomically (the format from the suffix)."""
     with phase("figure", Path(path).name), atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight")

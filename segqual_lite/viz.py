@@ -2,18 +2,28 @@
 
 Colours follow the paper's Figure 2: green = true positive, red = false positive,
 blue = false negative.
+
+Importing this module sets the book's figure style (:data:`BOOK_STYLE`): figures drawn
+at 150 dpi, text at 8-10 pt. Every figure here is at most :data:`PAGE_WIDTH` inches
+wide, the width of the book's text column, so the site shows it at full size or close
+to it and its text stays at least 8 pt on the page. Chapters size their own figures
+with :func:`fit_width`.
 """
 
 from __future__ import annotations
 
+import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .metrics import FAILURE_THRESHOLD, automation_rate, risk_coverage
+from .metrics import FAILURE_THRESHOLD, risk_coverage
 from .rows import BEYOND_ROWS, TABLE_ROWS, label
 from .tables import per_seed_arrays
 
 __all__ = [
+    "BOOK_STYLE",
+    "PAGE_WIDTH",
+    "fit_width",
     "to_hwc",
     "mask_outline",
     "error_overlay",
@@ -29,6 +39,28 @@ __all__ = [
     "plot_risk_coverage",
     "plot_forest",
 ]
+
+
+BOOK_STYLE = {
+    "figure.dpi": 150,
+    "savefig.dpi": 150,
+    "font.size": 9,
+    "axes.titlesize": 9,
+    "axes.labelsize": 9,
+    "xtick.labelsize": 8,
+    "ytick.labelsize": 8,
+    "legend.fontsize": 8,
+    "figure.titlesize": 10,
+    "figure.labelsize": 9,
+}
+mpl.rcParams.update(BOOK_STYLE)
+PAGE_WIDTH = 7.0  # inches: the text column of the site (about 690 px)
+
+
+def fit_width(width: float, height: float) -> tuple[float, float]:
+    """A figure size no wider than :data:`PAGE_WIDTH`, scaled down with its aspect."""
+    scale = min(1.0, PAGE_WIDTH / width)
+    return width * scale, height * scale
 
 
 def to_hwc(image) -> np.ndarray:
@@ -66,7 +98,8 @@ def show_grid(images, masks=None, titles=None, ncols: int = 6, size: float = 1.9
     """Images in a grid, each with its mask outline in yellow; returns the figure."""
     n = len(images)
     nrows = max(1, -(-n // ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False)
+    figsize = fit_width(size * ncols, size * nrows)
+    fig, axes = plt.subplots(nrows, ncols, figsize=figsize, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for i in range(n):
@@ -123,9 +156,8 @@ def show_uncertainty_maps(
     purple (unsure), as in the paper's Figure 2."""
     names = list(maps)
     ncols = 2 + len(names)
-    fig, axes = plt.subplots(
-        len(cases), ncols, figsize=(2.3 * ncols, 2.4 * len(cases)), squeeze=False
-    )
+    figsize = fit_width(2.3 * ncols, 2.4 * len(cases))
+    fig, axes = plt.subplots(len(cases), ncols, figsize=figsize, squeeze=False)
     for row, (case, i) in enumerate(cases.items()):
         ax = axes[row]
         ax[0].imshow(to_hwc(images[i]))
@@ -164,7 +196,7 @@ def plot_uncertainty_vs_error(uncertainty, pred_masks, true_masks, jaccard_value
     :func:`uncertainty_error_summary`."""
     u = np.asarray(uncertainty, dtype=np.float64)
     wrong = np.asarray(pred_masks).astype(bool) != np.asarray(true_masks).astype(bool)
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    fig, axes = plt.subplots(1, 2, figsize=(PAGE_WIDTH, 2.8))
     axes[0].hist(u[~wrong].ravel(), bins=40, alpha=0.6, density=True, label="correct pixels")
     axes[0].hist(u[wrong].ravel(), bins=40, alpha=0.6, density=True, label="wrong pixels")
     axes[0].set(xlabel=name, ylabel="density", yscale="log")
@@ -227,9 +259,8 @@ def _row_panels(predictions, order, seed: int | None, size, **subplots):
     methods = [m for m in order if m in arrays]
     ncols = min(4, len(methods))
     nrows = -(-len(methods) // ncols)
-    fig, axes = plt.subplots(
-        nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows), squeeze=False, **subplots
-    )
+    figsize = fit_width(size[0] * ncols, size[1] * nrows)
+    fig, axes = plt.subplots(nrows, ncols, figsize=figsize, squeeze=False, **subplots)
     for ax in axes.flat[len(methods) :]:
         ax.axis("off")
     panels = [(ax, m, *arrays[m][seed]) for ax, m in zip(axes.flat, methods, strict=False)]
@@ -253,36 +284,33 @@ def plot_figure3(predictions, seed: int | None = None, threshold: float = FAILUR
     return fig
 
 
-def plot_risk_coverage(
-    predictions, seed: int | None = None, targets: tuple[float, ...] = (0.8, 0.9)
-):
-    """Risk-coverage curves (chapter 11), one panel per row and one seed (the first by
-    default): the mean true Jaccard of the accepted cases against the share accepted,
-    highest predicted quality first, beside the oracle order (by true Jaccard) and the
-    random order (flat at the mean) of the same masks; the title gives the automation
-    rate at each of ``targets`` (horizontal lines)."""
-    order = (*TABLE_ROWS, *BEYOND_ROWS)
-    fig, axes, seed, panels = _row_panels(predictions, order, seed, (2.6, 2.4), sharey=True)
-    for ax, method, true, pred in panels:
-        for scores, style, curve in (
-            (true, dict(c="grey", ls="--", lw=1), "oracle"),
-            (np.zeros_like(true), dict(c="grey", ls=":", lw=1), "random"),
-            (pred, dict(c="C0", lw=1.5), "g"),
-        ):
-            coverage, accepted = risk_coverage(true, scores)
-            ax.plot(coverage, accepted, label=curve, **style)
-        rates = []
-        for target in targets:
-            ax.axhline(target, c="C3", lw=0.6)
-            rates.append(f"{automation_rate(true, pred, target):.0%} at {target}")
-        ax.set_title(f"{label(method)}\nautomated: {', '.join(rates)}", fontsize=8)
-        ax.tick_params(labelsize=7)
-    axes[0, 0].legend(fontsize=7, loc="lower left")
-    for ax in axes[-1]:
-        ax.set_xlabel("share accepted", fontsize=8)
-    for ax in axes[:, 0]:
-        ax.set_ylabel("mean J of accepted", fontsize=8)
-    fig.suptitle(f"seed {seed}: risk-coverage, highest predicted quality accepted first")
+def plot_risk_coverage(predictions, seed: int | None = None, reference: str = "max_prob"):
+    """Risk-coverage curves (chapter 11) of every row in one plot, for one seed (the first
+    by default): the mean true Jaccard of the accepted cases against the share accepted,
+    highest predicted quality first. The oracle order (by true Jaccard) and the random
+    order (flat at the mean) of the ``reference`` row's masks (the plain U-Net's) frame
+    them; rows on other segmenters' masks have references of their own, close to these.
+    """
+    arrays = per_seed_arrays(predictions)
+    seed = min(s for by_seed in arrays.values() for s in by_seed) if seed is None else seed
+    rows = [m for m in (*TABLE_ROWS, *BEYOND_ROWS) if m in arrays]
+    fig, ax = plt.subplots(figsize=(PAGE_WIDTH, 3.6))
+    colours = plt.get_cmap("tab20")
+    for k, method in enumerate(rows):
+        true, pred = arrays[method][seed]
+        coverage, accepted = risk_coverage(true, pred)
+        ax.plot(coverage, accepted, color=colours(k % 20), lw=1.3, label=label(method))
+    true, _ = arrays[reference][seed]
+    for scores, style, name in (
+        (true, dict(c="k", ls="--", lw=1.2), "oracle order"),
+        (np.zeros_like(true), dict(c="k", ls=":", lw=1.2), "random order"),
+    ):
+        coverage, accepted = risk_coverage(true, scores)
+        ax.plot(coverage, accepted, label=f"{name} ({label(reference)}'s masks)", **style)
+    ax.set(xlabel="share accepted (coverage)", ylabel="mean true J of the accepted", xlim=(0, 1))
+    ax.set_title(f"seed {seed}: highest predicted quality accepted first")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, frameon=False)
     fig.tight_layout()
     return fig
 
@@ -298,7 +326,7 @@ def plot_forest(comparisons, title: str | None = None):
     fig, axes = plt.subplots(
         1,
         len(metrics),
-        figsize=(2.5 * len(metrics) + 2.3, 0.6 * len(pairs) + 1.3),
+        figsize=(PAGE_WIDTH, 0.6 * len(pairs) + 1.3),
         sharey=True,
         squeeze=False,
     )
@@ -323,14 +351,13 @@ def plot_forest(comparisons, title: str | None = None):
             ax.scatter([c.estimate], [y], s=45, color=colour, edgecolor="k", zorder=4)
         ax.axvline(0, color="k", ls="--", lw=0.8)
         unit = next(c.unit for c in comparisons if c.metric == metric)
-        ax.set_title(f"{metric}\n({unit})", fontsize=10)
-        ax.tick_params(labelsize=9)
+        ax.set_title(f"{metric}\n({unit})")
         ax.grid(axis="x", alpha=0.3)
     axes[0, 0].set_yticks(range(len(pairs)))
-    axes[0, 0].set_yticklabels([f"{label(r)}\nvs {label(c)}" for r, c in pairs], fontsize=9)
+    axes[0, 0].set_yticklabels([f"{label(r)}\nvs {label(c)}" for r, c in pairs])
     axes[0, 0].invert_yaxis()
-    fig.supxlabel("improvement of the row over its control (right: the row is better)", fontsize=9)
+    fig.supxlabel("improvement of the row over its control (right: the row is better)")
     if title:
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(title)
     fig.tight_layout()
     return fig

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.book
 class AssetParser(HTMLParser):
     def __init__(self):
         super().__init__()
-        self.assets, self.links = [], []
+        self.assets, self.links, self.images = [], [], []
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
@@ -30,6 +30,8 @@ class AssetParser(HTMLParser):
             self.assets.append(a["href"])
         if tag == "a" and a.get("href"):
             self.links.append(a["href"])
+        if tag == "img" and a.get("src"):
+            self.images.append(a["src"])
 
 
 def parse(page: Path) -> AssetParser:
@@ -143,3 +145,23 @@ def test_no_page_shows_a_path_of_the_machine_that_built_it(built_site):
         text = page.read_text()
         leaked = [path for path in local if path in text]
         assert not leaked, f"{page.relative_to(html)} shows {leaked}"
+
+
+def test_chapter_figures_fit_the_text_column_at_150_dpi(built_site):
+    """A chapter's figure is drawn at 150 dpi and at most the column's width (7 inches,
+    with a margin for tight cropping), so the page shows it at (nearly) full size and its
+    8 pt text stays 8 pt (segqual_lite.viz.PAGE_WIDTH)."""
+    from PIL import Image
+
+    html, _ = built_site
+    checked = 0
+    for page in sorted((html / "notebooks").glob("*.html")):
+        for src in parse(page).images:
+            if src.startswith("data:") or not src.endswith(".png"):
+                continue
+            with Image.open((page.parent / src).resolve()) as image:
+                width, dpi = image.size[0], image.info.get("dpi", (0, 0))[0]
+            assert round(dpi) >= 150, f"{page.name}: {src} at {dpi} dpi"
+            assert width <= 7.3 * 150, f"{page.name}: {src} is {width / 150:.1f} inches wide"
+            checked += 1
+    assert checked > 20

@@ -69,11 +69,21 @@ def test_figure3_has_one_titled_panel_per_row_for_the_first_seed():
     assert set(plt.get_fignums()) == before  # nothing else left open
 
 
-def test_risk_coverage_labels_every_row_with_its_automation_rates():
-    fig = plot_risk_coverage(_predictions((*TABLE_ROWS[:2], "tta")), seed=2)
-    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
-    assert [t.split("\n")[0] for t in titles] == ["RCA", "QualityNet", "TTA"]
-    assert all("automated:" in t for t in titles)
+def test_risk_coverage_overlays_every_row_with_the_oracle_and_random_references():
+    predictions = _predictions(("max_prob", *TABLE_ROWS[:2], "tta"))
+    fig = plot_risk_coverage(predictions, seed=2)
+    assert len(fig.axes) == 1 and fig.axes[0].get_title().startswith("seed 2:")
+    labels = [line.get_label() for line in fig.axes[0].get_lines()]
+    assert labels == [
+        "RCA",
+        "QualityNet",
+        "Max Probability",
+        "TTA",
+        "oracle order (Max Probability's masks)",
+        "random order (Max Probability's masks)",
+    ]
+    oracle, random = fig.axes[0].get_lines()[-2:]
+    assert np.all(oracle.get_ydata() >= random.get_ydata() - 1e-12)  # the oracle bounds
     plt.close(fig)
 
 
@@ -90,3 +100,49 @@ def test_forest_plot_has_a_panel_per_metric_and_a_line_per_pair():
         "Max Probability\nvs No Uncertainty"
     ]
     plt.close(fig)
+
+
+def _texts(fig):
+    return [t for t in fig.findobj(matplotlib.text.Text) if t.get_visible() and t.get_text()]
+
+
+def test_every_figure_fits_the_page_with_text_of_at_least_8_pt():
+    """As wide as the site's text column at most, so that the page shows it (nearly) at
+    full size: then 8 pt in the figure is 8 pt on the page. Drawn at 150 dpi."""
+    from segqual_lite.segment import SegmentationSet
+    from segqual_lite.stats import compare
+    from segqual_lite.viz import (
+        PAGE_WIDTH,
+        plot_figure2,
+        plot_uncertainty_vs_error,
+        show_grid,
+        show_uncertainty_maps,
+    )
+
+    rng = np.random.default_rng(0)
+    images = torch.randint(0, 255, (4, 3, 16, 16), dtype=torch.uint8)
+    masks = torch.randint(0, 2, (4, 16, 16), dtype=torch.uint8)
+    pred = masks.roll(3, dims=2)  # a prediction with some wrong pixels
+    maps = torch.rand(4, 16, 16)
+    j = rng.uniform(0.3, 1, 4)
+    seg = SegmentationSet([f"ISIC_{i}" for i in range(4)], images, masks, pred, maps, j)
+    rows = _predictions(TABLE_ROWS, seeds=(0, 1, 2))
+    figures = {
+        "grid": show_grid(images, masks, [f"ISIC_{i:07d}" for i in range(4)], ncols=6),
+        "maps": show_uncertainty_maps(
+            images, masks, pred, {"a": maps, "b": maps}, {"good": 0, "poor": 1}, j
+        ),
+        "vs error": plot_uncertainty_vs_error(maps.numpy(), pred, masks, j, "entropy"),
+        "figure 2": plot_figure2({"max_prob": seg, "mc_dropout": seg}),
+        "figure 3": plot_figure3(rows),
+        "risk-coverage": plot_risk_coverage(rows),
+        "forest": plot_forest(
+            [compare(rows, "max_prob", "no_uncertainty", m, n_boot=50) for m in ("rmse", "auroc")]
+        ),
+    }
+    for name, fig in figures.items():
+        assert fig.get_figwidth() <= PAGE_WIDTH + 1e-9, name
+        assert fig.dpi == 150, name
+        small = [t.get_text() for t in _texts(fig) if t.get_fontsize() < 8]
+        assert not small, (name, small)
+        plt.close(fig)
