@@ -168,7 +168,10 @@ for c in comparisons:
 # For the best, the median, a poor (10th percentile) and the worst test segmentation of
 # the first seed (ranked by the Max Probability U-Net), each method's
 # segmentation (green true positive, red false positive, blue false negative) above its
-# uncertainty map (yellow sure, purple unsure; each map on its own scale):
+# uncertainty map (yellow sure, purple unsure). The maps share one colour scale: each is
+# divided by the largest value it can take (1 - 1/2 for Max Probability, ln 2 for the
+# entropies of MC-dropout, 1 for LCE), HCNN's $\sigma$, which has no largest value, by its
+# 99th percentile over the images shown:
 
 # %%
 sets = {m: segment_split(P, m, P.seeds[0], root, "test", device) for m in METHODS}

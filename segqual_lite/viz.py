@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from .metrics import FAILURE_THRESHOLD, risk_coverage
-from .rows import BEYOND_ROWS, TABLE_ROWS, label
+from .rows import BEYOND_ROWS, TABLE_ROWS, label, map_maximum
 from .tables import per_seed_arrays
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "uncertainty_error_summary",
     "plot_uncertainty_vs_error",
     "figure2_cases",
+    "display_scale",
     "plot_figure2",
     "plot_figure3",
     "plot_risk_coverage",
@@ -221,32 +222,47 @@ def figure2_cases(jaccard_values, quantiles=(1.0, 0.5, 0.1, 0.0)) -> list[int]:
     return [int(order[round(q * (len(order) - 1))]) for q in quantiles]
 
 
+def display_scale(method: str, maps) -> float:
+    """The divisor that puts ``method``'s maps on one scale with the others for display:
+    the largest value the map can take (:func:`~segqual_lite.rows.map_maximum`), or for
+    HCNN's unbounded sigma the 99th percentile of ``maps`` (the images shown)."""
+    maximum = map_maximum(method)
+    if maximum is not None:
+        return maximum
+    return max(float(np.quantile(np.asarray(maps, dtype=np.float64), 0.99)), 1e-6)
+
+
 def plot_figure2(sets: dict, indices: list[int] | None = None):
     """The paper's Figure 2: for a few test images (:func:`figure2_cases` of the first
-    method's Jaccard by default), each method's segmentation (green TP,
-    red FP, blue FN) above its uncertainty map (yellow sure, purple unsure). ``sets``
-    maps a method to its :class:`~segqual_lite.segment.SegmentationSet` on the test split."""
+    method's Jaccard by default), each method's segmentation (green TP, red FP, blue FN)
+    above its uncertainty map (yellow sure, purple unsure), every map divided by its
+    :func:`display_scale` so that one colour bar serves them all. ``sets`` maps a method
+    to its :class:`~segqual_lite.segment.SegmentationSet` on the test split."""
     first = next(iter(sets.values()))
     indices = indices if indices is not None else figure2_cases(first.jaccard)
     fig, axes = plt.subplots(
         2 * len(sets),
         len(indices),
-        figsize=(1.5 * len(indices), 1.5 * 2 * len(sets)),
+        figsize=fit_width(1.5 * len(indices) + 1.0, 1.5 * 2 * len(sets)),
         squeeze=False,
+        layout="constrained",
     )
     for r, (method, seg) in enumerate(sets.items()):
+        scale = display_scale(method, seg.maps[indices])
         for c, i in enumerate(indices):
             top, bottom = axes[2 * r, c], axes[2 * r + 1, c]
             top.imshow(error_overlay(seg.images[i], seg.masks[i], seg.true_masks[i]))
             top.set_title(f"J = {seg.jaccard[i]:.2f}", fontsize=8)
-            bottom.imshow(seg.maps[i].numpy(), cmap="viridis_r")
+            shown = bottom.imshow(seg.maps[i].numpy() / scale, cmap="viridis_r", vmin=0, vmax=1)
             if c == 0:
                 top.set_ylabel(label(method), fontsize=8)
                 bottom.set_ylabel("uncertainty", fontsize=8)
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.tight_layout()
+    fig.colorbar(
+        shown, ax=axes[1::2, :], shrink=0.6, label="map / its largest value (HCNN: 99th pct.)"
+    )
     return fig
 
 
