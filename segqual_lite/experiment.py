@@ -52,8 +52,8 @@ from tqdm.auto import tqdm
 
 from .config import Profile, fix_threads, pick_device, progress_enabled, results_dir
 from .data import prepare_data
-from .quality import fit_quality, predict_quality
-from .rca import rca_cached
+from .quality import fit_quality, predict_quality, quality_folder
+from .rca import rca_cached, rca_path
 from .rows import (
     BEYOND_ROWS,
     CONTROL_ROWS,
@@ -65,7 +65,7 @@ from .rows import (
     get_row,
     samples,
 )
-from .segment import segment_split
+from .segment import segment_split, segmentation_path
 from .store import save_figure, write_text
 from .tables import (
     beyond_table,
@@ -75,7 +75,7 @@ from .tables import (
     read_predictions,
     table_from_predictions,
 )
-from .training import fit_segmentation
+from .training import fit_segmentation, segmentation_model_folder
 from .viz import plot_figure2, plot_figure3, plot_risk_coverage
 
 __all__ = [
@@ -279,6 +279,21 @@ def _run_job(job: tuple, profile: Profile, train_split: str) -> None:
         rca_cached(profile, seed, root, segment_split(profile, "max_prob", seed, root, "test"))
 
 
+def _artifact(job: tuple, profile: Profile, train_split: str) -> Path:
+    """The file that a job of :func:`grid_jobs` makes; the job is done when it exists."""
+    kind, root, *args = job
+    if kind == "f":
+        unet, seed, fold = args
+        method = next(m for m in METHOD_REGISTRY.values() if m.unet == unet).name
+        return segmentation_model_folder(profile, method, seed, root, fold) / "final.pt"
+    if kind == "maps":
+        return segmentation_path(profile, *args[:2], root, *args[2:])
+    if kind == "g":
+        row, seed = args
+        return quality_folder(profile, row, seed, root, train_split) / "final.pt"
+    return rca_path(profile, args[0], root)
+
+
 def _start_worker() -> None:
     fix_threads()
     os.environ["LOKY_MAX_CPU_COUNT"] = "1"  # RCA's forests: one process per worker
@@ -288,13 +303,16 @@ def run_jobs(
     profile: Profile, jobs: dict[tuple, frozenset[tuple]], workers: int, train_split: str = "train"
 ) -> None:
     """Do ``jobs`` (:func:`grid_jobs`) in ``workers`` single-threaded processes, each job
-    once all it needs is done, the costliest ready jobs first; :func:`predict_rows`
-    afterwards only loads. A failing job stops the run with its error; what finished is
-    kept in the store."""
-    pending, done, running = dict(jobs), set(), {}
+    once all it needs is done, the costliest ready jobs first, and none whose artifact
+    is in the store already; :func:`predict_rows` afterwards only loads. A failing job
+    stops the run with its error; what finished is kept in the store."""
+    done = {job for job in jobs if _artifact(job, profile, train_split).exists()}
+    pending, running = {job: needs for job, needs in jobs.items() if job not in done}, {}
+    if not pending:
+        return  # everything is in the store already: no workers to start
     context = multiprocessing.get_context("spawn")  # no torch state copied by fork
     run = functools.partial(_run_job, profile=profile, train_split=train_split)
-    bar = tqdm(total=len(jobs), desc="grid jobs", disable=not progress_enabled())
+    bar = tqdm(total=len(pending), desc="grid jobs", disable=not progress_enabled())
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker) as pool:
         while pending or running:
             ready = [job for job, needs in pending.items() if needs <= done]

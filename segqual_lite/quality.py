@@ -61,6 +61,7 @@ __all__ = [
     "quality_key",
     "quality_loss",
     "fit_quality",
+    "quality_folder",
     "predict_quality",
 ]
 
@@ -120,6 +121,12 @@ def quality_key(profile: Profile, row: str, seed: int, data_root, train_split: s
     )
 
 
+def quality_folder(profile: Profile, row: str, seed: int, data_root, train_split: str) -> Path:
+    """Where :func:`fit_quality` keeps g (``final.pt`` once trained)."""
+    key = quality_key(profile, row, seed, data_root, train_split)
+    return artifact_folder(profile, f"{row}-seed{seed}", key)
+
+
 def quality_loss(predicted: torch.Tensor, target: torch.Tensor, state=None):
     """g's loss: the mean squared error of the predicted Jaccard index (eq. 3)."""
     return F.mse_loss(predicted.float(), target), {}
@@ -151,7 +158,7 @@ def fit_quality(
     scale = map_scale(r.method, train.maps) if channels == 5 else 1.0
     key = quality_key(profile, row, seed, data_root, train_split)
     trained = fit_checkpointed(
-        artifact_folder(profile, f"{row}-seed{seed}", key),
+        quality_folder(profile, row, seed, data_root, train_split),
         key,
         make_model=lambda: QualityCNN(channels, profile.quality_widths),
         dataset=QualityDataset(row, train, scale, augment=True),

@@ -30,7 +30,14 @@ from .store import artifact_folder, artifact_key, save_array
 from .timing import phase
 from .training import training_key
 
-__all__ = ["pixel_features", "choose_references", "reverse_classify", "rca_scores", "rca_cached"]
+__all__ = [
+    "pixel_features",
+    "choose_references",
+    "reverse_classify",
+    "rca_scores",
+    "rca_cached",
+    "rca_path",
+]
 
 FEATURE_SCALES = (5, 11)
 
@@ -122,14 +129,19 @@ def rca_scores(
     return scores, best
 
 
+def rca_path(profile: Profile, seed: int, root: Path) -> Path:
+    """Where :func:`rca_cached` keeps the scores of ``seed``."""
+    key = artifact_key(
+        "rca", f=training_key(profile, "max_prob", seed, root), references=profile.rca_references
+    )
+    return artifact_folder(profile, f"seed{seed}", key) / "scores.npy"
+
+
 def rca_cached(profile: Profile, seed: int, root: Path, test: SegmentationSet) -> np.ndarray:
     """RCA scores (:func:`rca_scores`) for the plain U-Net's test masks ``test`` of
     ``seed``, with the profile's references from the training split; cached like a
     model."""
-    key = artifact_key(
-        "rca", f=training_key(profile, "max_prob", seed, root), references=profile.rca_references
-    )
-    path = artifact_folder(profile, f"seed{seed}", key) / "scores.npy"
+    path = rca_path(profile, seed, root)
     if path.exists():
         return np.load(path)
     train = decoded_split(root, "train", profile.image_size)

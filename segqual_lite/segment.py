@@ -24,7 +24,13 @@ from .timing import phase
 from .training import crossfit_folds, fit_segmentation, training_key
 from .uncertainty import predict_images
 
-__all__ = ["SegmentationSet", "segmentation_key", "segment_split", "decoded_split"]
+__all__ = [
+    "SegmentationSet",
+    "segmentation_key",
+    "segmentation_path",
+    "segment_split",
+    "decoded_split",
+]
 
 
 @dataclass
@@ -68,6 +74,22 @@ def decoded_split(data_root: str | Path, split: str, size: int) -> ISIC2017:
     return _decoded(str(Path(data_root).resolve()), split, size)
 
 
+def segmentation_path(
+    profile: Profile,
+    method: str,
+    seed: int,
+    data_root: str | Path,
+    split: str,
+    crossfit: bool = False,
+) -> Path:
+    """Where :func:`segment_split` keeps the masks and maps (``outputs.pt``)."""
+    key = {**segmentation_key(profile, method, seed, data_root, crossfit), "split": split}
+    # The ensemble is the same for every seed: one cache entry.
+    name = f"{method}-{split}" if get_method(method).all_seeds else f"{method}-seed{seed}-{split}"
+    name += "-crossfit" if crossfit else ""
+    return artifact_folder(profile, name, key) / "outputs.pt"
+
+
 def segment_split(
     profile: Profile,
     method: str,
@@ -91,11 +113,7 @@ def segment_split(
         raise ValueError(f"crossfit=True predicts the training split, not {split!r}")
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}: choose one of {SPLITS}")
-    key = {**segmentation_key(profile, method, seed, data_root, crossfit), "split": split}
-    # The ensemble is the same for every seed: one cache entry.
-    name = f"{method}-{split}" if get_method(method).all_seeds else f"{method}-seed{seed}-{split}"
-    name += "-crossfit" if crossfit else ""
-    path = artifact_folder(profile, name, key) / "outputs.pt"
+    path = segmentation_path(profile, method, seed, data_root, split, crossfit)
     ds = decoded_split(data_root, split, profile.image_size)
     if path.exists():
         saved = torch.load(path, map_location="cpu", weights_only=False)

@@ -50,6 +50,7 @@ __all__ = [
     "training_key",
     "fit_checkpointed",
     "fit_segmentation",
+    "segmentation_model_folder",
 ]
 
 # Loss per batch: (model output, target, state) -> (loss, extras to average per epoch).
@@ -248,6 +249,22 @@ def fit_checkpointed(
         return TrainedModel(model, history, folder)
 
 
+def segmentation_model_folder(
+    profile: Profile,
+    method: str,
+    seed: int,
+    data_root: str | Path,
+    fold: tuple[int, int] | None = None,
+) -> Path:
+    """Where :func:`fit_segmentation` keeps the U-Net (``final.pt`` once trained)."""
+    key = training_key(profile, method, seed, data_root, fold)
+    return artifact_folder(profile, _unet_name(key["unet"], seed, fold), key)
+
+
+def _unet_name(unet: str, seed: int, fold: tuple[int, int] | None) -> str:
+    return f"{unet}-seed{seed}" + (f"-fold{fold[0] + 1}of{fold[1]}" if fold else "")
+
+
 def fit_segmentation(
     profile: Profile,
     method: str,
@@ -270,8 +287,8 @@ def fit_segmentation(
     device = device or pick_device()
     key = training_key(profile, method, seed, data_root, fold)
     unet = key["unet"]
-    name = f"{unet}-seed{seed}" + (f"-fold{fold[0] + 1}of{fold[1]}" if fold else "")
-    folder = artifact_folder(profile, name, key)
+    name = _unet_name(unet, seed, fold)
+    folder = segmentation_model_folder(profile, method, seed, data_root, fold)
     if (folder / "final.pt").exists():
         train = val = None  # loading only: no need to decode the data
     else:

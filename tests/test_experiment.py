@@ -259,6 +259,9 @@ def test_parallel_workers_give_the_numbers_of_one_process(beyond_run, tmp_path, 
     assert all(not needs for job, needs in jobs.items() if job[0] == "f")
     networks = list((tmp_path / "home").rglob("final.pt"))  # every f and every g, once
     assert len(networks) == sum(job[0] in ("f", "g") for job in jobs)
+    assert all(experiment._artifact(job, GRID, "train").exists() for job in jobs)
+    monkeypatch.setattr(experiment, "ProcessPoolExecutor", None)  # done jobs start no worker
+    experiment.run_jobs(GRID, jobs, workers=2)
 
 
 def test_jobs_that_wait_for_missing_jobs_are_refused():
