@@ -154,8 +154,17 @@ def show_uncertainty_maps(
 ):
     """For each case: the image, the error overlay and each uncertainty map (chapters
     03-06). ``maps`` is {name: [N, H, W] array}; the colour map runs yellow (sure) to
-    purple (unsure), as in the paper's Figure 2."""
+    purple (unsure), as in the paper's Figure 2, on one scale per map from 0 to its
+    largest value over the cases shown, so that the cases compare."""
     names = list(maps)
+    arrays = {
+        name: [
+            np.asarray(m[i].detach().cpu() if hasattr(m, "detach") else m[i])
+            for i in cases.values()
+        ]
+        for name, m in maps.items()
+    }
+    top = {name: max(float(a.max()) for a in shown) for name, shown in arrays.items()}
     ncols = 2 + len(names)
     figsize = fit_width(2.3 * ncols, 2.4 * len(cases))
     fig, axes = plt.subplots(len(cases), ncols, figsize=figsize, squeeze=False)
@@ -166,9 +175,7 @@ def show_uncertainty_maps(
         ax[1].imshow(error_overlay(images[i], pred_masks[i], true_masks[i]))
         ax[1].set_title(f"J = {float(jaccard_values[i]):.2f}", fontsize=9)
         for k, name in enumerate(names):
-            m = maps[name][i]
-            m = m.detach().cpu().numpy() if hasattr(m, "detach") else np.asarray(m)
-            im = ax[2 + k].imshow(m, cmap=cmap)
+            im = ax[2 + k].imshow(arrays[name][row], cmap=cmap, vmin=0, vmax=top[name] or 1)
             ax[2 + k].set_title(name, fontsize=9)
             fig.colorbar(im, ax=ax[2 + k], fraction=0.046, pad=0.03)
         for a in ax:

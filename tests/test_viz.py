@@ -4,6 +4,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from segqual_lite.rows import TABLE_ROWS  # noqa: E402
@@ -146,3 +147,17 @@ def test_every_figure_fits_the_page_with_text_of_at_least_8_pt():
         small = [t.get_text() for t in _texts(fig) if t.get_fontsize() < 8]
         assert not small, (name, small)
         plt.close(fig)
+
+
+def test_uncertainty_maps_of_the_cases_shown_share_one_scale_per_map():
+    from segqual_lite.viz import show_uncertainty_maps
+
+    images = torch.zeros(3, 3, 8, 8, dtype=torch.uint8)
+    masks = torch.zeros(3, 8, 8, dtype=torch.uint8)
+    quiet, loud = torch.full((8, 8), 0.1), torch.full((8, 8), 0.4)
+    maps = {"entropy": torch.stack([quiet, loud, quiet])}
+    fig = show_uncertainty_maps(images, masks, masks, maps, {"good": 0, "poor": 1}, [0.9, 0.3, 0.5])
+    shown = [ax.images[0] for ax in fig.axes if ax.get_title() == "entropy"]
+    assert len(shown) == 2
+    assert all(im.get_clim() == pytest.approx((0.0, 0.4)) for im in shown)  # 0.1 looks quiet
+    plt.close(fig)
