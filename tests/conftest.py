@@ -25,12 +25,10 @@ def built_site():
     Chapters whose sources and package code are unchanged since the last build are not
     executed again, so after ``make book`` this costs only the Sphinx pass.
     """
-    import importlib.util
     from pathlib import Path
 
-    repo = Path(__file__).resolve().parents[1]
-    spec = importlib.util.spec_from_file_location("book_build", repo / "book" / "build.py")
-    book_build = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(book_build)
-    html = book_build.build("tiny", repo / "_build")
+    from helpers import load_book_build
+
+    book_build = load_book_build()
+    html = book_build.build("tiny", Path(__file__).resolve().parents[1] / "_build")
     return html, book_build

@@ -37,3 +37,19 @@ def prediction_records(method, seed, true, pred):
         }
         for i, (t, p) in enumerate(zip(true, pred, strict=True))
     ]
+
+
+def load_book_build():
+    """book/build.py as the module ``book_build``, registered in ``sys.modules`` so that
+    its functions pickle into the processes the build starts."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    if "book_build" not in sys.modules:
+        path = Path(__file__).resolve().parents[1] / "book" / "build.py"
+        spec = importlib.util.spec_from_file_location("book_build", path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["book_build"] = module
+        spec.loader.exec_module(module)
+    return sys.modules["book_build"]

@@ -1,12 +1,12 @@
 """The book build's time accounting (book/build.py), on a hand-made executed notebook."""
 
-import importlib.util
 import json
 from datetime import UTC, datetime
 from pathlib import Path
 
 import nbformat
 import pytest
+from helpers import load_book_build
 
 from segqual_lite import timing
 
@@ -16,10 +16,7 @@ T0 = 1_800_000_000.0
 
 @pytest.fixture(scope="module")
 def book_build():
-    spec = importlib.util.spec_from_file_location("book_build", REPO / "book" / "build.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_book_build()
 
 
 def _code(source, start, end, outputs=()):
@@ -91,3 +88,12 @@ def test_results_chapters_form_one_unit_and_the_longest_units_go_first(book_buil
     assert sorted(c for unit in units for c in unit) == sorted(chapters)
     assert all(len(unit) == 1 for unit in units[1:])
     assert book_build.work_units(chapters, {"notebooks/01_data": 60.0})[0] == ["notebooks/01_data"]
+
+
+def test_the_build_functions_pickle_into_its_processes(book_build):
+    """The build runs chapters in processes of its own; its functions must reach them."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as pool:
+        assert pool.submit(book_build._execute_unit, [], REPO, "tiny", {}).result() is None
