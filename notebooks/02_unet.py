@@ -48,7 +48,7 @@ from segqual_lite.metrics import FAILURE_THRESHOLD, jaccard
 from segqual_lite.models import UNet
 from segqual_lite.training import fit_segmentation
 from segqual_lite.uncertainty import predict_images
-from segqual_lite.viz import error_overlay, plot_learning_curve, to_hwc
+from segqual_lite.viz import error_overlay, plot_learning_curve, show_source, to_hwc
 
 # %% tags=["parameters"]
 profile = "tiny"
@@ -80,6 +80,26 @@ print("dropout after encoder blocks:", [type(m).__name__ for m in net.encoder_dr
 print("dropout after decoder blocks:", [type(m).__name__ for m in net.decoder_dropout])
 x = torch.rand(2, 3, P.image_size, P.image_size)
 print("input", tuple(x.shape), "-> logits", tuple(net(x).shape))
+
+# %% [markdown]
+# In the paper's notation, $f$ maps an image to the logits and, for the methods whose
+# U-Net has a second head (chapters 05 and 06), a map of the same size:
+#
+# $$
+# \rho, z = f(x), \tag{1}
+# $$
+#
+# and the mask is the most likely class of each pixel,
+#
+# $$
+# \hat y = \arg\max_c \rho_c . \tag{2}
+# $$
+#
+# The U-Net's forward pass, in two halves split at the first dropout (chapter 04 runs the
+# first half once for all its samples); eq. (2) is the `argmax` in `predict`:
+
+# %%
+show_source(UNet.prefix, UNet.forward_from_prefix)
 
 # %% [markdown]
 # Everything before the first dropout is deterministic, so the network exposes that part

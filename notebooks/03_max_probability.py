@@ -41,8 +41,13 @@ from segqual_lite.config import start_chapter
 from segqual_lite.data import prepare_data
 from segqual_lite.segment import segment_split
 from segqual_lite.training import fit_segmentation
-from segqual_lite.uncertainty import predict, predict_images
-from segqual_lite.viz import pick_cases, plot_uncertainty_vs_error, show_uncertainty_maps
+from segqual_lite.uncertainty import max_probability_map, predict, predict_images
+from segqual_lite.viz import (
+    pick_cases,
+    plot_uncertainty_vs_error,
+    show_source,
+    show_uncertainty_maps,
+)
 
 # %% tags=["parameters"]
 profile = "tiny"
@@ -67,6 +72,12 @@ P, device, seed = start_chapter(profile)
 # the same way for every method.
 #
 # A quick check on three made-up pixels:
+
+# %% [markdown]
+# The package computes eq. (4) in `max_probability_map`, turned into an uncertainty:
+
+# %%
+show_source(max_probability_map)
 
 # %%
 rho = torch.tensor([[4.0, -4.0], [0.3, 0.1], [-1.0, 2.0]])  # three pixels, two classes

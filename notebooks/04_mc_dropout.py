@@ -48,8 +48,19 @@ from segqual_lite.data import ISIC2017, prepare_data
 from segqual_lite.metrics import jaccard
 from segqual_lite.segment import segment_split
 from segqual_lite.training import fit_segmentation
-from segqual_lite.uncertainty import entropy, eval_with_dropout, predict_images
-from segqual_lite.viz import fit_width, pick_cases, plot_uncertainty_vs_error, show_uncertainty_maps
+from segqual_lite.uncertainty import (
+    entropy,
+    eval_with_dropout,
+    mc_dropout_mean_softmax,
+    predict_images,
+)
+from segqual_lite.viz import (
+    fit_width,
+    pick_cases,
+    plot_uncertainty_vs_error,
+    show_source,
+    show_uncertainty_maps,
+)
 
 # %% tags=["parameters"]
 profile = "tiny"
@@ -79,6 +90,13 @@ P, device, seed = start_chapter(profile)
 # this page was computed with.
 #
 # The network is the same plain U-Net as in chapters 02-03; only inference changes.
+
+# %% [markdown]
+# In the package, eq. (5) is `mc_dropout_mean_softmax` (the layers before the first
+# dropout run once for all $T$ samples, see below) and eq. (6) is `entropy`:
+
+# %%
+show_source(mc_dropout_mean_softmax, entropy)
 
 # %%
 root = prepare_data(P)

@@ -44,11 +44,12 @@ from segqual_lite.config import seed_everything, start_chapter
 from segqual_lite.data import prepare_data
 from segqual_lite.segment import segment_split
 from segqual_lite.training import fit_segmentation
-from segqual_lite.uncertainty import hcnn_loss, predict_images
+from segqual_lite.uncertainty import hcnn_loss, hcnn_mean_softmax, predict_images
 from segqual_lite.viz import (
     pick_cases,
     plot_learning_curve,
     plot_uncertainty_vs_error,
+    show_source,
     show_uncertainty_maps,
     uncertainty_error_summary,
 )
@@ -83,6 +84,14 @@ P, device, seed = start_chapter(profile)
 # $$
 # -\log p_y = -\Big( \operatorname{logsumexp}_t \, \log \mathrm{Softmax}(\rho + \sigma\varepsilon_t)_y - \log T \Big).
 # $$
+
+# %% [markdown]
+# In the package, the sampled mean softmax of eq. (7) at test time is
+# `hcnn_mean_softmax`, and the training loss, written with `logsumexp`, is `hcnn_loss`
+# (both draw the noise with `_noisy`):
+
+# %%
+show_source(hcnn_mean_softmax, hcnn_loss)
 
 # %%
 rho = torch.tensor([[[[120.0]], [[-120.0]]]])  # one pixel, sure of class 0 ...

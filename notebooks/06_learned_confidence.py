@@ -46,7 +46,13 @@ from segqual_lite.data import prepare_data
 from segqual_lite.segment import segment_split
 from segqual_lite.training import fit_segmentation
 from segqual_lite.uncertainty import LCE_BUDGET, LCE_LAMBDA0, lce_loss, update_lambda
-from segqual_lite.viz import fit_width, pick_cases, plot_uncertainty_vs_error, show_uncertainty_maps
+from segqual_lite.viz import (
+    fit_width,
+    pick_cases,
+    plot_uncertainty_vs_error,
+    show_source,
+    show_uncertainty_maps,
+)
 
 # %% tags=["parameters"]
 profile = "tiny"
@@ -76,6 +82,13 @@ P, device, seed = start_chapter(profile)
 # the images, one coin flip per image); the other half train the plain softmax, and at
 # test time the prediction is the un-interpolated softmax. Probabilities and $c$ are
 # clamped to $[10^{-12}, 1 - 10^{-12}]$ before any logarithm.
+
+# %% [markdown]
+# In the package, eq. (8) and the loss are `lce_loss`; the budget $\beta$ moves
+# $\lambda$ in `update_lambda` after each batch:
+
+# %%
+show_source(lce_loss)
 
 # %%
 rho = torch.tensor([[[[2.0]], [[-2.0]]]])  # one pixel, fairly sure of class 0

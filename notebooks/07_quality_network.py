@@ -46,7 +46,7 @@ from segqual_lite.models import QualityCNN
 from segqual_lite.quality import QualityDataset, fit_quality, map_scale, predict_quality
 from segqual_lite.rows import METHODS, QUALITY_ROWS, get_row, in_channels, label
 from segqual_lite.segment import segment_split
-from segqual_lite.viz import to_hwc
+from segqual_lite.viz import show_source, to_hwc
 
 # %% tags=["parameters"]
 profile = "tiny"
@@ -73,6 +73,13 @@ root = prepare_data(P)
 # $g$ is a small VGG-style CNN: blocks of two $3 \times 3$ convolutions with pooling,
 # global average pooling, one linear layer and a sigmoid. The paper trains it for 30
 # epochs with Adam ($10^{-3}$), batches of 16, and the same flips and rotations as $f$.
+
+# %% [markdown]
+# The inputs of eq. (3) are assembled by `QualityDataset.inputs`, for each row of Table
+# 1:
+
+# %%
+show_source(QualityDataset.inputs)
 
 # %%
 for name in QUALITY_ROWS:

@@ -12,6 +12,10 @@ with :func:`fit_width`.
 
 from __future__ import annotations
 
+import ast
+import inspect
+import textwrap
+
 import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
@@ -24,6 +28,7 @@ __all__ = [
     "BOOK_STYLE",
     "PAGE_WIDTH",
     "fit_width",
+    "show_source",
     "to_hwc",
     "mask_outline",
     "error_overlay",
@@ -62,6 +67,24 @@ def fit_width(width: float, height: float) -> tuple[float, float]:
     """A figure size no wider than :data:`PAGE_WIDTH`, scaled down with its aspect."""
     scale = min(1.0, PAGE_WIDTH / width)
     return width * scale, height * scale
+
+
+def show_source(*functions):
+    """The code of ``functions`` (their docstrings left out), as one highlighted Python
+    block for a chapter's output: the lines behind an equation, next to it."""
+    from IPython.display import Markdown
+
+    blocks = []
+    for function in functions:
+        source = textwrap.dedent(inspect.getsource(function))
+        lines = source.splitlines()
+        body = ast.parse(source).body[0].body
+        if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+            first, last = body[0].lineno, body[0].end_lineno  # the docstring's lines, from 1
+            lines = lines[: first - 1] + lines[last:]
+        where = f"# {function.__module__}.{function.__qualname__}"
+        blocks.append("\n".join([where, *lines]))
+    return Markdown("```python\n" + "\n\n".join(blocks) + "\n```")
 
 
 def to_hwc(image) -> np.ndarray:

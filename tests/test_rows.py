@@ -130,3 +130,14 @@ def test_modules_only_import_downwards_even_inside_functions():
     for module, imported in graph.items():
         for other in imported:
             assert layer[other] < layer[module], f"{module} imports {other} (up or sideways)"
+
+
+def test_the_api_page_documents_every_module_in_import_order():
+    """book/api.md lists the modules from the bottom of the package to the top."""
+    import re
+
+    text = (PACKAGE.parent / "book" / "api.md").read_text()
+    listed = re.findall(r"automodule:: segqual_lite\.(\w+)", text)
+    layer = {m: i for i, group in enumerate(LAYERS) for m in group}
+    assert set(listed) == set(layer) - {"cli", "__main__"}
+    assert [layer[m] for m in listed] == sorted(layer[m] for m in listed)

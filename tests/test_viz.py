@@ -161,3 +161,14 @@ def test_uncertainty_maps_of_the_cases_shown_share_one_scale_per_map():
     assert len(shown) == 2
     assert all(im.get_clim() == pytest.approx((0.0, 0.4)) for im in shown)  # 0.1 looks quiet
     plt.close(fig)
+
+
+def test_show_source_gives_the_code_without_its_docstring():
+    from segqual_lite.models import UNet
+    from segqual_lite.uncertainty import entropy
+    from segqual_lite.viz import show_source
+
+    text = show_source(entropy, UNet.forward).data
+    assert text.startswith("```python\n# segqual_lite.uncertainty.entropy\ndef entropy(")
+    assert "xlogy" in text and '"""' not in text and text.endswith("\n```")
+    assert "# segqual_lite.models.UNet.forward\ndef forward(self" in text  # dedented method
