@@ -321,7 +321,7 @@ def run_jobs(
                 running[pool.submit(run, job)] = job
                 del pending[job]
             if not running:
-                raise RuntimeError(f"jobs wait for jobs that do not exist: {sorted(pending)[:3]}")
+                raise RuntimeError(f"jobs wait for jobs that do not exist: {list(pending)[:3]}")
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:
                 future.result()  # a job's error stops the run here
