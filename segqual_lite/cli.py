@@ -22,6 +22,7 @@ from .data import (
     DataError,
     check_isic2017,
     download_isic2017,
+    isic2017_base_url,
     make_synthetic_isic,
     prepare_data,
 )
@@ -53,7 +54,9 @@ def _cmd_check(args) -> int:
 
 
 def _cmd_download(args) -> int:
-    counts = download_isic2017(args.root, progress=not args.quiet)
+    counts = download_isic2017(
+        args.root, base_url=args.mirror or isic2017_base_url(), progress=not args.quiet
+    )
     print(" ".join(f"{split}={n}" for split, n in counts.items()))
     return 0
 
@@ -117,6 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
     download = data_cmds.add_parser("download", help="fetch the official ISIC 2017 Part 1 zips")
     download.add_argument("root")
     download.add_argument("--quiet", action="store_true", help="no progress bar")
+    download.add_argument(
+        "--mirror",
+        help="base URL of a mirror holding the six official zips "
+        "(default: $SEGQUAL_ISIC_MIRROR, else the ISIC archive)",
+    )
     download.set_defaults(func=_cmd_download)
 
     reproduce = commands.add_parser(

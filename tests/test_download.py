@@ -117,3 +117,75 @@ def test_wrong_counts_and_missing_zip(server, tmp_path):
     RangeHandler.files = {k: v for k, v in files.items() if k != ISIC2017_ZIPS[3]}
     with pytest.raises(DataError, match="HTTP 404"):
         download_isic2017(tmp_path / "b", url, EXPECTED, progress=False)
+
+
+# ---- An existing folder, and the mirror setting -------------------------------------------
+@pytest.fixture
+def isic_home(tmp_path, monkeypatch):
+    """A small ISIC-layout folder that counts as complete (the official counts patched to
+    its own), an artifact store, and a download that records its calls instead of
+    touching the network."""
+    from segqual_lite.data import prepare
+
+    root = tmp_path / "isic2017"
+    make_synthetic_isic(root, n_train=4, n_val=2, n_test=3, size=24, seed=1)
+    monkeypatch.setenv("SEGQUAL_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(prepare, "OFFICIAL_COUNTS", {"train": 4, "val": 2, "test": 3})
+    calls = []
+
+    def download(folder, base_url, **_):
+        calls.append((folder, base_url))
+        folder.mkdir(parents=True, exist_ok=True)
+        return {"train": 4, "val": 2, "test": 3}
+
+    monkeypatch.setattr(prepare, "download_isic2017", download)
+    return root, calls
+
+
+def test_an_existing_complete_folder_is_used_without_the_network(isic_home, monkeypatch, capsys):
+    from segqual_lite.config import get_profile
+    from segqual_lite.data import prepare, prepare_data
+
+    root, calls = isic_home
+    assert prepare_data(get_profile("colab"), root) == root and not calls
+    assert "using the ISIC 2017 folder" in capsys.readouterr().out
+    checks = []
+    counts = {"train": 4, "val": 2, "test": 3}
+    monkeypatch.setattr(prepare, "check_isic2017", lambda r: checks.append(r) or counts)
+    prepare_data(get_profile("colab"), root)  # remembered: not decoded again
+    assert not checks and not calls
+    mask = next((root / "ISIC-2017_Test_v2_Part1_GroundTruth").glob("*.png"))
+    mask.write_bytes(mask.read_bytes() + b"\0")  # a changed file: checked again
+    prepare_data(get_profile("colab"), root)
+    assert checks == [root]
+
+
+def test_a_missing_or_incomplete_folder_is_downloaded_from_the_mirror(
+    isic_home, monkeypatch, capsys
+):
+    from segqual_lite.config import get_profile
+    from segqual_lite.data import MIRROR_ENV, prepare_data
+
+    root, calls = isic_home
+    monkeypatch.setenv(MIRROR_ENV, "http://mirror.example/isic/")
+    next((root / "ISIC-2017_Validation_Part1_GroundTruth").glob("*.png")).unlink()
+    prepare_data(get_profile("colab"), root)
+    out = capsys.readouterr().out
+    assert "is incomplete" in out and "downloading the missing zips" in out
+    assert calls == [(root, "http://mirror.example/isic/")]
+    prepare_data(get_profile("colab"), root.parent / "elsewhere")
+    assert "no ISIC 2017 folder at" in capsys.readouterr().out and len(calls) == 2
+
+
+def test_the_download_command_takes_a_mirror(monkeypatch, tmp_path, capsys):
+    from segqual_lite import cli
+
+    seen = {}
+
+    def download(root, base_url, progress):
+        seen.update(root=root, base_url=base_url)
+        return {"train": 0, "val": 0, "test": 0}
+
+    monkeypatch.setattr(cli, "download_isic2017", download)
+    assert cli.main(["data", "download", str(tmp_path), "--mirror", "http://m/x/", "--quiet"]) == 0
+    assert seen == {"root": str(tmp_path), "base_url": "http://m/x/"}

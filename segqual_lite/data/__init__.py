@@ -4,7 +4,7 @@ joint augmentation (chapter 01)."""
 from .download import ISIC2017_BASE_URL, ISIC2017_ZIPS, download_isic2017
 from .isic import ISIC2017, check_isic2017, list_pairs
 from .layout import OFFICIAL_COUNTS, SPLITS, DataError, split_folders
-from .prepare import prepare_data
+from .prepare import MIRROR_ENV, isic2017_base_url, prepare_data
 from .synthetic import (
     DEFAULT_HARD_CASE_SHARES,
     HARD_CASES,
@@ -41,6 +41,8 @@ __all__ = [
     "list_pairs",
     "make_synthetic_isic",
     "prepare_data",
+    "isic2017_base_url",
+    "MIRROR_ENV",
     "read_hard_cases",
     "split_folders",
     "undo_dihedral",
