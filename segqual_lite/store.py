@@ -13,6 +13,7 @@ leaves half a file that a later run would trust.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -64,8 +65,27 @@ def artifact_folder(profile: Profile, name: str, key: dict) -> Path:
 
 
 def data_identity(root: str | os.PathLike) -> str:
-    """What identifies a data folder in the keys of everything computed from it."""
-    return Path(root).resolve().name
+    """What identifies a data folder in the keys of everything computed from it: its
+    name and a fingerprint of its files (every file's path, size and modification
+    time), so that two folders of the same name, or a folder whose mask was changed,
+    do not share models. Taken once per folder and process (listing thousands of files
+    costs a fraction of a second); after changing data within a running session, call
+    ``data_identity.cache_clear()`` or restart."""
+    return _data_identity(str(Path(root).resolve()))
+
+
+@functools.lru_cache(maxsize=16)
+def _data_identity(root: str) -> str:
+    entries = []
+    for folder, _, files in os.walk(root):
+        for name in files:
+            path = os.path.join(folder, name)
+            stat = os.stat(path)
+            entries.append((os.path.relpath(path, root), stat.st_size, stat.st_mtime_ns))
+    return f"{Path(root).name}-{digest({'files': sorted(entries)}, length=16)}"
+
+
+data_identity.cache_clear = _data_identity.cache_clear
 
 
 @contextmanager

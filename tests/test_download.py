@@ -145,6 +145,7 @@ def isic_home(tmp_path, monkeypatch):
 def test_an_existing_complete_folder_is_used_without_the_network(isic_home, monkeypatch, capsys):
     from segqual_lite.config import get_profile
     from segqual_lite.data import prepare, prepare_data
+    from segqual_lite.store import data_identity
 
     root, calls = isic_home
     assert prepare_data(get_profile("colab"), root) == root and not calls
@@ -156,6 +157,7 @@ def test_an_existing_complete_folder_is_used_without_the_network(isic_home, monk
     assert not checks and not calls
     mask = next((root / "ISIC-2017_Test_v2_Part1_GroundTruth").glob("*.png"))
     mask.write_bytes(mask.read_bytes() + b"\0")  # a changed file: checked again
+    data_identity.cache_clear()  # (a new session would take a new fingerprint anyway)
     prepare_data(get_profile("colab"), root)
     assert checks == [root]
 

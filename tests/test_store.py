@@ -55,3 +55,23 @@ def test_arrays_keep_their_name(tmp_path):
     save_array(np.arange(3.0), tmp_path / "scores.npy")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.npy"]
     assert np.load(tmp_path / "scores.npy").tolist() == [0.0, 1.0, 2.0]
+
+
+def test_data_identity_tells_folders_of_the_same_name_and_changed_masks_apart(tmp_path):
+    from segqual_lite.config import get_profile
+    from segqual_lite.data import make_synthetic_isic
+    from segqual_lite.store import data_identity
+    from segqual_lite.training import training_key
+
+    a, b = tmp_path / "one" / "isic2017", tmp_path / "two" / "isic2017"
+    make_synthetic_isic(a, 4, 2, 3, size=24, seed=1)
+    make_synthetic_isic(b, 4, 2, 3, size=24, seed=2)
+    assert data_identity(a).startswith("isic2017-") and data_identity(a) != data_identity(b)
+    profile = get_profile("tiny")
+    before = training_key(profile, "max_prob", 0, a)
+    assert training_key(profile, "max_prob", 0, b) != before  # no shared models
+    mask = next((a / "ISIC-2017_Training_Part1_GroundTruth").glob("*.png"))
+    mask.write_bytes(mask.read_bytes() + b"\0")
+    assert training_key(profile, "max_prob", 0, a) == before  # taken once per process ...
+    data_identity.cache_clear()
+    assert training_key(profile, "max_prob", 0, a) != before  # ... and a change invalidates

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from ..config import Profile, home
-from ..store import artifact_key, atomic_path, digest, write_text
+from ..store import artifact_key, atomic_path, data_identity, digest, write_text
 from ..timing import phase
 from .download import ISIC2017_BASE_URL, download_isic2017
 from .isic import check_isic2017
@@ -27,18 +27,6 @@ def isic2017_base_url() -> str:
     return os.environ.get(MIRROR_ENV) or ISIC2017_BASE_URL
 
 
-def _listing(root: Path) -> str:
-    """A digest of the files under ``root`` (names, sizes, modification times)."""
-    entries = []
-    for folder, _, files in os.walk(root):
-        for name in files:
-            stat = os.stat(os.path.join(folder, name))
-            entries.append(
-                (os.path.relpath(os.path.join(folder, name), root), stat.st_size, stat.st_mtime_ns)
-            )
-    return digest({"files": sorted(entries)})
-
-
 def _use_existing_isic2017(root: Path) -> bool:
     """Whether ``root`` already holds ISIC 2017 Part 1 with the official counts, checked
     once (every image decoded) and remembered in the artifact store while its files stay
@@ -47,7 +35,7 @@ def _use_existing_isic2017(root: Path) -> bool:
         print(f"no ISIC 2017 folder at {root}: downloading the official zips")
         return False
     record = home() / "data" / "checked" / f"{digest({'root': str(root.resolve())})}.json"
-    listing = _listing(root)
+    listing = data_identity(root)
     if record.exists() and json.loads(record.read_text()).get("listing") == listing:
         return True
     try:
