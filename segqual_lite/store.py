@@ -92,10 +92,12 @@ data_identity.cache_clear = _data_identity.cache_clear
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; when the block ends without error, rename
     it over ``path`` (a file or a whole folder), else remove it. The temporary name keeps
-    the suffix, for writers that choose the format by it."""
+    the suffix, for writers that choose the format by it, and names the process, so that
+    processes writing the same artifact at once (the grid's workers) never share it: the
+    last rename wins, with a whole file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
+    tmp = path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
     _remove(tmp)
     try:
         yield tmp

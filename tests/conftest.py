@@ -1,6 +1,20 @@
+import os
+
 import pytest
 
 from segqual_lite.data import make_synthetic_isic
+
+
+@pytest.fixture(scope="session", autouse=True)
+def artifact_home(tmp_path_factory):
+    """An artifact store for the session (decoded splits, models), so that tests which
+    set none write nothing into the repository; tests that set their own keep it."""
+    if "SEGQUAL_HOME" in os.environ:
+        yield
+        return
+    os.environ["SEGQUAL_HOME"] = str(tmp_path_factory.mktemp("segqual_home"))
+    yield
+    os.environ.pop("SEGQUAL_HOME", None)
 
 
 @pytest.fixture(scope="session")

@@ -239,3 +239,19 @@ def test_augmented_dataset_is_repeatable(synth_root):
     assert all(
         torch.equal(x[0], y[0]) and torch.equal(x[1], y[1]) for x, y in zip(a, b, strict=True)
     )
+
+
+def test_a_split_is_decoded_once_and_then_read_from_the_store(synth_root, monkeypatch):
+    from segqual_lite.data import isic
+
+    first = ISIC2017(synth_root, "val", 16)
+    path = isic.decoded_path(synth_root, "val", 16)
+    assert path.exists() and path.is_relative_to(isic.home())
+
+    def no_decoding(*args):
+        raise AssertionError("decoded again")
+
+    monkeypatch.setattr(isic, "_read_pair", no_decoding)
+    again = ISIC2017(synth_root, "val", 16)
+    assert again.ids == first.ids
+    assert torch.equal(again.images, first.images) and torch.equal(again.masks, first.masks)

@@ -2,7 +2,7 @@
 joint augmentation (chapter 01)."""
 
 from .download import ISIC2017_BASE_URL, ISIC2017_ZIPS, download_isic2017
-from .isic import ISIC2017, check_isic2017, list_pairs
+from .isic import ISIC2017, check_isic2017, decode_split, list_pairs
 from .layout import OFFICIAL_COUNTS, SPLITS, DataError, split_folders
 from .prepare import MIRROR_ENV, isic2017_base_url, prepare_data
 from .synthetic import (
@@ -39,6 +39,7 @@ __all__ = [
     "draw_lesion",
     "joint_augmentation",
     "list_pairs",
+    "decode_split",
     "make_synthetic_isic",
     "prepare_data",
     "isic2017_base_url",
