@@ -68,13 +68,16 @@ def _cmd_reproduce(args) -> int:
     counterfactual = args.counterfactual and profile.data == "synthetic"
     if args.counterfactual and not counterfactual:
         print(f"no counterfactual: profile {profile.name!r} reads real data, not synthetic")
+    # An ISIC folder given with --data is checked (and completed when it is not) like the
+    # default one; a synthetic folder given with --data is used as it is.
+    real = profile.data == "isic2017"
+    root = prepare_data(profile, args.data) if real or not args.data else Path(args.data)
     if args.workers > 1:  # the grid's and the counterfactual's jobs share the workers
-        root = Path(args.data) if args.data else prepare_data(profile)
         jobs = grid_jobs(profile, (*rows, *(BEYOND_ROWS if args.beyond else ())), seeds, root)
         jobs |= counterfactual_jobs(profile) if counterfactual else {}
         run_jobs(profile, jobs, args.workers)
     result = run_grid(
-        profile, rows=rows, seeds=seeds, data_root=args.data, out=args.out, beyond=args.beyond
+        profile, rows=rows, seeds=seeds, data_root=root, out=args.out, beyond=args.beyond
     )
     _print_tables(result)
     print(f"results in {result.out}")

@@ -15,3 +15,23 @@ def test_reproduce_knows_every_row_and_refuses_others(capsys):
 def test_merge_of_missing_folders_names_the_file(tmp_path, capsys):
     assert main(["merge", str(tmp_path / "nowhere"), "--out", str(tmp_path / "m")]) == 2
     assert "predictions.csv is missing" in capsys.readouterr().err
+
+
+def test_reproduce_checks_an_isic_folder_given_with_data(monkeypatch, tmp_path):
+    """--data DIR on a real-data profile goes through prepare_data (used as it is when
+    complete, downloaded into when not), like the default folder."""
+    from segqual_lite import cli
+
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def prepare(profile, root=None):
+        seen.append((profile.name, root))
+        raise Stop
+
+    monkeypatch.setattr(cli, "prepare_data", prepare)
+    with pytest.raises(Stop):
+        cli.main(["reproduce", "--profile", "colab", "--data", str(tmp_path)])
+    assert seen == [("colab", str(tmp_path))]
