@@ -52,9 +52,10 @@ from segqual_lite.viz import error_overlay, plot_learning_curve, show_source, to
 
 # %% tags=["parameters"]
 profile = "tiny"
+overrides = {}  # fields of the profile to change, e.g. {"epochs_f": 2, "seeds": [0]}
 
 # %%
-P, device, seed = start_chapter(profile)
+P, device, seed = start_chapter(profile, overrides)
 
 # %% [markdown]
 # ## The architecture

@@ -56,9 +56,10 @@ from segqual_lite.viz import (
 
 # %% tags=["parameters"]
 profile = "tiny"
+overrides = {}  # fields of the profile to change, e.g. {"epochs_f": 2, "seeds": [0]}
 
 # %%
-P, device, seed = start_chapter(profile)
+P, device, seed = start_chapter(profile, overrides)
 
 # %% [markdown]
 # ## Equation 7

@@ -50,10 +50,11 @@ from segqual_lite.viz import show_source, to_hwc
 
 # %% tags=["parameters"]
 profile = "tiny"
+overrides = {}  # fields of the profile to change, e.g. {"epochs_f": 2, "seeds": [0]}
 row = "max_prob"  # the row of Table 1 this chapter trains
 
 # %%
-P, device, seed = start_chapter(profile)
+P, device, seed = start_chapter(profile, overrides)
 root = prepare_data(P)
 
 # %% [markdown]

@@ -52,9 +52,10 @@ from segqual_lite.viz import error_overlay, fit_width
 
 # %% tags=["parameters"]
 profile = "tiny"
+overrides = {}  # fields of the profile to change, e.g. {"epochs_f": 2, "seeds": [0]}
 
 # %%
-P, device, seed = start_chapter(profile)
+P, device, seed = start_chapter(profile, overrides)
 
 # %% [markdown]
 # ## The Jaccard index

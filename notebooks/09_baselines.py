@@ -58,9 +58,10 @@ from segqual_lite.viz import error_overlay, fit_width, pick_cases, to_hwc
 
 # %% tags=["parameters"]
 profile = "tiny"
+overrides = {}  # fields of the profile to change, e.g. {"epochs_f": 2, "seeds": [0]}
 
 # %%
-P, device, seed = start_chapter(profile)
+P, device, seed = start_chapter(profile, overrides)
 root = prepare_data(P)
 test = segment_split(P, "max_prob", seed, root, "test", device)
 print(

@@ -60,9 +60,10 @@ from segqual_lite.viz import plot_figure2, plot_figure3, plot_forest
 
 # %% tags=["parameters"]
 profile = "tiny"
+overrides = {}  # fields of the profile to change, e.g. {"epochs_f": 2, "seeds": [0]}
 
 # %%
-P, device, seed = start_chapter(profile)
+P, device, seed = start_chapter(profile, overrides)
 root = prepare_data(P)
 
 # %% [markdown]

@@ -65,9 +65,10 @@ from segqual_lite.viz import fit_width, plot_figure2, plot_forest, plot_risk_cov
 
 # %% tags=["parameters"]
 profile = "tiny"
+overrides = {}  # fields of the profile to change, e.g. {"epochs_f": 2, "seeds": [0]}
 
 # %%
-P, device, seed = start_chapter(profile)
+P, device, seed = start_chapter(profile, overrides)
 root = prepare_data(P)
 
 # %% [markdown]

@@ -17,7 +17,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .config import get_profile
+from .config import get_profile, overridden_name, parse_overrides
 from .data import (
     DataError,
     check_isic2017,
@@ -63,6 +63,9 @@ def _cmd_download(args) -> int:
 
 def _cmd_reproduce(args) -> int:
     profile = get_profile(args.profile)
+    if args.set:
+        overrides = parse_overrides(args.set)
+        profile = profile.with_(**{"name": overridden_name(profile, overrides), **overrides})
     rows = tuple(args.rows or (*TABLE_ROWS, *CONTROL_ROWS))
     seeds = tuple(args.seeds) if args.seeds else profile.seeds
     counterfactual = args.counterfactual and profile.data == "synthetic"
@@ -147,6 +150,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--beyond",
         action="store_true",
         help="also run chapter 11's rows (cross-fitting, ensemble, TTA) and write beyond.csv",
+    )
+    reproduce.add_argument(
+        "--set",
+        action="append",
+        metavar="FIELD=VALUE",
+        help="change a field of the profile, e.g. --set epochs_f=1 --set seeds=0,1 "
+        "(results go to a profile named after the changes)",
     )
     reproduce.add_argument(
         "--counterfactual",

@@ -21,6 +21,8 @@ __all__ = [
     "Profile",
     "PROFILES",
     "get_profile",
+    "parse_overrides",
+    "overridden_name",
     "home",
     "pick_device",
     "progress_enabled",
@@ -64,12 +66,58 @@ class Profile:
     crossfit_folds: int
 
     def with_(self, **changes) -> Profile:
-        """A copy with some fields changed (for exercises and quick experiments)."""
+        """A copy with some fields changed (exercises, quick experiments, a profile shrunk
+        for a rehearsal). An unknown field or a value of the wrong type is refused with
+        the list of fields and their types."""
+        fields = {f.name: f.type for f in dataclasses.fields(self)}
+        problems = [f"unknown field {name!r}" for name in changes if name not in fields]
+        for name, value in changes.items():
+            expected = _FIELD_TYPES.get(fields.get(name))
+            if expected and not _is_a(value, expected):
+                problems.append(f"{name}={value!r} is not {fields[name]}")
+        if problems:
+            listing = ", ".join(f"{name}: {kind}" for name, kind in fields.items())
+            raise ValueError(f"{'; '.join(problems)}. The fields of a profile: {listing}")
         return dataclasses.replace(self, **changes)
 
     def key(self) -> dict:
         """The fields that identify the artifacts this profile produces."""
         return dataclasses.asdict(self)
+
+
+# The types of Profile's fields (annotations are strings, from __future__ annotations).
+_FIELD_TYPES = {"str": str, "int": int, "float": (int, float), "tuple[int, ...]": tuple}
+
+
+def _is_a(value, expected) -> bool:
+    if expected is tuple:
+        return isinstance(value, tuple) and all(_is_a(v, int) for v in value)
+    if expected is int or expected == (int, float):
+        return isinstance(value, expected) and not isinstance(value, bool)
+    return isinstance(value, expected)
+
+
+def parse_overrides(settings: list[str]) -> dict:
+    """``["epochs_f=1", "seeds=0,1", "lr=3e-4"]`` as profile field values, each read by
+    its field's type (a tuple as comma-separated integers); refused like
+    :meth:`Profile.with_` when a field is unknown or a value does not parse."""
+    fields = {f.name: f.type for f in dataclasses.fields(Profile)}
+    out = {}
+    for setting in settings:
+        name, sep, text = setting.partition("=")
+        kind = fields.get(name.strip())
+        if not sep or kind is None:
+            listing = ", ".join(f"{n}: {k}" for n, k in fields.items())
+            raise ValueError(f"{setting!r} is not FIELD=VALUE with a field of: {listing}")
+        try:
+            if kind == "tuple[int, ...]":
+                value = tuple(int(v) for v in text.split(",") if v.strip())
+            else:
+                value = {"int": int, "float": float, "str": str}[kind](text)
+        except ValueError:
+            raise ValueError(f"{setting!r}: {text!r} is not a {kind}") from None
+        out[name.strip()] = value
+    return out
 
 
 # Paper values: DeVries & Taylor (2018), section 4. The U-Net's width is not given in the
@@ -242,11 +290,28 @@ class ChapterSetup(NamedTuple):
     seed: int
 
 
-def start_chapter(profile_name: str) -> ChapterSetup:
+def overridden_name(profile: Profile, overrides: dict) -> str:
+    """The name of ``profile`` with ``overrides``: ``tiny+epochs_f=1,seeds=0-1``."""
+    if "name" in overrides:
+        return overrides["name"]
+    parts = [
+        f"{k}={'-'.join(map(str, v)) if isinstance(v, tuple) else v}"
+        for k, v in sorted(overrides.items())
+    ]
+    return f"{profile.name}+{','.join(parts)}"
+
+
+def start_chapter(profile_name: str, overrides: dict | None = None) -> ChapterSetup:
     """Every chapter's set-up: the profile, the device, the CPU thread count
     (:func:`fix_threads`) and the first seed of the profile (seeded), reported in one
-    line."""
+    line. ``overrides`` (the parameters cell's, for instructors) changes some fields of
+    the profile (:meth:`Profile.with_`), under a name of its own so that its results do
+    not overwrite the named profile's."""
     profile = get_profile(profile_name)
+    if overrides:
+        # papermill and JSON give lists where a profile holds tuples
+        overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
+        profile = profile.with_(**{"name": overridden_name(profile, overrides), **overrides})
     fix_threads()
     device = pick_device()
     seed = profile.seeds[0]

@@ -84,3 +84,31 @@ def test_the_thread_count_is_fixed_and_checked(monkeypatch):
     monkeypatch.delenv("SEGQUAL_THREADS")
     assert torch_threads() == 1
     t.set_num_threads(before)
+
+
+def test_profile_fields_are_changed_by_name_and_type_or_refused_with_the_list():
+    from segqual_lite.config import overridden_name, parse_overrides, start_chapter
+
+    tiny = get_profile("tiny")
+    with pytest.raises(ValueError, match=r"unknown field 'epochs'.*fields of a profile: name: str"):
+        tiny.with_(epochs=1)
+    with pytest.raises(ValueError, match=r"epochs_f='1' is not int"):
+        tiny.with_(epochs_f="1")
+    with pytest.raises(ValueError, match=r"seeds=\[0\] is not tuple\[int, \.\.\.\]"):
+        tiny.with_(seeds=[0])
+    changes = parse_overrides(["epochs_f=1", "seeds=0,1", "lr=3e-4"])
+    assert changes == {"epochs_f": 1, "seeds": (0, 1), "lr": 3e-4}
+    assert overridden_name(tiny, changes) == "tiny+epochs_f=1,lr=0.0003,seeds=0-1"
+    with pytest.raises(ValueError, match=r"'epochs_f=x': 'x' is not a int"):
+        parse_overrides(["epochs_f=x"])
+    with pytest.raises(ValueError, match=r"'batch=4' is not FIELD=VALUE with a field of"):
+        parse_overrides(["batch=4"])
+    P, _, seed = start_chapter("tiny", {"seeds": [3], "epochs_f": 2})  # as papermill gives it
+    assert (P.name, P.seeds, P.epochs_f, seed) == ("tiny+epochs_f=2,seeds=3", (3,), 2, 3)
+
+
+def test_reproduce_refuses_an_unknown_field(capsys):
+    from segqual_lite.cli import main
+
+    assert main(["reproduce", "--profile", "tiny", "--set", "epochs=1"]) != 0
+    assert "is not FIELD=VALUE with a field of" in capsys.readouterr().err

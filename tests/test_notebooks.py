@@ -45,6 +45,7 @@ def test_exactly_one_parameters_cell_defaulting_to_tiny(source):
     params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(params) == 1
     assert re.search(r'^profile = "tiny"$', params[0].source, re.M)
+    assert re.search(r"^overrides = \{\}", params[0].source, re.M)  # for instructors
     assert params[0].cell_type == "code"
 
 
