@@ -48,7 +48,7 @@ from segqual_lite.metrics import FAILURE_THRESHOLD, jaccard
 from segqual_lite.models import UNet
 from segqual_lite.training import fit_segmentation
 from segqual_lite.uncertainty import predict_images
-from segqual_lite.viz import error_overlay, plot_learning_curve, show_source, to_hwc
+from segqual_lite.viz import error_overlay, fit_width, plot_learning_curve, show_source, to_hwc
 
 # %% tags=["parameters"]
 profile = "tiny"
@@ -187,7 +187,7 @@ else:
 # %%
 order = np.argsort(test_j)
 picks = [order[-1], order[len(order) // 2], *order[:4]]
-fig, axes = plt.subplots(2, len(picks), figsize=(2.1 * len(picks), 4.3))
+fig, axes = plt.subplots(2, len(picks), figsize=fit_width(2.1 * len(picks), 4.3))
 for col, i in enumerate(picks):
     axes[0, col].imshow(to_hwc(test.images[i]))
     axes[1, col].imshow(error_overlay(test.images[i], pred.mask[i], test.masks[i]))

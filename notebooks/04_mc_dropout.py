@@ -229,7 +229,7 @@ with torch.no_grad(), eval_with_dropout(net, dropout_on=True):
     samples = torch.stack([net(x).softmax(1)[0] for _ in range(P.mc_samples)])
 total = entropy(samples.mean(0), dim=0)
 aleatoric = entropy(samples, dim=1).mean(0)
-fig, axes = plt.subplots(1, 3, figsize=(7.5, 2.6))
+fig, axes = plt.subplots(1, 3, figsize=(7, 2.4))
 for ax, m, name in zip(
     axes,
     [total, aleatoric, total - aleatoric],
