@@ -167,6 +167,7 @@ def test_a_missing_or_incomplete_folder_is_downloaded_from_the_mirror(
 ):
     from segqual_lite.config import get_profile
     from segqual_lite.data import MIRROR_ENV, prepare_data
+    from segqual_lite.store import data_identity
 
     root, calls = isic_home
     monkeypatch.setenv(MIRROR_ENV, "http://mirror.example/isic/")
@@ -175,6 +176,10 @@ def test_a_missing_or_incomplete_folder_is_downloaded_from_the_mirror(
     out = capsys.readouterr().out
     assert "is incomplete" in out and "downloading the missing zips" in out
     assert calls == [(root, "http://mirror.example/isic/")]
+    from segqual_lite.store import _data_identity
+
+    fresh = _data_identity.__wrapped__(str(root.resolve()))
+    assert data_identity(root) == fresh  # not the fingerprint of the incomplete folder
     prepare_data(get_profile("colab"), root.parent / "elsewhere")
     assert "no ISIC 2017 folder at" in capsys.readouterr().out and len(calls) == 2
 

@@ -110,5 +110,6 @@ def prepare_data(
             return root
         counts = download_isic2017(root, base_url=isic2017_base_url())
         (root / _COMPLETE).write_text(json.dumps(counts))
+        data_identity.cache_clear()  # the files changed: fingerprint them afresh
         return root
     raise ValueError(f"profile {profile.name!r} has unknown data {profile.data!r}")
