@@ -118,6 +118,34 @@ fig = show_uncertainty_maps(
 )
 
 # %% [markdown]
+# ## The samples behind the map
+#
+# Eq. (5) averages what single passes with dropout say. For the poor case, five of those
+# passes side by side (the lesion probability of each pixel), then their mean $p$ and its
+# entropy $z$. Where the passes agree the mean is near 0 or 1 and $z$ is low; where they
+# disagree, whatever each one says, $z$ is high:
+
+# %%
+i = cases["poor"]
+x = test.images[i : i + 1].float().div(255).to(device)
+seed_everything(3)
+with torch.no_grad(), eval_with_dropout(f.model, dropout_on=True):
+    passes = [f.model(x).float().softmax(1)[0, 1].cpu() for _ in range(5)]
+mean = torch.stack(passes).mean(0)
+z = entropy(torch.stack([1 - mean, mean]), dim=0)  # eq. (6) on the mean of eq. (5)
+fig, axes = plt.subplots(1, 7, figsize=(7, 2.1), layout="constrained")
+for ax, (name, shown) in zip(
+    axes, [*[(f"pass {t + 1}", p) for t, p in enumerate(passes)], ("mean p", mean)]
+):
+    p_im = ax.imshow(shown, cmap="magma", vmin=0, vmax=1)
+    ax.set_title(name, fontsize=8)
+axes[6].imshow(z, cmap="viridis_r", vmin=0, vmax=math.log(2))
+axes[6].set_title("entropy z\n(0 to ln 2)", fontsize=8)
+for ax in axes:
+    ax.axis("off")
+fig.colorbar(p_im, ax=axes[:6], location="bottom", shrink=0.6, label="lesion probability")
+
+# %% [markdown]
 # ## How many samples?
 #
 # With one sample the map is just the entropy of one noisy softmax; more samples average
