@@ -37,6 +37,7 @@ if importlib.util.find_spec("segqual_lite") is None:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"git+{REPO_URL}"], check=True)
 
 # %%
+import matplotlib.pyplot as plt
 import torch
 from torch.nn import functional as F
 
@@ -44,7 +45,7 @@ from segqual_lite.config import seed_everything, start_chapter
 from segqual_lite.data import prepare_data
 from segqual_lite.segment import segment_split
 from segqual_lite.training import fit_segmentation
-from segqual_lite.uncertainty import hcnn_loss, hcnn_mean_softmax, predict_images
+from segqual_lite.uncertainty import eval_with_dropout, hcnn_loss, hcnn_mean_softmax, predict_images
 from segqual_lite.viz import (
     pick_cases,
     plot_learning_curve,
@@ -144,6 +145,38 @@ fig = show_uncertainty_maps(
 print(
     f"mean test Jaccard {test.jaccard.mean():.3f}; sigma ranges {test.maps.min():.2f} to {test.maps.max():.2f}"
 )
+
+# %% [markdown]
+# ## One pixel's noisy logits
+#
+# What eq. (7) does at one pixel: the two logits $\rho$ plus Gaussian noise of scale
+# $\sigma$, sampled $T$ times, each sample turned into a lesion probability. Below, the
+# pixel of the poor case where $\sigma$ is largest, beside a pixel in its corner. The
+# larger $\sigma$, the wider the samples spread and the further their mean $p$ moves from
+# the logits' own answer towards 0.5; with $\sigma = 0$ every sample is the same:
+
+# %%
+i = cases["poor"]
+x = test.images[i : i + 1].float().div(255).to(device)
+with torch.no_grad(), eval_with_dropout(f.model, dropout_on=False):
+    rho, sigma = f.model(x)
+rho, sigma = rho[0].float().cpu(), sigma[0, 0].float().cpu()
+pixels = {"largest sigma": divmod(int(sigma.argmax()), sigma.shape[1]), "corner": (2, 2)}
+torch.manual_seed(0)
+fig, axes = plt.subplots(1, 2, figsize=(7, 2.6), sharey=True)
+for ax, (name, (r, c)) in zip(axes, pixels.items(), strict=True):
+    noisy = rho[:, r, c] + sigma[r, c] * torch.randn(P.hcnn_samples, 2)  # T samples of rho
+    p_lesion = noisy.softmax(1)[:, 1]
+    ax.hist(p_lesion, bins=20, range=(0, 1), color="tab:purple")
+    ax.axvline(p_lesion.mean(), c="k", ls="--", label=f"mean p = {p_lesion.mean():.2f}")
+    ax.set_title(
+        f"{name}, pixel ({r}, {c}): sigma = {sigma[r, c]:.2f}\n"
+        f"rho = ({rho[0, r, c]:.1f}, {rho[1, r, c]:.1f}) (skin, lesion)"
+    )
+    ax.set_xlabel("lesion probability of one sample")
+    ax.legend(loc="upper center")
+axes[0].set_ylabel(f"samples (of T = {P.hcnn_samples})")
+fig.tight_layout()
 
 # %% [markdown]
 # $\sigma$ is learned where the *labels* are hard to predict from the image. The paper
