@@ -48,7 +48,14 @@ from segqual_lite.metrics import FAILURE_THRESHOLD, jaccard
 from segqual_lite.models import UNet
 from segqual_lite.training import fit_segmentation
 from segqual_lite.uncertainty import predict_images
-from segqual_lite.viz import error_overlay, fit_width, plot_learning_curve, show_source, to_hwc
+from segqual_lite.viz import (
+    error_overlay,
+    fit_width,
+    plot_learning_curve,
+    plot_unet,
+    show_source,
+    to_hwc,
+)
 
 # %% tags=["parameters"]
 profile = "tiny"
@@ -81,6 +88,13 @@ print("dropout after encoder blocks:", [type(m).__name__ for m in net.encoder_dr
 print("dropout after decoder blocks:", [type(m).__name__ for m in net.decoder_dropout])
 x = torch.rand(2, 3, P.image_size, P.image_size)
 print("input", tuple(x.shape), "-> logits", tuple(net(x).shape))
+
+# %% [markdown]
+# The same network as a diagram: each box is a block of two convolutions with its number
+# of filters and the resolution it works at, the orange ones are followed by dropout:
+
+# %%
+fig = plot_unet(net, P.image_size)
 
 # %% [markdown]
 # In the paper's notation, $f$ maps an image to the logits and, for the methods whose

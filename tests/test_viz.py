@@ -128,7 +128,11 @@ def test_every_figure_fits_the_page_with_text_of_at_least_8_pt():
     j = rng.uniform(0.3, 1, 4)
     seg = SegmentationSet([f"ISIC_{i}" for i in range(4)], images, masks, pred, maps, j)
     rows = _predictions(TABLE_ROWS, seeds=(0, 1, 2))
+    from segqual_lite.models import UNet
+    from segqual_lite.viz import plot_unet
+
     figures = {
+        "unet": plot_unet(UNet(width=4, depth=4), 64),
         "grid": show_grid(images, masks, [f"ISIC_{i:07d}" for i in range(4)], ncols=6),
         "maps": show_uncertainty_maps(
             images, masks, pred, {"a": maps, "b": maps}, {"good": 0, "poor": 1}, j
@@ -172,3 +176,21 @@ def test_show_source_gives_the_code_without_its_docstring():
     assert text.startswith("```python\n# segqual_lite.uncertainty.entropy\ndef entropy(")
     assert "xlogy" in text and '"""' not in text and text.endswith("\n```")
     assert "# segqual_lite.models.UNet.forward\ndef forward(self" in text  # dedented method
+
+
+def test_the_unet_diagram_marks_every_block_followed_by_dropout():
+    from matplotlib.patches import Rectangle
+
+    from segqual_lite.models import UNet
+    from segqual_lite.viz import plot_unet
+
+    for depth in (3, 4):
+        net = UNet(width=4, depth=depth)
+        fig = plot_unet(net, 64)
+        boxes = [p for p in fig.axes[0].patches if isinstance(p, Rectangle)]
+        orange = [
+            p for p in boxes if p.get_facecolor()[:3] == matplotlib.colors.to_rgb("tab:orange")
+        ]
+        dropouts = sum(type(m).__name__ == "MCDropout" for m in net.modules())
+        assert len(boxes) == 2 * depth + 1 and len(orange) == dropouts == 5
+        plt.close(fig)
