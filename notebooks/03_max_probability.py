@@ -121,6 +121,17 @@ fig = show_uncertainty_maps(
 # hesitation spreads over the regions it got wrong, though not always: a network can be
 # confidently wrong, and then this map stays quiet.
 #
+# Two patterns in these maps (and in those of the next chapters) come from the network,
+# not from the lesions. A faint **checkerboard** of 2-pixel period: the decoder doubles
+# the resolution with $2 \times 2$ transposed convolutions of stride 2, so each output
+# pixel is made by one of four kernel positions depending on its row and column parity,
+# and neighbours are computed slightly differently {footcite}`odena2016deconvolution`.
+# A **frame** along the image border: the $3 \times 3$ convolutions pad with zeros, so
+# border pixels see an edge that no pixel inside does. Both are small beside the lesions'
+# rings. Bilinear upsampling followed by a convolution would remove the checkerboard; the
+# book keeps the $2 \times 2$ up-convolutions of the original U-Net
+# {footcite}`ronneberger2015unet`, the architecture the paper names.
+#
 # ## Does the map track the errors?
 
 # %%
