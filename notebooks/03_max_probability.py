@@ -127,9 +127,9 @@ fig = show_uncertainty_maps(
 # pixel is made by one of four kernel positions depending on its row and column parity,
 # and neighbours are computed slightly differently {footcite}`odena2016deconvolution`.
 # A **frame** along the image border: the $3 \times 3$ convolutions pad with zeros, so
-# border pixels see an edge that no pixel inside does. Both are small beside the lesions'
-# rings. Bilinear upsampling followed by a convolution would remove the checkerboard; the
-# book keeps the $2 \times 2$ up-convolutions of the original U-Net
+# border pixels see an edge that no pixel inside does. Both come from the architecture,
+# whatever the data. Bilinear upsampling followed by a convolution would remove the
+# checkerboard; the book keeps the $2 \times 2$ up-convolutions of the original U-Net
 # {footcite}`ronneberger2015unet`, the architecture the paper names.
 #
 # ## Does the map track the errors?
