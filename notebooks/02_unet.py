@@ -111,7 +111,8 @@ fig = plot_unet(net, P.image_size)
 # $$
 #
 # The U-Net's forward pass, in two halves split at the first dropout (chapter 04 runs the
-# first half once for all its samples); eq. (2) is the `argmax` in `predict`:
+# first half once for all its samples); eq. (2) is the `argmax` in
+# {py:func}`~segqual_lite.uncertainty.predict`:
 
 # %%
 show_source(UNet.prefix, UNet.forward_from_prefix)

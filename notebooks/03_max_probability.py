@@ -75,7 +75,8 @@ P, device, seed = start_chapter(profile, overrides)
 # A quick check on three made-up pixels:
 
 # %% [markdown]
-# The package computes eq. (4) in `max_probability_map`, turned into an uncertainty:
+# The package computes eq. (4) in {py:func}`~segqual_lite.uncertainty.max_probability_map`,
+# turned into an uncertainty:
 
 # %%
 show_source(max_probability_map)

@@ -93,8 +93,9 @@ P, device, seed = start_chapter(profile, overrides)
 # The network is the same plain U-Net as in chapters 02-03; only inference changes.
 
 # %% [markdown]
-# In the package, eq. (5) is `mc_dropout_mean_softmax` (the layers before the first
-# dropout run once for all $T$ samples, see below) and eq. (6) is `entropy`:
+# In the package, eq. (5) is {py:func}`~segqual_lite.uncertainty.mc_dropout_mean_softmax`
+# (the layers before the first dropout run once for all $T$ samples, see below) and
+# eq. (6) is {py:func}`~segqual_lite.uncertainty.entropy`:
 
 # %%
 show_source(mc_dropout_mean_softmax, entropy)

@@ -89,7 +89,8 @@ P, device, seed = start_chapter(profile, overrides)
 
 # %% [markdown]
 # In the package, the sampled mean softmax of eq. (7) at test time is
-# `hcnn_mean_softmax`, and the training loss, written with `logsumexp`, is `hcnn_loss`
+# {py:func}`~segqual_lite.uncertainty.hcnn_mean_softmax`, and the training loss, written
+# with `logsumexp`, is {py:func}`~segqual_lite.uncertainty.hcnn_loss`
 # (both draw the noise with `_noisy`):
 
 # %%

@@ -85,8 +85,9 @@ P, device, seed = start_chapter(profile, overrides)
 # clamped to $[10^{-12}, 1 - 10^{-12}]$ before any logarithm.
 
 # %% [markdown]
-# In the package, eq. (8) and the loss are `lce_loss`; the budget $\beta$ moves
-# $\lambda$ in `update_lambda` after each batch:
+# In the package, eq. (8) and the loss are {py:func}`~segqual_lite.uncertainty.lce_loss`;
+# the budget $\beta$ moves $\lambda$ in {py:func}`~segqual_lite.uncertainty.update_lambda`
+# after each batch:
 
 # %%
 show_source(lce_loss)

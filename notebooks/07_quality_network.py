@@ -76,8 +76,8 @@ root = prepare_data(P)
 # epochs with Adam ($10^{-3}$), batches of 16, and the same flips and rotations as $f$.
 
 # %% [markdown]
-# The inputs of eq. (3) are assembled by `QualityDataset.inputs`, for each row of Table
-# 1:
+# The inputs of eq. (3) are assembled by
+# {py:meth}`~segqual_lite.quality.QualityDataset.inputs`, for each row of Table 1:
 
 # %%
 show_source(QualityDataset.inputs)
