@@ -71,8 +71,6 @@ P, device, seed = start_chapter(profile, overrides)
 # *uncertainty*, high meaning unsure, so `predict` returns $1 - z \in [0, 0.5]$. The
 # quality network of chapter 07 cannot tell the difference, but our figures can be read
 # the same way for every method.
-#
-# A quick check on three made-up pixels:
 
 # %% [markdown]
 # The package computes eq. (4) in {py:func}`~segqual_lite.uncertainty.max_probability_map`,
@@ -80,6 +78,9 @@ P, device, seed = start_chapter(profile, overrides)
 
 # %%
 show_source(max_probability_map)
+
+# %% [markdown]
+# A quick check on three made-up pixels:
 
 # %%
 rho = torch.tensor([[4.0, -4.0], [0.3, 0.1], [-1.0, 2.0]])  # three pixels, two classes
