@@ -47,11 +47,12 @@ import nbformat
 import papermill
 import yaml
 
+from segqual_lite.timing import TIMINGS_ENV  # where the package appends its phases
+
 REPO = Path(__file__).resolve().parents[1]
 KERNEL = "segqual-lite"
 FINGERPRINT_KEY = "segqual_build_fingerprint"
 TIMINGS_KEY = "segqual_timings"
-TIMINGS_ENV = "SEGQUAL_TIMINGS"  # segqual_lite.timing appends its phases to this file
 SOLUTION_START = re.compile(r"```\{solution-start\}")
 SOLUTION_END = re.compile(r"```\{solution-end\}")
 # npm package -> (folder inside the package, folder on the site)

@@ -17,7 +17,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .config import get_profile, overridden_name, parse_overrides
+from .config import get_profile, parse_overrides
 from .data import (
     DataError,
     check_isic2017,
@@ -64,8 +64,7 @@ def _cmd_download(args) -> int:
 def _cmd_reproduce(args) -> int:
     profile = get_profile(args.profile)
     if args.set:
-        overrides = parse_overrides(args.set)
-        profile = profile.with_(**{"name": overridden_name(profile, overrides), **overrides})
+        profile = profile.overridden(parse_overrides(args.set))
     rows = tuple(args.rows or (*TABLE_ROWS, *CONTROL_ROWS))
     seeds = tuple(args.seeds) if args.seeds else profile.seeds
     counterfactual = args.counterfactual and profile.data == "synthetic"

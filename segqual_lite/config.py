@@ -80,6 +80,13 @@ class Profile:
             raise ValueError(f"{'; '.join(problems)}. The fields of a profile: {listing}")
         return dataclasses.replace(self, **changes)
 
+    def overridden(self, overrides: dict) -> Profile:
+        """:meth:`with_` ``overrides`` under a name of their own
+        (:func:`overridden_name`), so that results never overwrite this profile's; lists
+        (as papermill and JSON give them) become tuples."""
+        overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
+        return self.with_(**{"name": overridden_name(self, overrides), **overrides})
+
     def key(self) -> dict:
         """The fields that identify the artifacts this profile produces."""
         return dataclasses.asdict(self)
@@ -309,9 +316,7 @@ def start_chapter(profile_name: str, overrides: dict | None = None) -> ChapterSe
     not overwrite the named profile's."""
     profile = get_profile(profile_name)
     if overrides:
-        # papermill and JSON give lists where a profile holds tuples
-        overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
-        profile = profile.with_(**{"name": overridden_name(profile, overrides), **overrides})
+        profile = profile.overridden(overrides)
     fix_threads()
     device = pick_device()
     seed = profile.seeds[0]

@@ -260,14 +260,18 @@ def _cost(job: tuple, profile: Profile) -> float:
     return 3 if kind == "rca" else 1
 
 
+def _reader(unet: str) -> str:
+    """A method that reads the U-Net ``unet`` (any one: they train the same network)."""
+    return next(m.name for m in METHOD_REGISTRY.values() if m.unet == unet)
+
+
 def _run_job(job: tuple, profile: Profile, train_split: str) -> None:
     """Do one job of :func:`grid_jobs` in this process (its artifact lands in the store)."""
     device = pick_device()
     kind, root, *args = job
     if kind == "f":
         unet, seed, fold = args
-        method = next(m for m in METHOD_REGISTRY.values() if m.unet == unet).name
-        fit_segmentation(profile, method, seed, root, device, False, fold=fold)
+        fit_segmentation(profile, _reader(unet), seed, root, device, False, fold=fold)
     elif kind == "maps":
         method, seed, split, crossfit = args
         segment_split(profile, method, seed, root, split, device, False, crossfit)
@@ -284,10 +288,10 @@ def _artifact(job: tuple, profile: Profile, train_split: str) -> Path:
     kind, root, *args = job
     if kind == "f":
         unet, seed, fold = args
-        method = next(m for m in METHOD_REGISTRY.values() if m.unet == unet).name
-        return segmentation_model_folder(profile, method, seed, root, fold) / "final.pt"
+        return segmentation_model_folder(profile, _reader(unet), seed, root, fold) / "final.pt"
     if kind == "maps":
-        return segmentation_path(profile, *args[:2], root, *args[2:])
+        method, seed, split, crossfit = args
+        return segmentation_path(profile, method, seed, root, split, crossfit)
     if kind == "g":
         row, seed = args
         return quality_folder(profile, row, seed, root, train_split) / "final.pt"
