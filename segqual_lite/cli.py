@@ -2,10 +2,12 @@
 
     python -m segqual_lite data synth --out DIR [--n-train N --n-val N --n-test N --size S --seed S]
     python -m segqual_lite data check DIR
-    python -m segqual_lite data download DIR
+    python -m segqual_lite data download DIR [--mirror URL] [--profile P] [--set FIELD=VALUE]
     python -m segqual_lite reproduce --profile tiny|colab|paper [--data DIR] [--out DIR]
                                      [--rows ROW ...] [--seeds N ...] [--beyond]
-                                     [--counterfactual] [--workers N]
+                                     [--counterfactual] [--workers N] [--set FIELD=VALUE]
+                                     [--executor slurm|local [--partition P] [--gpus N]
+                                      [--time MIN] [--mem GB] [--cpus N]]
     python -m segqual_lite merge DIR [DIR ...] --out DIR
 
 Data faults exit with status 2 and a message naming each file, never a traceback.
@@ -17,11 +19,13 @@ import argparse
 import sys
 from pathlib import Path
 
+from .cluster import EXECUTORS, GridJobsFailed, Scheduler
 from .config import get_profile, parse_overrides
 from .data import (
     DataError,
     check_isic2017,
     download_isic2017,
+    expected_counts,
     isic2017_base_url,
     make_synthetic_isic,
     prepare_data,
@@ -37,6 +41,7 @@ from .experiment import (
 from .rows import BEYOND_ROWS, CONTROL_ROWS, TABLE_ROWS
 
 EXIT_DATA_ERROR = 2
+EXIT_JOBS_FAILED = 1
 
 
 def _cmd_synth(args) -> int:
@@ -53,18 +58,25 @@ def _cmd_check(args) -> int:
     return 0
 
 
+def _profile(args):
+    """The profile of ``--profile``, changed by ``--set``."""
+    profile = get_profile(args.profile)
+    return profile.overridden(parse_overrides(args.set)) if args.set else profile
+
+
 def _cmd_download(args) -> int:
     counts = download_isic2017(
-        args.root, base_url=args.mirror or isic2017_base_url(), progress=not args.quiet
+        args.root,
+        base_url=args.mirror or isic2017_base_url(),
+        expected_counts=expected_counts(_profile(args)),
+        progress=not args.quiet,
     )
     print(" ".join(f"{split}={n}" for split, n in counts.items()))
     return 0
 
 
 def _cmd_reproduce(args) -> int:
-    profile = get_profile(args.profile)
-    if args.set:
-        profile = profile.overridden(parse_overrides(args.set))
+    profile = _profile(args)
     rows = tuple(args.rows or (*TABLE_ROWS, *CONTROL_ROWS))
     seeds = tuple(args.seeds) if args.seeds else profile.seeds
     counterfactual = args.counterfactual and profile.data == "synthetic"
@@ -74,17 +86,29 @@ def _cmd_reproduce(args) -> int:
     # default one; a synthetic folder given with --data is used as it is.
     real = profile.data == "isic2017"
     root = prepare_data(profile, args.data) if real or not args.data else Path(args.data)
-    if args.workers > 1:  # the grid's and the counterfactual's jobs share the workers
+    scheduler = None
+    if args.executor:
+        scheduler = Scheduler(
+            args.executor, args.partition, args.gpus, args.time, args.mem, args.cpus
+        )
+    elif args.workers > 1:  # the grid's and the counterfactual's jobs share the workers
         jobs = grid_jobs(profile, (*rows, *(BEYOND_ROWS if args.beyond else ())), seeds, root)
         jobs |= counterfactual_jobs(profile) if counterfactual else {}
         run_jobs(profile, jobs, args.workers)
     result = run_grid(
-        profile, rows=rows, seeds=seeds, data_root=root, out=args.out, beyond=args.beyond
+        profile,
+        rows=rows,
+        seeds=seeds,
+        data_root=root,
+        out=args.out,
+        beyond=args.beyond,
+        scheduler=scheduler,
     )
     _print_tables(result)
     print(f"results in {result.out}")
     if counterfactual:
-        print(f"counterfactual (no ambiguous rims) in {run_counterfactual(profile).out}")
+        out = run_counterfactual(profile, scheduler=scheduler).out
+        print(f"counterfactual (no ambiguous rims) in {out}")
     return 0
 
 
@@ -99,6 +123,16 @@ def _cmd_merge(args) -> int:
     _print_tables(result)
     print(f"merged {len(args.folders)} result folders into {result.out}")
     return 0
+
+
+def _add_set(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--set",
+        action="append",
+        metavar="FIELD=VALUE",
+        help="change a field of the profile, e.g. --set epochs_f=1 --set seeds=0,1 "
+        "(results go to a profile named after the changes)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -130,6 +164,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="base URL of a mirror holding the six official zips "
         "(default: $SEGQUAL_ISIC_MIRROR, else the ISIC archive)",
     )
+    download.add_argument(
+        "--profile",
+        default="colab",
+        choices=["colab", "paper"],
+        help="the real-data profile whose n_train, n_val and n_test the splits must hold "
+        "(default colab: the official 2000 / 150 / 600)",
+    )
+    _add_set(download)
     download.set_defaults(func=_cmd_download)
 
     reproduce = commands.add_parser(
@@ -150,13 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also run chapter 11's rows (cross-fitting, ensemble, TTA) and write beyond.csv",
     )
-    reproduce.add_argument(
-        "--set",
-        action="append",
-        metavar="FIELD=VALUE",
-        help="change a field of the profile, e.g. --set epochs_f=1 --set seeds=0,1 "
-        "(results go to a profile named after the changes)",
-    )
+    _add_set(reproduce)
     reproduce.add_argument(
         "--counterfactual",
         action="store_true",
@@ -168,6 +204,36 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=1,
         help="processes that train and segment side by side (same numbers; default 1)",
+    )
+    cluster = reproduce.add_argument_group(
+        "scheduler", "run the grid as scheduler jobs through submitit (default: in this process)"
+    )
+    cluster.add_argument(
+        "--executor",
+        choices=EXECUTORS,
+        help="slurm: one job per seed and U-Net (the ensemble's after them), then merged; "
+        "local: the same jobs as processes of this machine. A rerun submits only "
+        "unfinished jobs; logs go to <out>/jobs/",
+    )
+    defaults = Scheduler()
+    cluster.add_argument("--partition", help="SLURM partition (default: the cluster's)")
+    cluster.add_argument(
+        "--gpus", type=int, default=defaults.gpus, help="GPUs per job (default %(default)s)"
+    )
+    cluster.add_argument(
+        "--time",
+        type=int,
+        default=defaults.time_min,
+        help="time limit per job in minutes (default %(default)s)",
+    )
+    cluster.add_argument(
+        "--mem",
+        type=int,
+        default=defaults.mem_gb,
+        help="memory per job in GB (default %(default)s)",
+    )
+    cluster.add_argument(
+        "--cpus", type=int, default=defaults.cpus, help="CPUs per job (default %(default)s)"
     )
     reproduce.set_defaults(func=_cmd_reproduce)
 
@@ -188,6 +254,9 @@ def main(argv: list[str] | None = None) -> int:
     except DataError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_DATA_ERROR
+    except GridJobsFailed as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_JOBS_FAILED
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_DATA_ERROR

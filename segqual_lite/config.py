@@ -39,8 +39,9 @@ class Profile:
     """Every knob that changes cost, in one place.
 
     ``data`` is ``"synthetic"`` (lesions drawn by :func:`segqual_lite.data.make_synthetic_isic`
-    with ``n_train/n_val/n_test`` images) or ``"isic2017"`` (the official split sizes,
-    2000/150/600, read from disk; the ``n_*`` fields are then ignored).
+    with ``n_train/n_val/n_test`` images) or ``"isic2017"`` (read from disk; the
+    ``n_*`` fields are then the image/mask pairs its folder holds: the official
+    2000/150/600 on ``colab`` and ``paper``).
     ``crossfit_folds`` is the number of folds K of chapter 11's cross-fitting (K more
     plain U-Nets per seed, each trained on a fraction (K - 1) / K of the training images).
     """
@@ -76,8 +77,7 @@ class Profile:
             if expected and not _is_a(value, expected):
                 problems.append(f"{name}={value!r} is not {fields[name]}")
         if problems:
-            listing = ", ".join(f"{name}: {kind}" for name, kind in fields.items())
-            raise ValueError(f"{'; '.join(problems)}. The fields of a profile: {listing}")
+            raise ValueError(f"{'; '.join(problems)}. {_field_listing()}")
         return dataclasses.replace(self, **changes)
 
     def overridden(self, overrides: dict) -> Profile:
@@ -104,6 +104,11 @@ def _is_a(value, expected) -> bool:
     return isinstance(value, expected)
 
 
+def _field_listing() -> str:
+    fields = ", ".join(f"{f.name}: {f.type}" for f in dataclasses.fields(Profile))
+    return f"The fields of a profile: {fields}"
+
+
 def parse_overrides(settings: list[str]) -> dict:
     """``["epochs_f=1", "seeds=0,1", "lr=3e-4"]`` as profile field values, each read by
     its field's type (a tuple as comma-separated integers); refused like
@@ -114,15 +119,16 @@ def parse_overrides(settings: list[str]) -> dict:
         name, sep, text = setting.partition("=")
         kind = fields.get(name.strip())
         if not sep or kind is None:
-            listing = ", ".join(f"{n}: {k}" for n, k in fields.items())
-            raise ValueError(f"{setting!r} is not FIELD=VALUE with a field of: {listing}")
+            raise ValueError(
+                f"{setting!r} is not FIELD=VALUE with a field of a profile. {_field_listing()}"
+            )
         try:
             if kind == "tuple[int, ...]":
                 value = tuple(int(v) for v in text.split(",") if v.strip())
             else:
                 value = {"int": int, "float": float, "str": str}[kind](text)
         except ValueError:
-            raise ValueError(f"{setting!r}: {text!r} is not a {kind}") from None
+            raise ValueError(f"{setting!r}: {text!r} is not {kind}. {_field_listing()}") from None
         out[name.strip()] = value
     return out
 

@@ -85,6 +85,7 @@ __all__ = [
     "COUNTERFACTUAL_DATA",
     "COUNTERFACTUAL_ROW",
     "grid_jobs",
+    "row_jobs",
     "counterfactual_jobs",
     "run_jobs",
     "predict_rows",
@@ -113,6 +114,7 @@ def run_grid(
     train_split: str = "train",
     beyond: bool = False,
     workers: int = 1,
+    scheduler=None,
 ) -> GridResult:
     """Run (or load) every row for every seed and write the results (module docstring).
 
@@ -122,7 +124,9 @@ def run_grid(
     :func:`~segqual_lite.config.results_dir`. Cached models and predictions are reused,
     so a second call trains nothing. The CPU thread count is fixed first
     (:func:`~segqual_lite.config.fix_threads`); ``workers > 1`` does the work in that
-    many processes first (:func:`run_jobs`), with the same numbers.
+    many processes first (:func:`run_jobs`), with the same numbers; ``scheduler``, a
+    :class:`segqual_lite.cluster.Scheduler` (``reproduce --executor``), does it in
+    scheduler jobs and returns the predictions, with the same numbers.
     """
     rows = tuple(dict.fromkeys((*rows, *(BEYOND_ROWS if beyond else ()))))
     seeds = tuple(profile.seeds if seeds is None else seeds)
@@ -130,9 +134,14 @@ def run_grid(
     device = device or pick_device()
     progress = progress_enabled() if progress is None else progress
     root = Path(data_root) if data_root else prepare_data(profile)
-    if workers > 1:
-        run_jobs(profile, grid_jobs(profile, rows, seeds, root, train_split), workers, train_split)
-    predictions = predict_rows(profile, rows, seeds, root, device, progress, train_split)
+    out = Path(out) if out else results_dir(profile)
+    if scheduler is not None:
+        predictions = scheduler.predictions(profile, rows, seeds, root, out, train_split)
+    else:
+        if workers > 1:
+            jobs = grid_jobs(profile, rows, seeds, root, train_split)
+            run_jobs(profile, jobs, workers, train_split)
+        predictions = predict_rows(profile, rows, seeds, root, device, progress, train_split)
     figures = {"figure3": plot_figure3(predictions, seed=seeds[0])}
     maps = [m for m in METHODS if m in rows]
     if maps:
@@ -142,7 +151,6 @@ def run_grid(
         figures["figure2"] = plot_figure2(sets)
     if set(rows) & set(BEYOND_ROWS):
         figures["risk_coverage"] = plot_risk_coverage(predictions, seed=seeds[0])
-    out = Path(out) if out else results_dir(profile)
     table, beyond_tab = write_results(predictions, out, profile.name, figures)
     run = {
         "profile": profile.key(),
@@ -174,6 +182,7 @@ def run_counterfactual(
     workers: int = 1,
     device: torch.device | None = None,
     progress: bool | None = None,
+    scheduler=None,
 ) -> GridResult:
     """:func:`run_grid` for :data:`COUNTERFACTUAL_ROW` and its control on ``profile``'s
     synthetic data made without ambiguous rims (every other image the same), written to
@@ -187,6 +196,7 @@ def run_counterfactual(
         device=device,
         progress=progress,
         workers=workers,
+        scheduler=scheduler,
     )
 
 
@@ -209,6 +219,18 @@ def grid_jobs(
     ``("rca", root, seed)``. A job names the artifact it makes, so jobs that make the same
     artifact are one; the jobs of several grids (other data, other rows) merge with ``|``.
     """
+    jobs: dict[tuple, frozenset[tuple]] = {}
+    for seed in seeds:
+        for row in rows:
+            jobs |= row_jobs(profile, row, seed, root, train_split)
+    return jobs
+
+
+def row_jobs(
+    profile: Profile, row: str, seed: int, root: Path, train_split: str = "train"
+) -> dict[tuple, frozenset[tuple]]:
+    """The jobs of :func:`grid_jobs` that one row's predictions for one seed need: its
+    test maps, what scores them (its g, or RCA) and what those need."""
     root = Path(root)
 
     def unet(method, seed, fold=None):
@@ -229,22 +251,20 @@ def grid_jobs(
             needs = {unet(method, seed)}
         return job, needs
 
+    r = get_row(row)
+    test, needs = maps(r.method, seed, "test")
+    wanted = {test: needs}
+    if r.inputs:
+        train, needs = maps(r.method, seed, train_split, r.crossfit)
+        wanted[train] = needs
+        wanted[("g", root, row, seed)] = {train}
+    else:
+        wanted[("rca", root, seed)] = {test}
     jobs: dict[tuple, frozenset[tuple]] = {}
-    for seed in seeds:
-        for row in rows:
-            r = get_row(row)
-            test, needs = maps(r.method, seed, "test")
-            wanted = {test: needs}
-            if r.inputs:
-                train, needs = maps(r.method, seed, train_split, r.crossfit)
-                wanted[train] = needs
-                wanted[("g", root, row, seed)] = {train}
-            else:
-                wanted[("rca", root, seed)] = {test}
-            for job, needs in wanted.items():
-                for need in needs:
-                    jobs.setdefault(need, frozenset())  # the U-Nets need nothing
-                jobs[job] = frozenset(needs)
+    for job, needs in wanted.items():
+        for need in needs:
+            jobs.setdefault(need, frozenset())  # the U-Nets need nothing
+        jobs[job] = frozenset(needs)
     return jobs
 
 

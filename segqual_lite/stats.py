@@ -126,11 +126,21 @@ class Comparison:
 
     @property
     def outcome(self) -> str:
-        """``"better"`` or ``"worse"`` when the interval excludes 0, else ``"unresolved"``."""
+        """``"better"`` or ``"worse"`` when the interval excludes 0; ``"undefined"`` when
+        the metric is not defined on some seed's test images (all pass, or all fail: a
+        run far too short or small, such as a rehearsal); else ``"unresolved"``."""
+        if not np.isfinite(self.estimate):
+            return "undefined"
         return "better" if self.low > 0 else "worse" if self.high < 0 else "unresolved"
 
     def verdict(self) -> str:
         """One sentence, worded by the numbers, naming the unit and the interval."""
+        if self.outcome == "undefined":
+            return (
+                f"{label(self.row)} cannot be compared with {label(self.control)} on "
+                f"{self.metric}: it is undefined when all test images of a seed pass or all "
+                "fail"
+            )
         fmt = "{:+.3f}" if self.metric == "rmse" else "{:+.1f}"
         seeds = ", ".join(fmt.format(v) for v in self.per_seed.values())
         what = {

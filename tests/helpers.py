@@ -1,5 +1,8 @@
 """Small dummies shared by the unit tests."""
 
+import http.server
+import threading
+
 import torch
 
 from segqual_lite.config import seed_everything
@@ -53,3 +56,53 @@ def load_book_build():
         sys.modules["book_build"] = module
         spec.loader.exec_module(module)
     return sys.modules["book_build"]
+
+
+class RangeHandler(http.server.BaseHTTPRequestHandler):
+    """Serves ``files`` (name -> bytes) with HTTP Range support and records each request
+    in ``log``. ``cut_after[name] = n`` drops the connection after n bytes; ``hold[name]
+    = (n, event)`` sends n bytes, then waits for the event (a download that stalls until
+    its client is killed)."""
+
+    files: dict[str, bytes] = {}
+    log: list[tuple[str, str | None]] = []
+    cut_after: dict[str, int] = {}
+    hold: dict[str, tuple[int, threading.Event]] = {}
+
+    def do_GET(self):
+        name = self.path.rsplit("/", 1)[-1]
+        rng = self.headers.get("Range")
+        self.log.append((name, rng))
+        if name not in self.files:
+            self.send_error(404)
+            return
+        body = self.files[name]
+        start = int(rng.split("=")[1].split("-")[0]) if rng else 0
+        if start >= len(body):
+            self.send_error(416)
+            return
+        self.send_response(206 if rng else 200)
+        self.send_header("Content-Length", str(len(body) - start))
+        self.end_headers()
+        limit = self.cut_after.pop(name, None)
+        held = self.hold.pop(name, None)
+        if held is not None:
+            n, event = held
+            self.wfile.write(body[start : start + n])
+            self.wfile.flush()
+            event.wait(timeout=120)  # the client is killed meanwhile: close without the rest
+            return
+        self.wfile.write(body[start : start + limit] if limit is not None else body[start:])
+
+    def log_message(self, *args):
+        pass
+
+
+def serve(files: dict[str, bytes]):
+    """Serve ``files`` with :class:`RangeHandler` on 127.0.0.1 in a thread; returns
+    ``(base URL, server)``; call ``server.shutdown()`` when done."""
+    RangeHandler.files, RangeHandler.log, RangeHandler.cut_after = files, [], {}
+    RangeHandler.hold = {}
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), RangeHandler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{httpd.server_port}/2017/", httpd

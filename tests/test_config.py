@@ -99,7 +99,9 @@ def test_profile_fields_are_changed_by_name_and_type_or_refused_with_the_list():
     changes = parse_overrides(["epochs_f=1", "seeds=0,1", "lr=3e-4"])
     assert changes == {"epochs_f": 1, "seeds": (0, 1), "lr": 3e-4}
     assert overridden_name(tiny, changes) == "tiny+epochs_f=1,lr=0.0003,seeds=0-1"
-    with pytest.raises(ValueError, match=r"'epochs_f=x': 'x' is not a int"):
+    with pytest.raises(
+        ValueError, match=r"'epochs_f=x': 'x' is not int. The fields of a profile: name: str"
+    ):
         parse_overrides(["epochs_f=x"])
     with pytest.raises(ValueError, match=r"'batch=4' is not FIELD=VALUE with a field of"):
         parse_overrides(["batch=4"])

@@ -1,41 +1,12 @@
 """The ISIC 2017 download helper, offline: small zips served on 127.0.0.1."""
 
-import http.server
-import threading
 import zipfile
 
 import pytest
+from helpers import RangeHandler, serve
 
+from segqual_lite.config import get_profile
 from segqual_lite.data import ISIC2017_ZIPS, DataError, download_isic2017, make_synthetic_isic
-
-
-class RangeHandler(http.server.BaseHTTPRequestHandler):
-    """Serves ``files`` (name -> bytes) with HTTP Range support; records each request."""
-
-    files: dict[str, bytes] = {}
-    log: list[tuple[str, str | None]] = []
-    cut_after: dict[str, int] = {}  # name -> bytes to send before dropping the connection
-
-    def do_GET(self):
-        name = self.path.rsplit("/", 1)[-1]
-        rng = self.headers.get("Range")
-        self.log.append((name, rng))
-        if name not in self.files:
-            self.send_error(404)
-            return
-        body = self.files[name]
-        start = int(rng.split("=")[1].split("-")[0]) if rng else 0
-        if start >= len(body):
-            self.send_error(416)
-            return
-        self.send_response(206 if rng else 200)
-        self.send_header("Content-Length", str(len(body) - start))
-        self.end_headers()
-        limit = self.cut_after.pop(name, None)
-        self.wfile.write(body[start : start + limit] if limit is not None else body[start:])
-
-    def log_message(self, *args):
-        pass
 
 
 @pytest.fixture
@@ -50,11 +21,8 @@ def server(tmp_path):
             for p in sorted(folder.iterdir()):
                 zf.write(p, f"{folder.name}/{p.name}")
         files[name] = zpath.read_bytes()
-    RangeHandler.files, RangeHandler.log, RangeHandler.cut_after = files, [], {}
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), RangeHandler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}/2017/", files
+    url, httpd = serve(files)
+    yield url, files
     httpd.shutdown()
 
 
@@ -120,17 +88,19 @@ def test_wrong_counts_and_missing_zip(server, tmp_path):
 
 
 # ---- An existing folder, and the mirror setting -------------------------------------------
+SMALL = get_profile("colab").with_(n_train=4, n_val=2, n_test=3)
+
+
 @pytest.fixture
 def isic_home(tmp_path, monkeypatch):
-    """A small ISIC-layout folder that counts as complete (the official counts patched to
-    its own), an artifact store, and a download that records its calls instead of
+    """A small ISIC-layout folder, complete for :data:`SMALL` (a real-data profile with
+    its counts), an artifact store, and a download that records its calls instead of
     touching the network."""
     from segqual_lite.data import prepare
 
     root = tmp_path / "isic2017"
     make_synthetic_isic(root, n_train=4, n_val=2, n_test=3, size=24, seed=1)
     monkeypatch.setenv("SEGQUAL_HOME", str(tmp_path / "home"))
-    monkeypatch.setattr(prepare, "OFFICIAL_COUNTS", {"train": 4, "val": 2, "test": 3})
     calls = []
 
     def download(folder, base_url, **_):
@@ -143,36 +113,34 @@ def isic_home(tmp_path, monkeypatch):
 
 
 def test_an_existing_complete_folder_is_used_without_the_network(isic_home, monkeypatch, capsys):
-    from segqual_lite.config import get_profile
     from segqual_lite.data import prepare, prepare_data
     from segqual_lite.store import data_identity
 
     root, calls = isic_home
-    assert prepare_data(get_profile("colab"), root) == root and not calls
+    assert prepare_data(SMALL, root) == root and not calls
     assert "using the ISIC 2017 folder" in capsys.readouterr().out
     checks = []
     counts = {"train": 4, "val": 2, "test": 3}
     monkeypatch.setattr(prepare, "check_isic2017", lambda r: checks.append(r) or counts)
-    prepare_data(get_profile("colab"), root)  # remembered: not decoded again
+    prepare_data(SMALL, root)  # remembered: not decoded again
     assert not checks and not calls
     mask = next((root / "ISIC-2017_Test_v2_Part1_GroundTruth").glob("*.png"))
     mask.write_bytes(mask.read_bytes() + b"\0")  # a changed file: checked again
     data_identity.cache_clear()  # (a new session would take a new fingerprint anyway)
-    prepare_data(get_profile("colab"), root)
+    prepare_data(SMALL, root)
     assert checks == [root]
 
 
 def test_a_missing_or_incomplete_folder_is_downloaded_from_the_mirror(
     isic_home, monkeypatch, capsys
 ):
-    from segqual_lite.config import get_profile
     from segqual_lite.data import MIRROR_ENV, prepare_data
     from segqual_lite.store import data_identity
 
     root, calls = isic_home
     monkeypatch.setenv(MIRROR_ENV, "http://mirror.example/isic/")
     next((root / "ISIC-2017_Validation_Part1_GroundTruth").glob("*.png")).unlink()
-    prepare_data(get_profile("colab"), root)
+    prepare_data(SMALL, root)
     out = capsys.readouterr().out
     assert "is incomplete" in out and "downloading the missing zips" in out
     assert calls == [(root, "http://mirror.example/isic/")]
@@ -180,7 +148,7 @@ def test_a_missing_or_incomplete_folder_is_downloaded_from_the_mirror(
 
     fresh = _data_identity.__wrapped__(str(root.resolve()))
     assert data_identity(root) == fresh  # not the fingerprint of the incomplete folder
-    prepare_data(get_profile("colab"), root.parent / "elsewhere")
+    prepare_data(SMALL, root.parent / "elsewhere")
     assert "no ISIC 2017 folder at" in capsys.readouterr().out and len(calls) == 2
 
 
@@ -189,10 +157,24 @@ def test_the_download_command_takes_a_mirror(monkeypatch, tmp_path, capsys):
 
     seen = {}
 
-    def download(root, base_url, progress):
-        seen.update(root=root, base_url=base_url)
+    def download(root, base_url, expected_counts, progress):
+        seen.update(root=root, base_url=base_url, counts=expected_counts)
         return {"train": 0, "val": 0, "test": 0}
 
     monkeypatch.setattr(cli, "download_isic2017", download)
     assert cli.main(["data", "download", str(tmp_path), "--mirror", "http://m/x/", "--quiet"]) == 0
-    assert seen == {"root": str(tmp_path), "base_url": "http://m/x/"}
+    official = {"train": 2000, "val": 150, "test": 600}
+    assert seen == {"root": str(tmp_path), "base_url": "http://m/x/", "counts": official}
+    # The counts to expect are the profile's, changed like any field.
+    cli.main(["data", "download", str(tmp_path), "--set", "n_val=3", "--quiet"])
+    assert seen["counts"] == {**official, "val": 3}
+
+
+def test_a_folder_larger_than_the_profile_says_is_refused_without_download(isic_home):
+    from segqual_lite.data import prepare_data
+
+    root, calls = isic_home
+    with pytest.raises(DataError, match=r"n_train, n_val and n_test.*n_train=4") as err:
+        prepare_data(SMALL.with_(n_train=3), root)
+    assert "split 'train' has 4 image/mask pairs, expected 3" in err.value.problems
+    assert not calls

@@ -1,11 +1,13 @@
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from segqual_lite import experiment, quality, training
+from segqual_lite import cluster, experiment, quality, training
 from segqual_lite.cli import main as cli_main
+from segqual_lite.cluster import Scheduler, grid_units
 from segqual_lite.config import get_profile
 from segqual_lite.data import make_synthetic_isic
 from segqual_lite.rows import BEYOND_ROWS, CONTROL_ROWS, REFERENCE_ROWS, TABLE_ROWS
@@ -284,3 +286,89 @@ def test_the_counterfactual_runs_the_row_and_its_control_on_data_without_rims(
     assert result.out == tmp_path / "results" / "counterfactual"
     data = {p.name for p in (tmp_path / "data").iterdir()}
     assert len(data) == 1 and "synthetic-" in next(iter(data))  # only the rim-free folder
+
+
+# ---- the grid as scheduler jobs (reproduce --executor) -------------------------------------
+LOCAL = Scheduler("local", gpus=0, time_min=10)
+
+
+def test_grid_units_group_jobs_by_seed_and_unet_and_the_ensemble_waits(beyond_run):
+    root = beyond_run.out.parent / "data"
+    rows = (*GRID_ROWS, *BEYOND_ROWS)
+    units = grid_units(GRID, rows, GRID.seeds, root)
+    assert sorted(units) == [
+        "ensemble",
+        *(f"seed{s}-{u}" for s in (0, 1) for u in ("hcnn", "lce", "plain", "plain-crossfit")),
+    ]
+    assert units["ensemble"].needs == {"seed0-plain", "seed1-plain"}
+    assert units["seed1-plain-crossfit"].needs == {"seed1-plain"}  # its test masks
+    assert not units["seed0-hcnn"].needs
+    assert units["ensemble"].predictions == (("ensemble", 0), ("ensemble", 1))
+    # Every job of the grid is done by exactly one unit, after the jobs it needs.
+    jobs = experiment.grid_jobs(GRID, rows, GRID.seeds, root)
+    done = [job for unit in units.values() for job in unit.jobs]
+    assert sorted(map(repr, done)) == sorted(map(repr, jobs))
+    for unit in units.values():
+        for i, job in enumerate(unit.jobs):
+            assert not set(jobs[job]) & set(unit.jobs[i:])
+    predicted = [p for unit in units.values() for p in unit.predictions]
+    assert sorted(predicted) == sorted((r, s) for r in rows for s in GRID.seeds)
+
+
+def test_the_local_executor_gives_the_sequential_table(beyond_run, tmp_path, monkeypatch, capsys):
+    """The grid as scheduler jobs (submitit's local executor: a process per job) in a
+    fresh store: the tables equal those of the sequential run for the same rows, the
+    ensemble's job is submitted after the plain U-Nets' of both seeds, and a rerun
+    submits nothing."""
+    monkeypatch.setenv("SEGQUAL_HOME", str(tmp_path / "home"))
+    rows = ("rca", "no_uncertainty", "max_prob", "ensemble")  # in the sequential run's order
+    root = beyond_run.out.parent / "data"
+    out = tmp_path / "local"
+    experiment.run_grid(GRID, rows, data_root=root, out=out, progress=False, scheduler=LOCAL)
+    sequential = beyond_run.predictions[beyond_run.predictions["method"].isin(rows)]
+    experiment.write_results(sequential, tmp_path / "sequential", GRID.name)
+    for name in ("predictions.csv", "table1.csv", "beyond_predictions.csv", "beyond.csv"):
+        assert (out / name).read_text() == (tmp_path / "sequential" / name).read_text(), name
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("grid on this machine: 3 jobs, 0 done already, 3 to run")
+
+    def line_of(event, unit):
+        return next(i for i, x in enumerate(lines) if x.startswith(event) and f"] {unit}:" in x)
+
+    plain_done = max(line_of("[done", "seed0-plain"), line_of("[done", "seed1-plain"))
+    assert line_of("[submitted]", "ensemble") > plain_done
+    assert len(list((out / "jobs").glob("*_log.err"))) == 3  # submitit's logs
+
+    monkeypatch.setattr(cluster, "_executor", None)  # a rerun submits nothing
+    again = experiment.run_grid(
+        GRID, rows, data_root=root, out=tmp_path / "again", progress=False, scheduler=LOCAL
+    )
+    assert capsys.readouterr().out.startswith("grid on this machine: 3 jobs, 3 done already\n")
+    assert (tmp_path / "again" / "beyond.csv").read_text() == (out / "beyond.csv").read_text()
+    assert again.predictions.equals(read_predictions(out / "beyond_predictions.csv"))
+
+
+def test_a_failed_job_is_reported_with_its_log_and_what_needs_it_is_not_run(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setenv("SEGQUAL_HOME", str(tmp_path / "home"))
+    empty = tmp_path / "data"
+    empty.mkdir()  # no split folders: every U-Net's job fails reading them
+    with pytest.raises(cluster.GridJobsFailed) as err:
+        experiment.run_grid(
+            GRID,
+            ("max_prob", "ensemble"),
+            data_root=empty,
+            out=tmp_path / "out",
+            progress=False,
+            scheduler=LOCAL,
+        )
+    message = str(err.value)
+    assert message.startswith("3 of 3 grid jobs did not finish")
+    assert "  - ensemble: not run: it needs seed" in message  # the first of them to fail
+    for seed in GRID.seeds:
+        line = next(x for x in message.splitlines() if x.startswith(f"  - seed{seed}-plain:"))
+        assert "missing folder" in line
+        log = Path(line.rsplit("log: ", 1)[1])
+        assert log.is_file() and "missing folder" in log.read_text()
+    assert "[FAILED] seed0-plain" in capsys.readouterr().out

@@ -89,6 +89,7 @@ LAYERS = [
     {"segment"},
     {"quality", "rca"},
     {"experiment"},
+    {"cluster"},
     {"cli"},
     {"__main__"},
 ]

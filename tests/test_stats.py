@@ -80,3 +80,19 @@ def test_the_bootstrap_is_seeded_and_tabulated():
     assert frame.loc[0, "unit"] == "points of %" and frame.loc[0, "metric"] == "auroc"
     with pytest.raises(ValueError, match="no seed holds both"):
         compare(rows, "g", "nothing", "rmse")
+
+
+def test_a_metric_undefined_on_a_seed_is_reported_as_such(recwarn):
+    """When every test image of a seed fails (a run of one epoch), AUROC has no value:
+    the comparison says so instead of calling it unresolved; RMSE is still compared."""
+    rows = _predictions({0: 0.02, 1: 0.04})
+    for r in rows:
+        if r["seed"] == 0:
+            r["true_jaccard"] *= 0.6  # below 0.7: every image of seed 0 fails
+    auroc = compare(rows, "g", "control", "auroc", n_boot=50)
+    assert auroc.outcome == "undefined"
+    assert auroc.verdict() == (
+        "g cannot be compared with control on auroc: it is undefined when all test images "
+        "of a seed pass or all fail"
+    )
+    assert compare(rows, "g", "control", "rmse", n_boot=50).outcome != "undefined"

@@ -4,7 +4,7 @@ joint augmentation (chapter 01)."""
 from .download import ISIC2017_BASE_URL, ISIC2017_ZIPS, download_isic2017
 from .isic import ISIC2017, check_isic2017, decode_split, list_pairs
 from .layout import OFFICIAL_COUNTS, SPLITS, DataError, split_folders
-from .prepare import MIRROR_ENV, isic2017_base_url, prepare_data
+from .prepare import MIRROR_ENV, expected_counts, isic2017_base_url, prepare_data
 from .synthetic import (
     DEFAULT_HARD_CASE_SHARES,
     HARD_CASES,
@@ -36,6 +36,7 @@ __all__ = [
     "dihedral",
     "dihedral_augmentation",
     "download_isic2017",
+    "expected_counts",
     "draw_lesion",
     "joint_augmentation",
     "list_pairs",

@@ -12,6 +12,7 @@ import os
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -85,18 +86,44 @@ def _fetch(url: str, dest: Path, progress: bool, timeout: float, chunk: int = 1 
     os.replace(part, dest)
 
 
+def _test_members(zf: zipfile.ZipFile) -> None:
+    """Read every member through its CRC check; a damaged one is named (``testzip`` lets
+    a damaged deflate stream escape as ``zlib.error``, without the member's name)."""
+    for member in zf.infolist():
+        try:
+            with zf.open(member) as f:
+                while f.read(1 << 20):
+                    pass
+        except (zipfile.BadZipFile, zlib.error, EOFError) as err:
+            raise zipfile.BadZipFile(f"member {member.filename} is damaged ({err})") from err
+
+
 def _verify_and_extract(archive: Path, root: Path) -> None:
+    """Test and extract the members of ``archive`` that ``root`` lacks (missing, or of
+    another size). Files already there are left untouched, so a second run neither
+    re-reads the archive nor changes the folder's fingerprint (and the models cached
+    for it)."""
     try:
         with zipfile.ZipFile(archive) as zf:
-            bad = zf.testzip()
-            if bad is not None:
-                raise zipfile.BadZipFile(f"CRC error in member {bad}")
+            missing = [
+                m
+                for m in zf.infolist()
+                if not m.is_dir()
+                and not (
+                    (root / m.filename).is_file()
+                    and (root / m.filename).stat().st_size == m.file_size
+                )
+            ]
+            if not missing:
+                return
+            _test_members(zf)
             root_resolved = root.resolve()
             for member in zf.infolist():
                 target = (root / member.filename).resolve()
                 if root_resolved not in target.parents and target != root_resolved:
                     raise zipfile.BadZipFile(f"member {member.filename} escapes {root}")
-            zf.extractall(root)
+            for member in missing:
+                zf.extract(member, root)
     except (zipfile.BadZipFile, OSError) as err:
         archive.unlink(missing_ok=True)
         raise DataError(
@@ -114,7 +141,8 @@ def download_isic2017(
 ) -> dict[str, int]:
     """Fetch, verify and extract ISIC 2017 Part 1 into ``root``; return pairs per split.
 
-    Zips already downloaded are not fetched again; a ``.part`` file is resumed. Raises
+    Zips already downloaded are not fetched again, files already extracted not again
+    extracted; a ``.part`` file is resumed. Raises
     :class:`DataError` for a failed download, a corrupt archive (which is deleted so the
     next run refetches it) or split counts that differ from ``expected_counts``
     (default: the official 2000 / 150 / 600).

@@ -11,10 +11,16 @@ from ..store import artifact_key, atomic_path, data_identity, digest, write_text
 from ..timing import phase
 from .download import ISIC2017_BASE_URL, download_isic2017
 from .isic import check_isic2017
-from .layout import OFFICIAL_COUNTS, DataError
+from .layout import SPLITS, DataError
 from .synthetic import DEFAULT_HARD_CASE_SHARES, HARD_CASES, make_synthetic_isic
 
-__all__ = ["prepare_data", "SYNTHETIC_SEED", "MIRROR_ENV", "isic2017_base_url"]
+__all__ = [
+    "prepare_data",
+    "SYNTHETIC_SEED",
+    "MIRROR_ENV",
+    "isic2017_base_url",
+    "expected_counts",
+]
 
 SYNTHETIC_SEED = 0
 _COMPLETE = ".complete.json"
@@ -27,37 +33,66 @@ def isic2017_base_url() -> str:
     return os.environ.get(MIRROR_ENV) or ISIC2017_BASE_URL
 
 
-def _use_existing_isic2017(root: Path) -> bool:
-    """Whether ``root`` already holds ISIC 2017 Part 1 with the official counts, checked
-    once (every image decoded) and remembered in the artifact store while its files stay
-    the same; says why not, when not."""
+def expected_counts(profile: Profile) -> dict[str, int]:
+    """The image/mask pairs per split that a real-data profile's folder holds: its
+    ``n_train``, ``n_val`` and ``n_test`` (the official 2000 / 150 / 600 on ``colab`` and
+    ``paper``; a rehearsal on a few images, or another data set in the ISIC layout, sets
+    its own)."""
+    return {split: getattr(profile, f"n_{split}") for split in SPLITS}
+
+
+def _use_existing_isic2017(root: Path, expected: dict[str, int]) -> bool:
+    """Whether ``root`` already holds ISIC 2017 Part 1 with the ``expected`` counts,
+    checked once (every image decoded) and remembered in the artifact store while its
+    files stay the same; says why not, when not. A folder with more pairs than expected
+    is an error (no download can mend it): the profile's counts are wrong."""
     if not root.is_dir():
         print(f"no ISIC 2017 folder at {root}: downloading the official zips")
         return False
-    record = home() / "data" / "checked" / f"{digest({'root': str(root.resolve())})}.json"
-    listing = data_identity(root)
-    if record.exists() and json.loads(record.read_text()).get("listing") == listing:
-        return True
+    record = _record(root)
+    if record.exists():
+        seen = json.loads(record.read_text())
+        if seen.get("listing") == data_identity(root) and seen.get("counts") == expected:
+            return True
     try:
         counts = check_isic2017(root)
-        problems = [
-            f"split {split!r} has {counts.get(split, 0)} image/mask pairs, expected {n}"
-            for split, n in OFFICIAL_COUNTS.items()
-            if counts.get(split, 0) != n
-        ]
     except DataError as err:
-        problems = err.problems
+        counts, problems = {}, err.problems
+    else:
+        problems = [
+            f"split {split!r} has {counts[split]} image/mask pairs, expected {n}"
+            for split, n in expected.items()
+            if counts[split] != n
+        ]
+        extra = [f"n_{split}={counts[split]}" for split, n in expected.items() if counts[split] > n]
+        if extra:
+            raise DataError(
+                problems,
+                f"{root} holds more images than the profile expects: set the profile's "
+                f"n_train, n_val and n_test to the counts of its folder ({', '.join(extra)}).",
+            )
     if problems:
         print(
             f"the ISIC 2017 folder {root} is incomplete ({len(problems)} problem(s), the first: "
             f"{problems[0]}): downloading the missing zips"
         )
         return False
-    write_text(
-        record, json.dumps({"root": str(root.resolve()), "listing": listing, "counts": counts})
-    )
+    _remember(root, counts)
     print(f"using the ISIC 2017 folder {root} as it is: {counts}")
     return True
+
+
+def _record(root: Path) -> Path:
+    """Where the artifact store remembers that ``root`` was checked."""
+    return home() / "data" / "checked" / f"{digest({'root': str(root.resolve())})}.json"
+
+
+def _remember(root: Path, counts: dict[str, int]) -> None:
+    listing = data_identity(root)
+    write_text(
+        _record(root),
+        json.dumps({"root": str(root.resolve()), "listing": listing, "counts": counts}),
+    )
 
 
 def _synthetic_settings(profile: Profile, hard_cases: dict[str, float] | None) -> dict:
@@ -86,9 +121,10 @@ def prepare_data(
       ``hard_cases`` changes the share of some hard cases (``{"ambiguous_rim": 0.0}``:
       the same data set without ambiguous rims, chapter 10's counterfactual).
     * ``isic2017`` profiles: ``root`` (default ``<home>/data/isic2017``) is used as it is,
-      without touching the network, when it holds ISIC 2017 Part 1 with the official
-      counts (a Drive mount, a lab share, a copy extracted by hand; checked once, every
-      image decoded); otherwise the zips are downloaded into it, from
+      without touching the network, when it holds ISIC 2017 Part 1 with the profile's
+      counts (:func:`expected_counts`, the official ones on ``colab`` and ``paper``; a
+      Drive mount, a lab share, a copy extracted by hand; checked once, every image
+      decoded); otherwise the zips are downloaded into it, from
       :func:`isic2017_base_url` (``$SEGQUAL_ISIC_MIRROR`` names a mirror), saying why.
     """
     if hard_cases and profile.data != "synthetic":
@@ -106,10 +142,11 @@ def prepare_data(
         return root
     if profile.data == "isic2017":
         root = Path(root) if root else home() / "data" / "isic2017"
-        if (root / _COMPLETE).exists() or _use_existing_isic2017(root):
+        expected = expected_counts(profile)
+        if _use_existing_isic2017(root, expected):
             return root
-        counts = download_isic2017(root, base_url=isic2017_base_url())
-        (root / _COMPLETE).write_text(json.dumps(counts))
+        counts = download_isic2017(root, base_url=isic2017_base_url(), expected_counts=expected)
         data_identity.cache_clear()  # the files changed: fingerprint them afresh
+        _remember(root, counts)  # verified while extracting: not decoded again
         return root
     raise ValueError(f"profile {profile.name!r} has unknown data {profile.data!r}")
