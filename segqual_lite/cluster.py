@@ -128,8 +128,7 @@ def grid_units(
     root: Path,
     train_split: str = "train",
 ) -> dict[str, Unit]:
-    """The grid of ``rows`` x ``seeds`` as units (module docstring), in the order of the
-    sequential run."""
+    """The grid of ``rows`` x ``seeds`` as units (module docstring), by name."""
     needs: dict[tuple, frozenset[tuple]] = {}
     members: dict[str, dict[tuple, None]] = {}
     predictions: dict[str, list[tuple[str, int]]] = {}
@@ -152,8 +151,9 @@ def grid_units(
                 if job not in placed and inside <= placed:
                     ordered.append(job)
                     placed.add(job)
-        waits = {_home_unit(n) for job in sources.get(name, {}) for n in (job, *needs[job])}
-        waits |= {_home_unit(n) for job in jobs for n in needs[job]}
+        # The units whose jobs this one's jobs need, or its predictions come from.
+        waits = {_home_unit(n) for job in jobs for n in needs[job]}
+        waits |= {_home_unit(job) for job in sources.get(name, {})}
         units[name] = Unit(
             name,
             tuple(ordered),
@@ -168,7 +168,9 @@ def unit_predictions_path(profile: Profile, unit: Unit, train_split: str = "trai
     """Where a unit's predictions are kept in the store: named by the unit and a hash of
     the artifacts they come from and the rows and seeds they cover."""
     key = {
-        "artifacts": sorted(str(_artifact(job, profile, train_split)) for job in unit.sources),
+        "artifacts": sorted(
+            str(_artifact(job, profile, train_split).relative_to(home())) for job in unit.sources
+        ),
         "predictions": [list(p) for p in unit.predictions],
     }
     return home() / "grid" / profile.name / f"{unit.name}-{digest(key)}.csv"

@@ -35,3 +35,28 @@ def test_reproduce_checks_an_isic_folder_given_with_data(monkeypatch, tmp_path):
     with pytest.raises(Stop):
         cli.main(["reproduce", "--profile", "colab", "--data", str(tmp_path)])
     assert seen == [("colab", str(tmp_path))]
+
+
+def test_reproduce_runs_the_grid_sequentially_unless_an_executor_is_named(monkeypatch, tmp_path):
+    from segqual_lite import cli
+    from segqual_lite.cluster import Scheduler
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def run_grid(profile, **kwargs):
+        seen.update(kwargs)
+        raise Stop
+
+    monkeypatch.setattr(cli, "run_grid", run_grid)
+    with pytest.raises(Stop):
+        cli.main(["reproduce", "--data", str(tmp_path)])
+    assert seen["scheduler"] is None
+    with pytest.raises(Stop):
+        cli.main(
+            ["reproduce", "--data", str(tmp_path), "--executor", "slurm", "--partition", "gpu"]
+            + ["--time", "90", "--mem", "64"]
+        )
+    assert seen["scheduler"] == Scheduler("slurm", "gpu", gpus=1, time_min=90, mem_gb=64, cpus=4)
