@@ -35,10 +35,18 @@ def test_download_extracts_and_counts(server, tmp_path):
     assert download_isic2017(out, url, EXPECTED, progress=False) == EXPECTED
     assert (out / "ISIC-2017_Training_Data" / "ISIC_0000000.jpg").is_file()
     assert all((out / "downloads" / n).read_bytes() == files[n] for n in ISIC2017_ZIPS)
-    # A second run fetches nothing.
+    # A second run fetches nothing and extracts nothing (the files keep their times, so
+    # the folder's fingerprint and the models cached for it stay valid)...
     n_requests = len(RangeHandler.log)
+    files_now = {p: p.stat().st_mtime_ns for p in out.rglob("ISIC_*")}
     download_isic2017(out, url, EXPECTED, progress=False)
     assert len(RangeHandler.log) == n_requests
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("ISIC_*")} == files_now
+    # ... but brings back a file that went missing.
+    mask = next((out / "ISIC-2017_Test_v2_Part1_GroundTruth").glob("*.png"))
+    mask.unlink()
+    download_isic2017(out, url, EXPECTED, progress=False)
+    assert mask.is_file() and len(RangeHandler.log) == n_requests
 
 
 def test_download_resumes_a_partial_file(server, tmp_path):

@@ -2,8 +2,9 @@
 
 Each zip is fetched into ``<root>/downloads/<name>.part`` and renamed only when complete;
 an interrupted download resumes with an HTTP ``Range`` request. Every archive is tested
-(CRC of each member) before it is extracted, and the extracted splits are counted
-against the official 2000 / 150 / 600.
+(CRC of each member; a damaged one is named) before anything is extracted from it, only
+the members the folder lacks are extracted, and the extracted splits are counted against
+the expected counts (the official 2000 / 150 / 600 unless a profile says otherwise).
 """
 
 from __future__ import annotations
