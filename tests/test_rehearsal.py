@@ -15,8 +15,10 @@ import io
 import signal
 import subprocess
 import sys
+import threading
 import time
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -135,15 +137,11 @@ def rehearsal(tmp_path_factory):
     print(f"  {'total':38s} {total:6.1f} s")
 
 
+@contextmanager
 def _timed(times, step):
-    class Timer:
-        def __enter__(self):
-            self.start = time.perf_counter()
-
-        def __exit__(self, *exc):
-            times[step] = time.perf_counter() - self.start
-
-    return Timer()
+    start = time.perf_counter()
+    yield
+    times[step] = time.perf_counter() - start
 
 
 def test_killed_download_resumes_and_a_damaged_member_is_named(rehearsal, capsys):
@@ -151,8 +149,6 @@ def test_killed_download_resumes_and_a_damaged_member_is_named(rehearsal, capsys
     first = ISIC2017_ZIPS[0]
     assert len(zips[first]) > 2 * HOLD_AT  # the realistic photograph makes it large
     with _timed(times, "download killed halfway"):
-        import threading
-
         release = threading.Event()
         RangeHandler.hold[first] = (HOLD_AT, release)
         proc = subprocess.Popen(
