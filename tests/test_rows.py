@@ -82,7 +82,7 @@ LAYERS = [
     {"store"},
     {"metrics", "models", "data"},
     {"uncertainty"},
-    {"tables", "scores"},
+    {"tables", "scores", "conformal"},
     {"stats", "viz"},
     {"explorer"},
     {"training"},
