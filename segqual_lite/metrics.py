@@ -288,9 +288,10 @@ def augrc(true_j, pred_j, threshold: float | None = FAILURE_THRESHOLD) -> float:
     The curve of :func:`generalized_risk_coverage` is integrated with the trapezoidal
     rule, as in the authors' reference code. Within a tie group the generalized risk
     grows linearly in expectation, so the trapezoid over the groups equals the expected
-    area over the random orders of tied cases. Known values, with a failure rate r: a
-    ranking that puts every failure last gives r²/2, a constant prediction (a random
-    ranking, in expectation) r/2, and all failures 1/2.
+    area over the random orders of tied cases. (:func:`aurc` instead averages its curve
+    over the coverages 1/N, ..., N/N, as Geifman et al. do.) Known values, with a
+    failure rate r: a ranking that puts every failure last gives r²/2, a constant
+    prediction (a random ranking, in expectation) r/2, and all failures 1/2.
     """
     coverage, risk = generalized_risk_coverage(true_j, pred_j, threshold)
     return float(np.trapezoid(risk, coverage))
