@@ -183,12 +183,11 @@ def predict_tta(model: nn.Module, x: torch.Tensor) -> Prediction:
 def mc_dropout_mean_softmax(model: nn.Module, x: torch.Tensor, samples: int) -> torch.Tensor:
     """Eq. (5): the mean softmax of ``samples`` stochastic passes, dropout switched on by
     the caller (:func:`eval_with_dropout`). The layers before the first dropout are
-    deterministic: a model with ``prefix`` runs them once for all samples."""
-    if hasattr(model, "prefix"):
-        skips, h = model.prefix(x)
-        rest = lambda: model.forward_from_prefix(skips, h)  # noqa: E731
-    else:
-        rest = lambda: model(x)  # noqa: E731
+    deterministic: a model with a ``sampler`` (:meth:`~segqual_lite.models.UNet.sampler`)
+    runs them once for all samples, and the rest with BatchNorm folded into the
+    convolutions; the same dropout masks as ``samples`` full passes, the same result up
+    to floating-point rounding."""
+    rest = model.sampler(x) if hasattr(model, "sampler") else lambda: model(x)
     total = None
     for _ in range(samples):
         p = _split(rest())[0].float().softmax(1)
