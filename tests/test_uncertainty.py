@@ -16,6 +16,7 @@ from segqual_lite.uncertainty import (
     hcnn_mean_softmax,
     lce_loss,
     predict,
+    predicted_class,
     segmentation_loss,
     update_lambda,
 )
@@ -94,6 +95,19 @@ def test_mc_dropout_samples_differ():
     a = predict(net, batch(), "mc_dropout", samples=1).probs
     b = predict(net, batch(), "mc_dropout", samples=1).probs
     assert not torch.equal(a, b)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("classes", [2, 3])
+def test_predicted_class_is_argmax_with_its_ties_and_nans(classes, channels_last):
+    scores = torch.randint(0, 3, (4, classes, 8, 8), generator=torch.Generator().manual_seed(0))
+    scores = scores.float()  # many exact ties
+    scores[0, 0, 0, 0] = scores[1, 1, 2, 2] = scores[2, :, 3, 3] = float("nan")
+    if channels_last:
+        scores = scores.contiguous(memory_format=torch.channels_last)
+    mask = predicted_class(scores)
+    assert mask.dtype == torch.int64 and torch.equal(mask, scores.argmax(1))
+    assert mask[0, 0, 0] == 0 and mask[1, 2, 2] == 1 and mask[2, 3, 3] == 0
 
 
 def test_entropy_bounds_and_zero_log_zero():
