@@ -211,23 +211,29 @@ def _noisy(values: torch.Tensor, scale: torch.Tensor, samples: int) -> torch.Ten
     The Gaussian logits of eq. (7). With two classes only the logit difference matters,
     and the difference of two independent N(0, sigma^2) draws is N(0, 2 sigma^2): callers
     pass the difference with ``scale = sqrt(2) * sigma`` (same distribution, half the
-    random numbers)."""
+    random numbers). Without autograd the draws are scaled and shifted in place: the same
+    values, without two temporaries of T times the input's size."""
     eps = torch.randn((samples, *values.shape), device=values.device, dtype=values.dtype)
-    return values + scale * eps
+    if torch.is_grad_enabled() and (values.requires_grad or scale.requires_grad):
+        return values + scale * eps
+    return eps.mul_(scale).add_(values)
 
 
 def hcnn_mean_softmax(
     logits: torch.Tensor, sigma: torch.Tensor, samples: int, chunk: int = 25
 ) -> torch.Tensor:
     """Eq. (7) at test time: (1/T) sum_t softmax(rho + sigma * eps_t), drawn ``chunk``
-    samples at a time to bound memory."""
+    samples at a time to bound memory (vectorised over the samples of a chunk)."""
     two_class = logits.shape[1] == 2
     values = logits[:, 1:2] - logits[:, 0:1] if two_class else logits
     scale = math.sqrt(2) * sigma if two_class else sigma
+    # Dense inputs: a slice of channels_last logits is strided, and broadcasting it over
+    # the samples was about 1.6x slower (measured, [64, 1, 64, 64], T = 100).
+    values, scale = values.contiguous(), scale.contiguous()
     total = torch.zeros_like(values)
     for start in range(0, samples, chunk):
         noisy = _noisy(values, scale, min(chunk, samples - start))
-        total += (torch.sigmoid(noisy) if two_class else noisy.softmax(2)).sum(0)
+        total += (noisy.sigmoid_() if two_class else noisy.softmax(2)).sum(0)
     if two_class:
         p1 = total / samples
         return torch.cat([1 - p1, p1], dim=1)

@@ -300,6 +300,43 @@ def test_hcnn_mean_softmax_two_class_shortcut_matches_the_generic_sampler():
     torch.testing.assert_close(shortcut.sum(1), torch.ones(2, 4, 4))
 
 
+@pytest.mark.parametrize("classes", [2, 3])
+def test_hcnn_mean_softmax_is_the_written_out_sampler_bit_for_bit(classes):
+    """The in-place, chunked sampler draws the same eps in the same order as the formula
+    written out (one chunk: T <= 25), and from channels_last logits too."""
+    g = torch.Generator().manual_seed(0)
+    logits = (torch.randn(2, classes, 8, 8, generator=g) * 2).contiguous(
+        memory_format=torch.channels_last
+    )
+    sigma = torch.rand(2, 1, 8, 8, generator=g).contiguous(memory_format=torch.channels_last)
+    torch.manual_seed(4)
+    with torch.inference_mode():
+        fast = hcnn_mean_softmax(logits, sigma, samples=20)
+    torch.manual_seed(4)
+    if classes == 2:
+        d = logits[:, 1:2] - logits[:, 0:1]
+        eps = torch.randn(20, *d.shape)
+        p1 = torch.sigmoid(d + math.sqrt(2) * sigma * eps).sum(0) / 20
+        reference = torch.cat([1 - p1, p1], dim=1)
+    else:
+        eps = torch.randn(20, *logits.shape)
+        reference = (logits + sigma * eps).softmax(2).sum(0) / 20
+    assert torch.equal(fast, reference)
+
+
+def test_hcnn_loss_is_the_same_with_and_without_autograd():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 2, 8, 8, generator=g, requires_grad=True)
+    sigma = torch.rand(2, 1, 8, 8, generator=g).requires_grad_()
+    target = torch.randint(0, 2, (2, 8, 8), generator=g)
+    torch.manual_seed(1)
+    with_grad = hcnn_loss(logits, sigma, target, samples=30)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        without = hcnn_loss(logits, sigma, target, samples=30)
+    assert with_grad.requires_grad and torch.equal(with_grad.detach(), without)
+
+
 def test_segmentation_loss_dispatches_by_the_unet_of_the_method():
     g = torch.Generator().manual_seed(1)
     logits = torch.randn(2, 2, 8, 8, generator=g)
