@@ -1,7 +1,7 @@
 """MC-dropout through ``predict`` against T naive full passes, on the same memory layout.
 
-    SEGQUAL_THREADS=1 python benchmarks/mc_dropout.py [--size 64] [--width 8] [--batch 16]
-        [--samples 20] [--repeats 7]
+    SEGQUAL_THREADS=1 python benchmarks/mc_dropout.py [--size 64] [--width 8] [--batch 64]
+        [--samples T] [--repeats 7]
 
 ``predict`` runs the prefix before the first dropout once and the rest T times with
 BatchNorm folded into the convolutions and the prefix skips' share of the decoder
@@ -24,6 +24,7 @@ import time
 import torch
 
 from segqual_lite.config import fix_threads, get_profile, pick_device, seed_everything
+from segqual_lite.rows import samples
 from segqual_lite.training import build_unet
 from segqual_lite.uncertainty import entropy, eval_with_dropout, predict
 
@@ -70,8 +71,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--width", type=int, default=8)
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--samples", type=int, default=20)
+    parser.add_argument("--batch", type=int, default=64)  # predict_images, as segment uses it
+    parser.add_argument("--samples", type=int, default=None, help="default: the profile's T")
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
     fix_threads()
@@ -81,7 +82,7 @@ def main() -> None:
     default = build_unet(profile, "mc_dropout").to(device).eval()  # PyTorch's default layout
     trained = copy.deepcopy(default).to(memory_format=torch.channels_last)  # as fit_* leaves it
     x = torch.rand(args.batch, 3, args.size, args.size, device=device)
-    T = args.samples
+    T = args.samples or samples(profile, "mc_dropout")
     print(
         f"device={device} threads={torch.get_num_threads()} T={T} batch={args.batch} "
         f"{args.size}px width {args.width}"
