@@ -23,8 +23,8 @@ import time
 
 import torch
 
+from segqual_lite import rows
 from segqual_lite.config import fix_threads, get_profile, pick_device, seed_everything
-from segqual_lite.rows import samples
 from segqual_lite.training import build_unet
 from segqual_lite.uncertainty import entropy, eval_with_dropout, predict
 
@@ -82,7 +82,7 @@ def main() -> None:
     default = build_unet(profile, "mc_dropout").to(device).eval()  # PyTorch's default layout
     trained = copy.deepcopy(default).to(memory_format=torch.channels_last)  # as fit_* leaves it
     x = torch.rand(args.batch, 3, args.size, args.size, device=device)
-    T = args.samples or samples(profile, "mc_dropout")
+    T = args.samples or rows.samples(profile, "mc_dropout")
     print(
         f"device={device} threads={torch.get_num_threads()} T={T} batch={args.batch} "
         f"{args.size}px width {args.width}"
