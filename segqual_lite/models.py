@@ -49,7 +49,7 @@ class MCDropout(nn.Dropout):
             return x
         if self.p == 1:
             return torch.zeros_like(x)
-        # In place on the fresh uniform draws: one allocation instead of three, the same
+        # In place on the fresh uniform draws: one allocation instead of four, the same
         # values as ``x * (u >= p) / (1 - p)`` bit for bit (also under autograd).
         return torch.rand_like(x).ge_(self.p).mul_(x).div_(1 - self.p)
 
