@@ -43,7 +43,7 @@ from IPython.display import Markdown, display
 from segqual_lite.config import start_chapter
 from segqual_lite.data import prepare_data, read_hard_cases
 from segqual_lite.experiment import COUNTERFACTUAL_ROW, run_counterfactual, run_grid
-from segqual_lite.explorer import explorer_cases, uncertainty_explorer
+from segqual_lite.explorer import explorer_lesions, uncertainty_explorer
 from segqual_lite.metrics import FAILURE_THRESHOLD, auroc
 from segqual_lite.rows import METHODS, TABLE_ROWS, control_of, label
 from segqual_lite.segment import segment_split
@@ -207,11 +207,14 @@ if cases:
 # %% [markdown]
 # ## Explore the test cases
 #
-# Pick a method and slide through five of its test images, from its best segmentation
-# through typical ones to its worst: the image, the ground truth, the prediction (green
-# true positive, red false positive, blue false negative), the uncertainty map, and
-# the true and predicted Jaccard with their verdicts. On the website the explorer runs in
-# your browser without a Python kernel; in Jupyter or Colab it runs live.
+# Compare the four methods on one test lesion at a time: the image and its ground
+# truth, then each method's segmentation (green true positive, red false positive, blue
+# false negative) above its uncertainty map, all maps on one colour scale, and under them
+# the true Jaccard and g's prediction; a red cell marks a wrong verdict of g. The explorer
+# holds every test image on which at least one method fails and a sample of passing ones;
+# the `show` menu keeps the failures, the passes, g's missed failures or false alarms, or
+# one hard case of the synthetic data. On the website it runs in your browser without a
+# Python kernel; in Jupyter or Colab it runs live.
 
 # %%
 first_seed = result.predictions[result.predictions["seed"] == P.seeds[0]]
@@ -220,7 +223,9 @@ predicted = {
     m: predicted_j.loc[m, "predicted_jaccard"].reindex(seg.ids).to_numpy()
     for m, seg in sets.items()
 }
-explorer = uncertainty_explorer(explorer_cases(sets, predicted))
+lesions = explorer_lesions(sets, predicted, cases)
+print(f"{len(lesions)} test lesions in the explorer, {len(lesions[0].methods)} methods each")
+explorer = uncertainty_explorer(lesions)
 explorer
 
 # %% [markdown]
