@@ -112,7 +112,7 @@ print(
     f"T = {P.mc_samples}: mean Jaccard {test_j.mean():.3f}, entropy in [{mc.maps.min():.3f}, {mc.maps.max():.3f}] (log 2 = {math.log(2):.3f})"
 )
 
-# %%
+# %% mystnb={"image": {"alt": "Good, typical and poor test segmentations beside their MC-dropout entropy maps on one colour scale"}}
 cases = pick_cases(test_j)
 fig = show_uncertainty_maps(
     test.images, test.masks, mc.masks, {"MC-dropout entropy": mc.maps}, cases, test_j
@@ -126,7 +126,7 @@ fig = show_uncertainty_maps(
 # entropy $z$. Where the passes agree the mean is near 0 or 1 and $z$ is low; where they
 # disagree, whatever each one says, $z$ is high:
 
-# %%
+# %% mystnb={"image": {"alt": "Five MC-dropout passes of the lesion probability for one poor case, their mean, and the entropy of the mean"}}
 i = cases["poor"]
 x = test.images[i : i + 1].float().div(255).to(device)
 seed_everything(3)
@@ -153,7 +153,7 @@ fig.colorbar(p_im, ax=axes[:6], location="bottom", shrink=0.6, label="lesion pro
 # out the noise of the masks themselves. Below, the same poor case with growing $T$, and
 # how far each map is from a reference with many samples:
 
-# %%
+# %% mystnb={"image": {"alt": "MC-dropout entropy maps of one poor case with T = 1, 2, 5 and the profile's T samples, each titled with its mean error against a reference with four times as many samples"}}
 i = cases["poor"]
 x = test.images[i : i + 1]
 seed_everything(1)
@@ -232,7 +232,7 @@ print(f"largest difference to five full passes: {(fast - naive.cpu()).abs().max(
 # %% [markdown]
 # ## Does the map track the errors?
 
-# %%
+# %% mystnb={"image": {"alt": "Left: histograms of the MC-dropout entropy on correct and on wrong pixels; right: each image's true Jaccard against its mean entropy"}}
 fig = plot_uncertainty_vs_error(mc.maps, mc.masks, test.masks, test_j, "MC entropy")
 
 # %% [markdown]
@@ -250,7 +250,7 @@ fig = plot_uncertainty_vs_error(mc.maps, mc.masks, test.masks, test_j, "MC entro
 # :class: dropdown
 # ```
 
-# %%
+# %% mystnb={"image": {"alt": "Three maps of one poor case: the entropy of the mean softmax, the mean entropy of the samples, and their difference, the mutual information"}}
 i = cases["poor"]
 x = test.images[i : i + 1].float().div(255).to(device).contiguous(memory_format=torch.channels_last)
 seed_everything(4)

@@ -120,7 +120,7 @@ for c in comparisons:
 # mean, the bar its 95% interval (green: better, red: worse, grey: not resolved); right of
 # the dashed line the uncertainty row is better than its control.
 
-# %%
+# %% mystnb={"image": {"alt": "Forest plot, one panel per metric: each uncertainty row's paired improvement over No Uncertainty, small dots per seed, a large dot for the mean and a bar for its 95% interval over seeds and test images, a dashed line at no difference"}}
 fig = plot_forest(comparisons)
 
 # %% [markdown]
@@ -174,7 +174,7 @@ for c in comparisons:
 # entropies of MC-dropout, 1 for LCE), HCNN's $\sigma$, which has no largest value, by its
 # 99th percentile over the images shown:
 
-# %%
+# %% mystnb={"image": {"alt": "The paper's Figure 2: for four test images from good to failed, each method's segmentation above its uncertainty map, one colour bar for all maps"}}
 sets = {m: segment_split(P, m, P.seeds[0], root, "test", device) for m in METHODS}
 fig = plot_figure2(sets)
 
@@ -186,7 +186,7 @@ fig = plot_figure2(sets)
 # holds the missed failures; the paper traces most of them to corrupted or lazy
 # annotations, which uncertainty cannot see (the network is right; the label is not).
 
-# %%
+# %% mystnb={"image": {"alt": "The paper's Figure 3: for each row of Table 1, the predicted Jaccard against the true Jaccard of every test image, with the diagonal and dotted lines at 0.7"}}
 fig = plot_figure3(result.predictions, seed=P.seeds[0])
 
 # %%

@@ -93,7 +93,48 @@ def test_pages_render_offline_and_math_is_typeset(served_site, browser, path):
         assert not failed, f"missing local files: {failed}"
         assert not errors, f"JavaScript errors: {errors}"
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / (path.replace("/", "_") + ".png")), full_page=False)
+        page.screenshot(path=str(ARTIFACTS / (path.replace("/", "_") + ".png")), full_page=True)
+        problems = page.evaluate(READER_CHECKS)
+        assert not problems, f"{path}: {problems}"
+    finally:
+        page.context.close()
+
+
+# What a reader would notice on a page, checked on the rendered DOM: Markdown tables left
+# as text, figures enlarged beyond the pixels they were rendered with (blurred; panels
+# deliberately enlarged without smoothing are exempt), and absolute paths of the machine
+# that built the book.
+READER_CHECKS = r"""() => {
+    const main = document.querySelector('main');
+    const problems = [];
+    const text = main.innerText;
+    const pipes = text.split('\n').filter(line => /\|\s*:?-{3,}:?\s*\|/.test(line));
+    if (pipes.length) problems.push(`raw pipe table: ${pipes[0]}`);
+    for (const img of main.querySelectorAll('img')) {
+        const shown = img.getBoundingClientRect().width * window.devicePixelRatio;
+        const pixelated = getComputedStyle(img).imageRendering === 'pixelated';
+        if (img.naturalWidth && shown > img.naturalWidth * 1.02 && !pixelated) {
+            problems.push(`blurred: ${img.alt || img.src.slice(0, 60)} rendered ` +
+                          `${img.naturalWidth} px wide, shown ${Math.round(shown)} px`);
+        }
+    }
+    const root = /(^|[\s'"(=])(\/(home|root|tmp|work|Users|mnt|content)\/|[A-Z]:\\)\S*/m;
+    const path = text.match(root);
+    if (path) problems.push(`absolute path: ${path[0].trim()}`);
+    return problems;
+}"""
+
+
+def test_search_snippets_show_maths_as_text(served_site, browser):
+    page, _, failed, errors = open_page(browser, f"{served_site}/search.html?q=sigma")
+    try:
+        page.wait_for_selector("#search-results li p.context", timeout=30_000)
+        page.wait_for_timeout(1000)  # the remaining snippets are fetched one page each
+        snippets = page.locator("#search-results li p.context").all_inner_texts()
+        assert snippets, "no search result for 'sigma'"
+        latex = [s for s in snippets if "\\(" in s or "\\)" in s or "\\sigma" in s]
+        assert not latex, f"snippets show LaTeX source: {latex[:2]}"
+        assert not failed and not errors, (failed, errors)
     finally:
         page.context.close()
 
