@@ -49,12 +49,12 @@ from segqual_lite.rows import METHODS, TABLE_ROWS, control_of, label
 from segqual_lite.segment import segment_split
 from segqual_lite.stats import COMPARED_METRICS, compare
 from segqual_lite.tables import (
+    display_table,
     format_table_md,
     per_seed_arrays,
     read_predictions,
     table_caption,
     table_from_predictions,
-    wide_table,
 )
 from segqual_lite.viz import plot_figure2, plot_figure3, plot_forest
 
@@ -91,7 +91,7 @@ print(sorted(p.name for p in result.out.iterdir()))
 # %%
 recomputed = table_from_predictions(read_predictions(result.out / "predictions.csv"))
 assert format_table_md(recomputed, P.name) == (result.out / "table1.md").read_text()
-display(Markdown(table_caption(recomputed, P.name)), wide_table(recomputed))
+display(Markdown(table_caption(recomputed, P.name)), display_table(recomputed))
 
 # %% [markdown]
 # ## Does uncertainty help $g$?
@@ -136,10 +136,14 @@ fig = plot_forest(comparisons)
 for row in METHODS:
     outcomes = {c.metric: c.outcome for c in comparisons if c.row == row}
     agree = outcomes["rmse"] == outcomes["auroc"] == "better"
+    finding = "the paper's finding holds here" if agree else "the paper's finding is not shown here"
     print(
-        f"{label(row):16s} RMSE {outcomes['rmse']}, AUROC {outcomes['auroc']}, detection "
-        f"error {outcomes['detection_error']}: "
-        + ("the paper's finding holds here" if agree else "the paper's finding is not shown here")
+        fill(
+            f"{label(row)}: RMSE {outcomes['rmse']}, AUROC {outcomes['auroc']}, detection "
+            f"error {outcomes['detection_error']}: {finding}",
+            76,
+            subsequent_indent="    ",
+        )
     )
 
 # %% [markdown]

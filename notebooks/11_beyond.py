@@ -54,14 +54,14 @@ from segqual_lite.segment import segment_split
 from segqual_lite.stats import COMPARED_METRICS, compare
 from segqual_lite.tables import (
     beyond_table,
+    display_table,
     format_table_md,
     per_seed_arrays,
     read_predictions,
     table_caption,
-    wide_table,
 )
 from segqual_lite.training import crossfit_folds
-from segqual_lite.viz import fit_width, plot_figure2, plot_forest, plot_risk_coverage, to_hwc
+from segqual_lite.viz import PAGE_WIDTH, plot_figure2, plot_forest, plot_risk_coverage, to_hwc
 
 # %% tags=["parameters"]
 profile = "tiny"
@@ -158,14 +158,15 @@ for name in ("training, in-sample", "training, out-of-fold"):
 #
 # In both cases the mask is $\arg\max_c \bar p_c$ and the uncertainty map is the entropy
 # of $\bar p$ (eq. 6), exactly as for MC-dropout, where the average runs over dropout
-# masks. The eight views of one test image:
+# masks. The eight views of one test image, the one the U-Net segments best:
 
 # %% mystnb={"image": {"alt": "One test image under the eight flips and rotations that test-time augmentation averages over"}}
 test = quality_sets["test"]
-fig, axes = plt.subplots(1, len(DIHEDRAL), figsize=fit_width(1.3 * len(DIHEDRAL), 1.5))
-for ax, (t, (flip, k)) in zip(axes, enumerate(DIHEDRAL), strict=True):
-    ax.imshow(to_hwc(dihedral(test.images[0], t)))
-    ax.set_title(f"{'mirror, ' if flip else ''}{90 * k}°", fontsize=8)
+shown = int(np.argmax(test.jaccard))  # a lesion the U-Net sees clearly
+fig, axes = plt.subplots(2, len(DIHEDRAL) // 2, figsize=(PAGE_WIDTH, 4.0))
+for ax, (t, (flip, k)) in zip(axes.flat, enumerate(DIHEDRAL), strict=True):
+    ax.imshow(to_hwc(dihedral(test.images[shown], t)))
+    ax.set_title(f"{'mirror, ' if flip else ''}{90 * k}°", fontsize=9)
     ax.axis("off")
 fig.tight_layout()
 
@@ -196,7 +197,7 @@ recomputed = beyond_table(read_predictions(result.out / "beyond_predictions.csv"
 assert (
     format_table_md(recomputed, P.name, "Beyond Table 1") == (result.out / "beyond.md").read_text()
 )
-display(Markdown(table_caption(recomputed, P.name, "Beyond Table 1")), wide_table(recomputed))
+display(Markdown(table_caption(recomputed, P.name, "Beyond Table 1")), display_table(recomputed))
 
 # %% [markdown]
 # ## Risk-coverage: how much work can $g$ take off an expert?

@@ -204,6 +204,13 @@ def _map_rgb(values: np.ndarray) -> np.ndarray:
     return matplotlib.colormaps[MAP_COLOURS](np.clip(values, 0, 1))[..., :3]
 
 
+# g's wrong verdicts: (true fails, g says fails) -> (what it is, cell colour).
+_WRONG = {
+    (True, False): ("g missed a failure", "#fbd3d0"),
+    (False, True): ("false alarm", "#fdebc8"),
+}
+
+
 def _verdict(value: float, threshold: float) -> str:
     return "pass" if value >= threshold else "<b>fail</b>"
 
@@ -221,7 +228,7 @@ def lesion_html(lesion: Lesion, threshold: float = FAILURE_THRESHOLD) -> str:
     head = ['<th style="text-align:left">image, truth</th>']
     tops = [_img(image, f"{lesion.image_id}: the dermoscopy image")]
     bottoms = [_img(truth, f"{lesion.image_id}: the ground-truth mask, lesion in white", True)]
-    notes = ["<td></td>"]
+    notes = ['<td style="font-size:12px">true J: against the truth<br>g: predicted</td>']
     for method, view in lesion.methods.items():
         title = label(method)
         head.append(f'<th style="text-align:left">{html.escape(title)}</th>')
@@ -239,12 +246,16 @@ def lesion_html(lesion: Lesion, threshold: float = FAILURE_THRESHOLD) -> str:
                 f"{lesion.image_id}: {title}'s uncertainty map, yellow sure, purple unsure",
             )
         )
-        missed = (view.true_jaccard < threshold) != (view.predicted_jaccard < threshold)
-        mark = ' style="font-size:12px;background:#fde2e1"' if missed else ' style="font-size:12px"'
+        wrong = _WRONG.get((view.true_jaccard < threshold, view.predicted_jaccard < threshold))
+        style = "font-size:12px;line-height:1.35"
+        tag = ""
+        if wrong:
+            style += f";background:{wrong[1]}"
+            tag = f"<br><i>{wrong[0]}</i>"
         notes.append(
-            f"<td{mark}>true J {view.true_jaccard:.2f} ({_verdict(view.true_jaccard, threshold)})"
-            f"<br>g: {view.predicted_jaccard:.2f} "
-            f"({_verdict(view.predicted_jaccard, threshold)})</td>"
+            f'<td style="{style}">true J {view.true_jaccard:.3f} '
+            f"({_verdict(view.true_jaccard, threshold)})<br>g: {view.predicted_jaccard:.3f} "
+            f"({_verdict(view.predicted_jaccard, threshold)}){tag}</td>"
         )
 
     def row(cells, tag="td"):
@@ -268,24 +279,38 @@ def lesion_html(lesion: Lesion, threshold: float = FAILURE_THRESHOLD) -> str:
 
 def _legend(threshold: float) -> str:
     """The colour bar of the maps and the key to the panels, as HTML."""
-    fig, ax = plt.subplots(figsize=(3.2, 0.5), dpi=100, layout="constrained")
+    fig, ax = plt.subplots(figsize=(4.4, 0.75), dpi=100, layout="constrained")
     fig.colorbar(
         matplotlib.cm.ScalarMappable(matplotlib.colors.Normalize(0, 1), MAP_COLOURS),
         cax=ax,
         orientation="horizontal",
     )
-    ax.set_xlabel("map / its largest value (HCNN: 99th pct.)", fontsize=8)
-    ax.tick_params(labelsize=8)
+    ax.set_xlabel("uncertainty map / its largest value (HCNN: 99th pct.)", fontsize=10)
+    ax.tick_params(labelsize=10)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)
     plt.close(fig)
     bar = base64.b64encode(buffer.getvalue()).decode("ascii")
+    missed, alarm = (_WRONG[k][1] for k in ((True, False), (False, True)))
     return (
         '<div style="font-size:13px;display:flex;gap:16px;align-items:center;flex-wrap:wrap">'
-        f'<img src="data:image/png;base64,{bar}" width="320" height="50" '
+        f'<img src="data:image/png;base64,{bar}" width="440" height="75" '
         'alt="colour bar of the uncertainty maps: yellow 0 (sure) to purple 1 (unsure)">'
         "<span>Segmentations: green true positive, red false positive, blue false negative."
-        f"<br>Red cells: g's verdict (Jaccard &ge; {threshold} passes) is wrong.</span></div>"
+        f"<br>A Jaccard index of at least {threshold} passes. g's wrong verdicts:"
+        f' <span style="background:{missed}">missed failure</span>,'
+        f' <span style="background:{alarm}">false alarm</span>.</span></div>'
+    )
+
+
+def _lesion_slider(n: int) -> widgets.SelectionSlider:
+    """A slider over ``n`` lesions that reads "k of n"; its ``index`` selects the lesion."""
+    return widgets.SelectionSlider(
+        options=[f"{k} of {n}" for k in range(1, n + 1)],
+        index=0,
+        description="lesion",
+        continuous_update=True,
+        disabled=n == 1,
     )
 
 
@@ -320,29 +345,27 @@ def uncertainty_explorer(
         fragments = [widgets.HTML(lesion_html(lesion, threshold)) for lesion in lesions]
         pages = []
         for kept in filters.values():
-            slider = widgets.IntSlider(
-                value=0, min=0, max=len(kept) - 1, description="lesion", disabled=len(kept) == 1
-            )
+            slider = _lesion_slider(len(kept))
             stack = widgets.Stack([fragments[i] for i in kept], selected_index=0)
-            widgets.jslink((slider, "value"), (stack, "selected_index"))
+            widgets.jslink((slider, "index"), (stack, "selected_index"))
             pages.append(widgets.VBox([slider, stack]))
         outer = widgets.Stack(pages, selected_index=0)
         widgets.jslink((picker, "index"), (outer, "selected_index"))
         return widgets.VBox([legend, picker, outer])
     kept_lists = list(filters.values())
-    slider = widgets.IntSlider(value=0, min=0, max=len(kept_lists[0]) - 1, description="lesion")
+    slider = _lesion_slider(len(kept_lists[0]))
     shown = widgets.HTML()
 
     def redraw(_=None):
-        shown.value = lesion_html(lesions[kept_lists[picker.index][slider.value]], threshold)
+        shown.value = lesion_html(lesions[kept_lists[picker.index][slider.index]], threshold)
 
     def refilter(_=None):
         with slider.hold_trait_notifications():
-            slider.value = 0
-            slider.max = len(kept_lists[picker.index]) - 1
+            slider.options = _lesion_slider(len(kept_lists[picker.index])).options
+            slider.index = 0
         redraw()
 
     picker.observe(refilter, names="index")
-    slider.observe(redraw, names="value")
+    slider.observe(redraw, names="index")
     redraw()
     return widgets.VBox([legend, picker, slider, shown])

@@ -108,8 +108,10 @@ def test_a_lesion_shows_every_method_with_its_jaccards():
     page = lesion_html(lesion)
     assert "ISIC_0000001" in page and "fails for 1 of 2 methods" in page
     assert "Max Probability" in page and "LCE" in page
-    assert "true J 0.50 (<b>fail</b>)<br>g: 0.80 (pass)" in page
-    assert page.count("background:#fde2e1") == 1  # g's one wrong verdict on this lesion
+    assert "true J 0.500 (<b>fail</b>)<br>g: 0.800 (pass)<br><i>g missed a failure</i>" in page
+    assert page.count("<i>") == 1  # g's one wrong verdict on this lesion
+    alarm = lesion_html(explorer_lesions(sets, predicted, passing=3)[2])  # image 5
+    assert "true J 0.750 (pass)<br>g: 0.500 (<b>fail</b>)<br><i>false alarm</i>" in alarm
     sources = re.findall(r'src="data:image/webp;base64,([^"]+)"', page)
     assert len(sources) == 2 + 2 * 2  # image and truth, then overlay and map per method
     panel = Image.open(io.BytesIO(base64.b64decode(sources[0])))
@@ -137,17 +139,19 @@ def test_both_wirings_follow_the_filter_and_the_slider(wiring):
         outer = box.children[2]
         assert isinstance(outer, widgets.Stack) and len(outer.children) == 5
         slider, stack = outer.children[1].children
-        assert slider.max == 1 and len(stack.children) == 2
+        assert slider.options == ("1 of 2", "2 of 2") and len(stack.children) == 2
         # The failures' page shares the lesions of the "all" page: each is stored once.
         every = outer.children[0].children[1].children
         assert stack.children[0] is every[0] and stack.children[1] is every[1]
     else:
         slider, shown = box.children[2:]
-        assert slider.max == 4 and IDS[4] in shown.value
-        slider.value = 1
+        assert slider.value == "1 of 5" and IDS[4] in shown.value
+        slider.index = 1
         assert IDS[1] in shown.value
         picker.index = 2  # the passes
-        assert slider.value == 0 and slider.max == 2 and IDS[5] in shown.value
+        assert slider.value == "1 of 3" and IDS[5] in shown.value
+        slider.index = 2
+        assert IDS[7] in shown.value
     with pytest.raises(ValueError, match="wiring"):
         uncertainty_explorer(lesions, wiring="magic")
     with pytest.raises(ValueError, match="no lesions"):
