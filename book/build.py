@@ -342,6 +342,7 @@ def render(stage: Path, out: Path) -> Path:
         REPO / "_config.yml",
         REPO / "_toc.yml",
         *sorted((REPO / "book" / "_ext").glob("*.py")),
+        *sorted((REPO / "book" / "_ext" / "static").glob("*")),
     ]:
         h.update(p.read_bytes())
     stamp = jb_out / "config-digest"

@@ -125,7 +125,7 @@ with tempfile.TemporaryDirectory() as tmp:
 # failures to learn from. So a share of images are **hard cases**, modelled on what goes
 # wrong with real dermoscopy:
 
-# %%
+# %% mystnb={"image": {"alt": "Synthetic lesions drawn by the generator, two of each kind: typical, then each hard case, the ground-truth outline in yellow"}}
 rng_seed = 11
 drawn = [("typical", frozenset())] + [(case, frozenset({case})) for case in HARD_CASES]
 images, masks, titles = [], [], []
@@ -166,7 +166,7 @@ else:
 # than training). Each item is a float image in $[0, 1]$ of shape $[3, S, S]$ and an
 # integer mask in $\{0, 1\}$ of shape $[S, S]$, at the profile's size $S$.
 
-# %%
+# %% mystnb={"image": {"alt": "The first twelve training images with their ground-truth outlines in yellow, titled by image id"}}
 train = ISIC2017(root, "train", P.image_size)
 test = ISIC2017(root, "test", P.image_size)
 image, mask = train[0]
@@ -181,7 +181,7 @@ fig = show_grid(train.images[:12], train.masks[:12], train.ids[:12], ncols=6)
 # How much of each image is lesion? ISIC lesions cover anything from a few percent of the
 # photograph to nearly all of it; the synthetic ones span a similar, if narrower, range.
 
-# %%
+# %% mystnb={"image": {"alt": "Histogram of the share of each training image covered by the lesion"}}
 area = train.masks.float().mean(dim=(1, 2)).numpy()
 fig, ax = plt.subplots(figsize=(5, 2.6))
 ax.hist(area, bins=25, color="tab:brown")
@@ -197,7 +197,7 @@ fig.tight_layout()
 # permutation of pixels, so `RandomRot90` uses `torch.rot90` and never interpolates. The
 # flips and rotations together give the 8 symmetries of the square:
 
-# %%
+# %% mystnb={"image": {"alt": "Twelve random augmentations of one training image, each flipped or rotated together with its mask outline"}}
 augment = joint_augmentation()
 print(augment)
 seed_everything(0)

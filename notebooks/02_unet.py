@@ -93,7 +93,7 @@ print("input", tuple(x.shape), "-> logits", tuple(net(x).shape))
 # The same network as a diagram: each box is a block of two convolutions with its number
 # of filters and the resolution it works at, the orange ones are followed by dropout:
 
-# %%
+# %% mystnb={"image": {"alt": "Diagram of the U-Net: encoder blocks down the left, decoder blocks up the right, skip connections across, and the dropout sites of MC-dropout marked in the central blocks"}}
 fig = plot_unet(net, P.image_size)
 
 # %% [markdown]
@@ -146,7 +146,7 @@ show_source(UNet.prefix, UNet.forward_from_prefix)
 # exactly the weights of an uninterrupted run. A finished model is stored under a key of
 # everything that produced it, so the chapters that follow load it instead of training.
 
-# %%
+# %% mystnb={"image": {"alt": "Learning curve of the U-Net: training loss and validation Jaccard per epoch"}}
 root = prepare_data(P)
 f = fit_segmentation(P, "max_prob", seed, root, device)
 print(f.path.name, "|", len(f.history), "epochs")
@@ -157,7 +157,7 @@ ax = plot_learning_curve(f.history, title=f"U-Net f, seed {seed}")
 #
 # On the test split, the Jaccard index of each image (chapter 08 defines it):
 
-# %%
+# %% mystnb={"image": {"alt": "Histogram of the test Jaccard index of the U-Net's masks, a dotted line at the failure threshold 0.7"}}
 test = ISIC2017(root, "test", P.image_size)
 pred = predict_images(f.model, test.images, "max_prob")
 test_j = jaccard(pred.mask, test.masks)
@@ -199,7 +199,7 @@ else:
 # Green marks correctly found lesion pixels, red false positives, blue missed lesion
 # (the colours of the paper's Figure 2). From the best segmentation to the worst:
 
-# %%
+# %% mystnb={"image": {"alt": "Six test images above their segmentations (green true positive, red false positive, blue false negative): the best, a median one and the four worst, with their Jaccard"}}
 order = np.argsort(test_j)
 picks = [order[-1], order[len(order) // 2], *order[:4]]
 fig, axes = plt.subplots(2, len(picks), figsize=fit_width(2.1 * len(picks), 4.3))

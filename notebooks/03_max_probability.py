@@ -106,7 +106,7 @@ print(f"{len(test.ids)} test images, mean Jaccard {test.jaccard.mean():.3f}")
 # %% [markdown]
 # Beside a good segmentation and the poorest one (image, errors in colour, map):
 
-# %%
+# %% mystnb={"image": {"alt": "Good, typical and poor test segmentations beside their maximum-probability uncertainty maps on one colour scale"}}
 cases = pick_cases(test.jaccard)
 fig = show_uncertainty_maps(
     test.images,
@@ -136,7 +136,7 @@ fig = show_uncertainty_maps(
 #
 # ## Does the map track the errors?
 
-# %%
+# %% mystnb={"image": {"alt": "Left: histograms of 1 - max probability on correct and on wrong pixels; right: each image's true Jaccard against its mean 1 - max probability"}}
 fig = plot_uncertainty_vs_error(test.maps, test.masks, test.true_masks, test.jaccard, "1 - max p")
 
 # %% [markdown]

@@ -112,7 +112,7 @@ print(
     f"T = {P.mc_samples}: mean Jaccard {test_j.mean():.3f}, entropy in [{mc.maps.min():.3f}, {mc.maps.max():.3f}] (log 2 = {math.log(2):.3f})"
 )
 
-# %%
+# %% mystnb={"image": {"alt": "Good, typical and poor test segmentations beside their MC-dropout entropy maps on one colour scale"}}
 cases = pick_cases(test_j)
 fig = show_uncertainty_maps(
     test.images, test.masks, mc.masks, {"MC-dropout entropy": mc.maps}, cases, test_j
@@ -121,13 +121,13 @@ fig = show_uncertainty_maps(
 # %% [markdown]
 # ## The samples behind the map
 #
-# Eq. (5) averages what single passes with dropout say. For the poor case, five of those
-# passes side by side (the lesion probability of each pixel), then their mean $p$ and its
-# entropy $z$. Where the passes agree the mean is near 0 or 1 and $z$ is low; where they
+# Eq. (5) averages what single passes with dropout say. For the test image whose map is
+# the most uncertain (the largest mean entropy), five of those passes side by side (the
+# lesion probability of each pixel), then their mean $p$ and its entropy $z$. Where the passes agree the mean is near 0 or 1 and $z$ is low; where they
 # disagree, whatever each one says, $z$ is high:
 
-# %%
-i = cases["poor"]
+# %% mystnb={"image": {"alt": "Five MC-dropout passes of the lesion probability for the test image with the most uncertain map, their mean, and the entropy of the mean"}}
+i = int(mc.maps.mean(dim=(1, 2)).argmax())
 x = test.images[i : i + 1].float().div(255).to(device)
 seed_everything(3)
 with torch.no_grad(), eval_with_dropout(f.model, dropout_on=True):
@@ -144,7 +144,7 @@ axes[6].imshow(z, cmap="viridis_r", vmin=0, vmax=math.log(2))
 axes[6].set_title("entropy z\n(0 to ln 2)", fontsize=8)
 for ax in axes:
     ax.axis("off")
-fig.colorbar(p_im, ax=axes[:6], location="bottom", shrink=0.6, label="lesion probability")
+_ = fig.colorbar(p_im, ax=axes[:6], location="bottom", shrink=0.6, label="lesion probability")
 
 # %% [markdown]
 # ## How many samples?
@@ -153,7 +153,7 @@ fig.colorbar(p_im, ax=axes[:6], location="bottom", shrink=0.6, label="lesion pro
 # out the noise of the masks themselves. Below, the same poor case with growing $T$, and
 # how far each map is from a reference with many samples:
 
-# %%
+# %% mystnb={"image": {"alt": "MC-dropout entropy maps of one poor case with T = 1, 2, 5 and the profile's T samples, each titled with its mean error against a reference with four times as many samples"}}
 i = cases["poor"]
 x = test.images[i : i + 1]
 seed_everything(1)
@@ -216,8 +216,13 @@ print(
 #
 # Everything before the first dropout (the two shallow encoder blocks and the third
 # block's convolutions) gives the same result for every sample. `predict` computes that
-# prefix once and runs only the rest $T$ times: the outputs are identical to $T$ full
-# passes with the same seed, for roughly a fifth less arithmetic.
+# prefix once and runs only the rest $T$ times, for roughly a fifth less arithmetic. Two
+# more savings change nothing mathematically: in eval mode each BatchNorm is a fixed affine
+# map, folded into the convolution before it; and a decoder block that reads a skip of
+# the prefix convolves a concatenation, which is the sum of the convolutions of its two
+# halves, so the skip's half is computed once too. With the same seed the same dropout
+# masks are drawn as by $T$ full passes; the sums run in another order, so the outputs
+# agree up to floating-point rounding:
 
 # %%
 x = test.images[:8].float().div(255).to(device).contiguous(memory_format=torch.channels_last)
@@ -232,7 +237,7 @@ print(f"largest difference to five full passes: {(fast - naive.cpu()).abs().max(
 # %% [markdown]
 # ## Does the map track the errors?
 
-# %%
+# %% mystnb={"image": {"alt": "Left: histograms of the MC-dropout entropy on correct and on wrong pixels; right: each image's true Jaccard against its mean entropy"}}
 fig = plot_uncertainty_vs_error(mc.maps, mc.masks, test.masks, test_j, "MC entropy")
 
 # %% [markdown]
@@ -250,7 +255,7 @@ fig = plot_uncertainty_vs_error(mc.maps, mc.masks, test.masks, test_j, "MC entro
 # :class: dropdown
 # ```
 
-# %%
+# %% mystnb={"image": {"alt": "Three maps of one poor case on one colour scale: the entropy of the mean softmax, the mean entropy of the samples, and their difference, the mutual information"}}
 i = cases["poor"]
 x = test.images[i : i + 1].float().div(255).to(device).contiguous(memory_format=torch.channels_last)
 seed_everything(4)
@@ -258,16 +263,16 @@ with torch.no_grad(), eval_with_dropout(net, dropout_on=True):
     samples = torch.stack([net(x).softmax(1)[0] for _ in range(P.mc_samples)])
 total = entropy(samples.mean(0), dim=0)
 aleatoric = entropy(samples, dim=1).mean(0)
-fig, axes = plt.subplots(1, 3, figsize=(7, 2.4))
+fig, axes = plt.subplots(1, 3, figsize=(7, 2.6), layout="constrained")
 for ax, m, name in zip(
     axes,
     [total, aleatoric, total - aleatoric],
     ["entropy of mean", "mean entropy", "mutual information"],
 ):
-    ax.imshow(m.cpu(), cmap="viridis_r")
+    shown = ax.imshow(m.cpu(), cmap="viridis_r", vmin=0, vmax=math.log(2))
     ax.set_title(name, fontsize=9)
     ax.axis("off")
-fig.tight_layout()
+_ = fig.colorbar(shown, ax=axes, shrink=0.8, label="nats (0 to ln 2)")
 
 # %% [markdown]
 # ```{solution-end}
@@ -294,7 +299,7 @@ print(f"deterministic {plain_j.mean():.4f} | MC-dropout mean of {P.mc_samples} {
 #
 # - Eq. 5 averages the softmax over $T$ dropout samples; eq. 6 takes the entropy of the mean.
 # - Switch on dropout only: `model.train()` corrupts BatchNorm's running statistics.
-# - The deterministic prefix is computed once, with outputs identical to $T$ full passes.
+# - The deterministic prefix is computed once; the result equals $T$ full passes up to rounding.
 #
 # ## References
 #

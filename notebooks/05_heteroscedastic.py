@@ -116,7 +116,7 @@ print(f"mean per-sample CE:          {per_sample_ce.item():.2f}  (a different ob
 # numbers. Training may use fewer samples than testing, a profile knob
 # (`P.hcnn_train_samples`); this page says how many it used:
 
-# %%
+# %% mystnb={"image": {"alt": "Learning curve of the HCNN U-Net: training loss and validation Jaccard per epoch"}}
 root = prepare_data(P)
 f = fit_segmentation(P, "hcnn", seed, root, device)
 print(f"trained with T = {P.hcnn_train_samples} samples in the loss; maps use T = {P.hcnn_samples}")
@@ -132,7 +132,7 @@ ax = plot_learning_curve(f.history, title="HCNN U-Net")
 # returns it in `extras["entropy"]`. `segment_split` stores both with the test masks
 # (the maps $g$ is given in chapter 07). Both, on a good and a poor segmentation:
 
-# %%
+# %% mystnb={"image": {"alt": "Good, typical and poor test segmentations beside two HCNN maps: the noise scale sigma and the entropy of the sampled softmax"}}
 test = segment_split(P, "hcnn", seed, root, "test", device)
 cases = pick_cases(test.jaccard)
 fig = show_uncertainty_maps(
@@ -156,7 +156,7 @@ print(
 # larger $\sigma$, the wider the samples spread and the further their mean $p$ moves from
 # the logits' own answer towards 0.5; with $\sigma = 0$ every sample is the same:
 
-# %%
+# %% mystnb={"image": {"alt": "Two histograms of the lesion probability over the T noisy logit samples of one pixel: the pixel with the largest sigma, spread across the range, and a corner pixel, concentrated at one value"}}
 i = cases["poor"]
 x = test.images[i : i + 1].float().div(255).to(device)
 with torch.no_grad(), eval_with_dropout(f.model, dropout_on=False):
@@ -204,7 +204,7 @@ print(
 # %% [markdown]
 # Both maps are compared with the errors below.
 
-# %%
+# %% mystnb={"image": {"alt": "Left: histograms of HCNN's sigma on correct and on wrong pixels; right: each image's true Jaccard against its mean sigma"}}
 fig = plot_uncertainty_vs_error(test.maps, test.masks, test.true_masks, test.jaccard, "sigma")
 alt = uncertainty_error_summary(test.extras["entropy"], test.masks, test.true_masks, test.jaccard)
 print(

@@ -122,7 +122,7 @@ print("penalty above budget ->", update_lambda(lam, torch.tensor(LCE_BUDGET * 2)
 # Training the LCE U-Net (or loading it from the cache) and following the penalty and
 # $\lambda$ epoch by epoch:
 
-# %%
+# %% mystnb={"image": {"alt": "Three curves per epoch of LCE training: the confidence penalty against its budget, the multiplier lambda on a log scale, and the validation Jaccard"}}
 root = prepare_data(P)
 f = fit_segmentation(P, "lce", seed, root, device)
 epochs = [h["epoch"] for h in f.history]
@@ -154,7 +154,7 @@ print(
 #
 # This book draws $z = 1 - c$ (high = unsure), like every other map.
 
-# %%
+# %% mystnb={"image": {"alt": "Good, typical and poor test segmentations beside their LCE maps, one minus the learned confidence, on one colour scale"}}
 test = segment_split(P, "lce", seed, root, "test", device)
 print(
     f"mean test Jaccard {test.jaccard.mean():.3f}; 1 - c ranges {test.maps.min():.3f} to {test.maps.max():.3f}"
@@ -164,7 +164,7 @@ fig = show_uncertainty_maps(
     test.images, test.true_masks, test.masks, {"1 - confidence": test.maps}, cases, test.jaccard
 )
 
-# %%
+# %% mystnb={"image": {"alt": "Left: histograms of LCE's 1 - c on correct and on wrong pixels; right: each image's true Jaccard against its mean 1 - c"}}
 fig = plot_uncertainty_vs_error(test.maps, test.masks, test.true_masks, test.jaccard, "1 - c")
 
 # %% [markdown]

@@ -103,7 +103,7 @@ for name in QUALITY_ROWS:
 # possible value, and $\sigma$ by its 99th percentile on $g$'s training images (clipped
 # at 1), so that every map enters $g$ in $[0, 1]$. For one training image:
 
-# %%
+# %% mystnb={"image": {"alt": "What the quality network g sees for one training image: the image, QualityNet's masked image and the predicted mask, then the scaled uncertainty map of each of the four methods with one colour bar"}}
 train_sets = {m: segment_split(P, m, seed, root, "train", device) for m in METHODS}
 i = int(np.argsort(train_sets["max_prob"].jaccard)[len(train_sets["max_prob"].jaccard) // 10])
 fig, axes = plt.subplots(2, 4, figsize=(7, 4.4), layout="constrained")
@@ -132,7 +132,7 @@ for ax in axes.flat:
 # 0.2). Whether that happens on this run, from the quality of $f$'s segmentations on both
 # splits:
 
-# %%
+# %% mystnb={"image": {"alt": "Histograms of the true Jaccard of f's masks on the training split, where g learns, and on the test split, a dotted line at 0.7"}}
 seg_train = train_sets[get_row(row).method]
 seg_test = segment_split(P, get_row(row).method, seed, root, "test", device)
 fig, ax = plt.subplots(figsize=(5.5, 2.8))
@@ -167,14 +167,14 @@ print(
 # for the profile's `epochs_g`, or loaded from the cache when the results chapter or an
 # earlier run has trained it:
 
-# %%
+# %% mystnb={"image": {"alt": "Training loss (mean squared error) of the quality network g per epoch"}}
 g, scale = fit_quality(P, row, seed, root, device=device)
 fig, ax = plt.subplots(figsize=(5, 2.8))
 ax.plot([h["epoch"] for h in g.history], [h["loss"] for h in g.history])
 ax.set(xlabel="epoch", ylabel="training MSE", title=f"g for row {row}, seed {seed}")
 fig.tight_layout()
 
-# %%
+# %% mystnb={"image": {"alt": "Scatter plot of g's predicted Jaccard against the true Jaccard on the test split, with the diagonal and dotted lines at 0.7"}}
 predicted = predict_quality(g.model, row, seg_test, scale)
 summary = metrics.summarize(seg_test.jaccard, predicted)
 print({k: round(v, 3) for k, v in summary.items()})

@@ -70,7 +70,7 @@ P, device, seed = start_chapter(profile, overrides)
 # $J = 1$ there. ISIC 2017 counts a segmentation with $J < 0.7$ as a **failure**; $J = 0.7$
 # passes. `metrics.jaccard` takes a batch of masks and returns one value per image:
 
-# %%
+# %% mystnb={"image": {"alt": "Three toy segmentations of a round lesion, perfect, shifted and too large, coloured green true positive, red false positive, blue false negative, with their Jaccard"}}
 yy, xx = np.mgrid[:48, :48]
 true_mask = (xx - 24) ** 2 + (yy - 24) ** 2 < 14**2
 shifted = (xx - 29) ** 2 + (yy - 24) ** 2 < 14**2
@@ -171,7 +171,7 @@ print(f"pairs won {np.mean(wins):.4f} | metrics.auroc {metrics.auroc(true_j, pre
 #
 # the convention of the paper's reference code.
 
-# %%
+# %% mystnb={"image": {"alt": "The toy example's ROC curve and its two precision-recall curves, with passes as the positive class and with failures as the positive class"}}
 print(f"AUPR-Pass {metrics.aupr_pass(true_j, pred_j):.4f}")
 print(f"AUPR-Fail {metrics.aupr_fail(true_j, pred_j):.4f}")
 fig, axes = plt.subplots(1, 3, figsize=fit_width(10, 3))

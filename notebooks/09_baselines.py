@@ -120,7 +120,7 @@ print(f"K = {len(refs)} references; {ref_features.shape[-1]} features per pixel"
 # image with its predicted mask (the classifier's only training data), then the three
 # references it segments best, with their Jaccard index:
 
-# %%
+# %% mystnb={"image": {"alt": "RCA on a good and a poor test case: the case's segmentation, then the three reference images on which its mask, transferred by the classifier, scores best"}}
 # Degenerate masks (empty or full) give the classifier nothing to learn: pick among the rest.
 usable = np.flatnonzero(
     (test.masks.flatten(1).float().mean(1) > 0).numpy()
@@ -148,7 +148,7 @@ fig.tight_layout()
 # %% [markdown]
 # On every test image:
 
-# %%
+# %% mystnb={"image": {"alt": "Scatter plot of RCA's and QualityNet's predicted quality against the true Jaccard on the test split, with the diagonal and dotted lines at 0.7"}}
 scores = rca_cached(P, seed, root, test)  # rca_scores with these references, cached
 print("RCA", {k: round(v, 3) for k, v in metrics.summarize(test.jaccard, scores).items()})
 fig, ax = plt.subplots(figsize=(4, 4))
@@ -201,7 +201,7 @@ print(
 # :class: dropdown
 # ```
 
-# %%
+# %% mystnb={"image": {"alt": "The test image on which QualityNet and No Uncertainty disagree most: the masked image QualityNet sees, and the segmentation with its true Jaccard"}}
 i = int(np.argmax(np.abs(results["qualitynet"] - results["no_uncertainty"])))
 fig, axes = plt.subplots(1, 2, figsize=(5, 2.6))
 axes[0].imshow(to_hwc(test.images[i]) * test.masks[i].numpy()[..., None])

@@ -43,19 +43,19 @@ from IPython.display import Markdown, display
 from segqual_lite.config import start_chapter
 from segqual_lite.data import prepare_data, read_hard_cases
 from segqual_lite.experiment import COUNTERFACTUAL_ROW, run_counterfactual, run_grid
-from segqual_lite.explorer import explorer_cases, uncertainty_explorer
+from segqual_lite.explorer import explorer_lesions, uncertainty_explorer
 from segqual_lite.metrics import FAILURE_THRESHOLD, auroc
 from segqual_lite.rows import METHODS, TABLE_ROWS, control_of, label
 from segqual_lite.segment import segment_split
 from segqual_lite.stats import COMPARED_METRICS, compare
 from segqual_lite.tables import (
+    display_table,
     format_table_md,
     per_seed_arrays,
     read_predictions,
     seed_metrics,
     table_caption,
     table_from_predictions,
-    wide_table,
 )
 from segqual_lite.viz import plot_figure2, plot_figure3, plot_forest
 
@@ -92,7 +92,7 @@ print(sorted(p.name for p in result.out.iterdir()))
 # %%
 recomputed = table_from_predictions(read_predictions(result.out / "predictions.csv"))
 assert format_table_md(recomputed, P.name) == (result.out / "table1.md").read_text()
-display(Markdown(table_caption(recomputed, P.name)), wide_table(recomputed))
+display(Markdown(table_caption(recomputed, P.name)), display_table(recomputed))
 
 # %% [markdown]
 # ## Does uncertainty help $g$?
@@ -121,7 +121,7 @@ for c in comparisons:
 # mean, the bar its 95% interval (green: better, red: worse, grey: not resolved); right of
 # the dashed line the uncertainty row is better than its control.
 
-# %%
+# %% mystnb={"image": {"alt": "Forest plot, one panel per metric: each uncertainty row's paired improvement over No Uncertainty, small dots per seed, a large dot for the mean and a bar for its 95% interval over seeds and test images, a dashed line at no difference"}}
 fig = plot_forest(comparisons)
 
 # %% [markdown]
@@ -137,10 +137,14 @@ fig = plot_forest(comparisons)
 for row in METHODS:
     outcomes = {c.metric: c.outcome for c in comparisons if c.row == row}
     agree = outcomes["rmse"] == outcomes["auroc"] == "better"
+    finding = "the paper's finding holds here" if agree else "the paper's finding is not shown here"
     print(
-        f"{label(row):16s} RMSE {outcomes['rmse']}, AUROC {outcomes['auroc']}, detection "
-        f"error {outcomes['detection_error']}: "
-        + ("the paper's finding holds here" if agree else "the paper's finding is not shown here")
+        fill(
+            f"{label(row)}: RMSE {outcomes['rmse']}, AUROC {outcomes['auroc']}, detection "
+            f"error {outcomes['detection_error']}: {finding}",
+            76,
+            subsequent_indent="    ",
+        )
     )
 
 # %% [markdown]
@@ -175,7 +179,7 @@ for c in comparisons:
 # entropies of MC-dropout, 1 for LCE), HCNN's $\sigma$, which has no largest value, by its
 # 99th percentile over the images shown:
 
-# %%
+# %% mystnb={"image": {"alt": "The paper's Figure 2: for four test images from good to failed, each method's segmentation above its uncertainty map, one colour bar for all maps"}}
 sets = {m: segment_split(P, m, P.seeds[0], root, "test", device) for m in METHODS}
 fig = plot_figure2(sets)
 
@@ -187,7 +191,7 @@ fig = plot_figure2(sets)
 # holds the missed failures; the paper traces most of them to corrupted or lazy
 # annotations, which uncertainty cannot see (the network is right; the label is not).
 
-# %%
+# %% mystnb={"image": {"alt": "The paper's Figure 3: for each row of Table 1, the predicted Jaccard against the true Jaccard of every test image, with the diagonal and dotted lines at 0.7"}}
 fig = plot_figure3(result.predictions, seed=P.seeds[0])
 
 # %%
@@ -208,11 +212,14 @@ if cases:
 # %% [markdown]
 # ## Explore the test cases
 #
-# Pick a method and slide through five of its test images, from its best segmentation
-# through typical ones to its worst: the image, the ground truth, the prediction (green
-# true positive, red false positive, blue false negative), the uncertainty map, and
-# the true and predicted Jaccard with their verdicts. On the website the explorer runs in
-# your browser without a Python kernel; in Jupyter or Colab it runs live.
+# Compare the four methods on one test lesion at a time: the image and its ground
+# truth, then each method's segmentation (green true positive, red false positive, blue
+# false negative) above its uncertainty map, all maps on one colour scale, and under them
+# the true Jaccard and g's prediction; a red cell marks a wrong verdict of g. The explorer
+# holds every test image on which at least one method fails and a sample of passing ones;
+# the `show` menu keeps the failures, the passes, g's missed failures or false alarms, or
+# one hard case of the synthetic data. On the website it runs in your browser without a
+# Python kernel; in Jupyter or Colab it runs live.
 
 # %%
 first_seed = result.predictions[result.predictions["seed"] == P.seeds[0]]
@@ -221,7 +228,9 @@ predicted = {
     m: predicted_j.loc[m, "predicted_jaccard"].reindex(seg.ids).to_numpy()
     for m, seg in sets.items()
 }
-explorer = uncertainty_explorer(explorer_cases(sets, predicted))
+lesions = explorer_lesions(sets, predicted, cases)
+print(f"{len(lesions)} test lesions in the explorer, {len(lesions[0].methods)} methods each")
+explorer = uncertainty_explorer(lesions)
 explorer
 
 # %% [markdown]

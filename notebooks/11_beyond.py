@@ -54,14 +54,14 @@ from segqual_lite.segment import segment_split
 from segqual_lite.stats import COMPARED_METRICS, compare
 from segqual_lite.tables import (
     beyond_table,
+    display_table,
     format_table_md,
     per_seed_arrays,
     read_predictions,
     table_caption,
-    wide_table,
 )
 from segqual_lite.training import crossfit_folds
-from segqual_lite.viz import fit_width, plot_figure2, plot_forest, plot_risk_coverage, to_hwc
+from segqual_lite.viz import PAGE_WIDTH, plot_figure2, plot_forest, plot_risk_coverage, to_hwc
 
 # %% tags=["parameters"]
 profile = "tiny"
@@ -103,7 +103,7 @@ print(f"{P.crossfit_folds} folds of {np.bincount(fold).tolist()} training images
 # How different are the three sets of segmentations: the training images segmented
 # in-sample (the paper's choice), out-of-fold, and the test images?
 
-# %%
+# %% mystnb={"image": {"alt": "Histograms of the true Jaccard of the plain U-Net's masks on the training split in-sample, out-of-fold, and on the test split, a dotted line at 0.7"}}
 quality_sets = {
     "training, in-sample": train,
     "training, out-of-fold": segment_split(
@@ -158,14 +158,15 @@ for name in ("training, in-sample", "training, out-of-fold"):
 #
 # In both cases the mask is $\arg\max_c \bar p_c$ and the uncertainty map is the entropy
 # of $\bar p$ (eq. 6), exactly as for MC-dropout, where the average runs over dropout
-# masks. The eight views of one test image:
+# masks. The eight views of one test image, the one the U-Net segments best:
 
-# %%
+# %% mystnb={"image": {"alt": "One test image under the eight flips and rotations that test-time augmentation averages over"}}
 test = quality_sets["test"]
-fig, axes = plt.subplots(1, len(DIHEDRAL), figsize=fit_width(1.3 * len(DIHEDRAL), 1.5))
-for ax, (t, (flip, k)) in zip(axes, enumerate(DIHEDRAL), strict=True):
-    ax.imshow(to_hwc(dihedral(test.images[0], t)))
-    ax.set_title(f"{'mirror, ' if flip else ''}{90 * k}°", fontsize=8)
+shown = int(np.argmax(test.jaccard))  # a lesion the U-Net sees clearly
+fig, axes = plt.subplots(2, len(DIHEDRAL) // 2, figsize=(PAGE_WIDTH, 4.0))
+for ax, (t, (flip, k)) in zip(axes.flat, enumerate(DIHEDRAL), strict=True):
+    ax.imshow(to_hwc(dihedral(test.images[shown], t)))
+    ax.set_title(f"{'mirror, ' if flip else ''}{90 * k}°", fontsize=9)
     ax.axis("off")
 fig.tight_layout()
 
@@ -173,7 +174,7 @@ fig.tight_layout()
 # The maps of the four methods that read the plain U-Net, for the best, the median, a
 # poor and the worst test segmentation of the plain U-Net (as in Figure 2):
 
-# %%
+# %% mystnb={"image": {"alt": "Figure 2 for chapter 11's maps: max probability, MC-dropout, the ensemble and test-time augmentation, each segmentation above its map, one colour bar"}}
 methods = ("max_prob", "mc_dropout", "ensemble", "tta")
 sets = {m: segment_split(P, m, seed, root, "test", device) for m in methods}
 fig = plot_figure2(sets)
@@ -196,7 +197,7 @@ recomputed = beyond_table(read_predictions(result.out / "beyond_predictions.csv"
 assert (
     format_table_md(recomputed, P.name, "Beyond Table 1") == (result.out / "beyond.md").read_text()
 )
-display(Markdown(table_caption(recomputed, P.name, "Beyond Table 1")), wide_table(recomputed))
+display(Markdown(table_caption(recomputed, P.name, "Beyond Table 1")), display_table(recomputed))
 
 # %% [markdown]
 # ## Risk-coverage: how much work can $g$ take off an expert?
@@ -218,7 +219,7 @@ display(Markdown(table_caption(recomputed, P.name, "Beyond Table 1")), wide_tabl
 # Jaccard). Equal predicted values are accepted in random order, and the curve is the
 # expected one. For the first seed:
 
-# %%
+# %% mystnb={"image": {"alt": "Risk-coverage curves: the mean true Jaccard of the accepted test images against the share accepted, one line per row, with the oracle order and a random order as references"}}
 fig = plot_risk_coverage(result.predictions, seed=P.seeds[0])
 
 # %% [markdown]
@@ -246,7 +247,7 @@ for method, by_seed in arrays.items():
 # the two-level bootstrap interval of chapter 08 (improvements: positive means the new
 # row is better); every sentence is printed from the numbers:
 
-# %%
+# %% mystnb={"image": {"alt": "Forest plot, one panel per metric: the paired improvements of the cross-fitted, ensemble and test-time augmentation rows over their baselines, per seed and as a mean with its 95% interval"}}
 pairs = [
     ("max_prob_crossfit", "max_prob"),
     ("mc_dropout_crossfit", "mc_dropout"),
@@ -306,7 +307,7 @@ print(
 # :class: dropdown
 # ```
 
-# %%
+# %% mystnb={"image": {"alt": "Share of test images automated against the target mean Jaccard of the accepted ones, for the oracle, Max Probability and its cross-fitted version"}}
 targets = np.linspace(0.5, 1.0, 51)
 fig, ax = plt.subplots(figsize=(4.5, 3))
 true, _ = arrays["max_prob"][P.seeds[0]]

@@ -14,6 +14,18 @@ Risk-coverage (chapter 11): the cases are accepted automatically from the highes
 predicted Jaccard down; at coverage k/N the k accepted cases have a mean true Jaccard
 and a *risk* of one minus it. Among equal predictions the order is random, and the
 curve is its expectation (so a constant prediction gives the random order's curve).
+
+Failure detection as the field measures it now (chapter 12). Each case has a *loss*:
+
+* ``threshold=None``: ``1 - J``, the risk of :func:`aurc` (its default, unchanged);
+* ``threshold=0.7``: the failure indicator ``J < 0.7``, the 0/1 loss for which AUGRC
+  (Traub et al. 2024), E-AURC (Geifman et al. 2019) and NAURC (Cattelan & Silva 2024)
+  were defined; the default of :func:`augrc`, :func:`excess_aurc` and
+  :func:`normalized_aurc`.
+
+Both losses share the ranking (highest predicted Jaccard accepted first) and the
+treatment of ties (tied predictions enter together; equivalently, the expectation over
+their random orders), so ``aurc(t, p, threshold=0.7)`` is the AURC of the failures.
 """
 
 from __future__ import annotations
@@ -43,6 +55,10 @@ __all__ = [
     "risk_coverage",
     "aurc",
     "automation_rate",
+    "generalized_risk_coverage",
+    "augrc",
+    "excess_aurc",
+    "normalized_aurc",
 ]
 
 FAILURE_THRESHOLD = 0.7
@@ -186,6 +202,25 @@ def aupr_conventions(true_j, pred_j, positive: str = "pass", threshold: float = 
     }
 
 
+def _tie_means_in_rank_order(values: np.ndarray, pred_j: np.ndarray):
+    """``values`` in the order of decreasing ``pred_j``, each group of tied predictions
+    replaced by its mean (the expectation over the group's random orders), and a mask
+    of the last case of each tie group."""
+    order = np.argsort(-pred_j, kind="stable")
+    values, p = values[order], pred_j[order]
+    group = np.concatenate([[0], np.cumsum(p[1:] != p[:-1])])
+    group_mean = np.bincount(group, weights=values) / np.bincount(group)
+    return group_mean[group], np.concatenate([p[1:] != p[:-1], [True]])
+
+
+def _losses(true_j: np.ndarray, threshold: float | None) -> np.ndarray:
+    """Per-case loss: ``1 - J`` when ``threshold`` is None, else the failure indicator
+    ``J < threshold`` as 0.0/1.0 (the module docstring says which metric uses which)."""
+    if threshold is None:
+        return 1.0 - true_j
+    return (true_j < threshold).astype(np.float64)
+
+
 def risk_coverage(true_j, pred_j) -> tuple[np.ndarray, np.ndarray]:
     """The risk-coverage curve as ``(coverage, accepted_jaccard)``, both of length N.
 
@@ -195,19 +230,24 @@ def risk_coverage(true_j, pred_j) -> tuple[np.ndarray, np.ndarray]:
     with its mean true Jaccard.
     """
     t, p = _check_pair(true_j, pred_j)
-    order = np.argsort(-p, kind="stable")
-    t, p = t[order], p[order]
-    group = np.concatenate([[0], np.cumsum(p[1:] != p[:-1])])
-    group_mean = np.bincount(group, weights=t) / np.bincount(group)
+    ranked, _ = _tie_means_in_rank_order(t, p)
     k = np.arange(1, t.size + 1)
-    return k / t.size, np.cumsum(group_mean[group]) / k
+    return k / t.size, np.cumsum(ranked) / k
 
 
-def aurc(true_j, pred_j) -> float:
-    """Area under the risk-coverage curve, risk = 1 - Jaccard: the mean risk of the
-    accepted cases over the coverages 1/N, ..., N/N (lower is better)."""
-    _, accepted = risk_coverage(true_j, pred_j)
-    return float(np.mean(1.0 - accepted))
+def aurc(true_j, pred_j, threshold: float | None = None) -> float:
+    """Area under the risk-coverage curve (Geifman et al. 2019): the mean selective risk
+    of the accepted cases over the coverages 1/N, ..., N/N (lower is better).
+
+    The risk is ``1 - Jaccard`` by default (chapter 11); with a ``threshold`` it is the
+    share of failures (J < threshold) among the accepted cases.
+    """
+    t, p = _check_pair(true_j, pred_j)
+    if threshold is None:
+        _, accepted = risk_coverage(t, p)
+        return float(np.mean(1.0 - accepted))
+    ranked, _ = _tie_means_in_rank_order(_losses(t, threshold), p)
+    return float(np.mean(np.cumsum(ranked) / np.arange(1, t.size + 1)))
 
 
 def automation_rate(true_j, pred_j, target: float = AUTOMATION_TARGET) -> float:
@@ -217,3 +257,73 @@ def automation_rate(true_j, pred_j, target: float = AUTOMATION_TARGET) -> float:
     coverage, accepted = risk_coverage(true_j, pred_j)
     ok = accepted >= target - 1e-12
     return float(coverage[np.flatnonzero(ok)[-1]]) if ok.any() else 0.0
+
+
+def generalized_risk_coverage(
+    true_j, pred_j, threshold: float | None = FAILURE_THRESHOLD
+) -> tuple[np.ndarray, np.ndarray]:
+    """The generalized risk-coverage curve of Traub et al. (NeurIPS 2024) as
+    ``(coverage, generalized_risk)``, from coverage 0 (risk 0) to coverage 1.
+
+    Cases are accepted from the highest predicted Jaccard down, and tied predictions
+    enter together: one point per distinct prediction, as a threshold on the score
+    would accept them. The generalized risk is the loss of the accepted cases summed
+    and divided by *all* N cases: with the default ``threshold`` the share of all cases
+    that are accepted **and** failures (J < 0.7); with ``threshold=None`` the summed
+    ``1 - J`` of the accepted cases over N.
+    """
+    t, p = _check_pair(true_j, pred_j)
+    ranked, last = _tie_means_in_rank_order(_losses(t, threshold), p)
+    accepted = np.flatnonzero(last) + 1
+    coverage = np.concatenate([[0.0], accepted / t.size])
+    risk = np.concatenate([[0.0], np.cumsum(ranked)[last] / t.size])
+    return coverage, risk
+
+
+def augrc(true_j, pred_j, threshold: float | None = FAILURE_THRESHOLD) -> float:
+    """Area under the generalized risk-coverage curve (AUGRC; Traub et al., NeurIPS
+    2024): the average risk of an undetected failure over all coverages (lower
+    is better; chapter 12).
+
+    The curve of :func:`generalized_risk_coverage` is integrated with the trapezoidal
+    rule, as in the authors' reference code. Within a tie group the generalized risk
+    grows linearly in expectation, so the trapezoid over the groups equals the expected
+    area over the random orders of tied cases. (:func:`aurc` instead averages its curve
+    over the coverages 1/N, ..., N/N, as Geifman et al. do.) Known values, with a
+    failure rate r: a ranking that puts every failure last gives r²/2, a constant
+    prediction (a random ranking, in expectation) r/2, and all failures 1/2.
+    """
+    coverage, risk = generalized_risk_coverage(true_j, pred_j, threshold)
+    return float(np.trapezoid(risk, coverage))
+
+
+def excess_aurc(true_j, pred_j, threshold: float | None = FAILURE_THRESHOLD) -> float:
+    """Excess AURC (E-AURC; Geifman et al., ICLR 2019, "Bias-reduced uncertainty
+    estimation for deep neural classifiers"): :func:`aurc` minus the AURC of
+    the optimal ranking of the same cases, which accepts them by their true Jaccard.
+    0 for a perfect ranking, never negative; chapter 12."""
+    t, p = _check_pair(true_j, pred_j)
+    return aurc(t, p, threshold) - aurc(t, t, threshold)
+
+
+def normalized_aurc(true_j, pred_j, threshold: float | None = FAILURE_THRESHOLD) -> float:
+    """Normalised AURC (NAURC; Cattelan & Silva, UAI 2024, "How to fix a broken
+    confidence estimator"): the excess AURC divided by that of a random ranking,
+
+        (AURC - AURC_optimal) / (risk at full coverage - AURC_optimal),
+
+    where the risk at full coverage (the mean loss) is the AURC of a random ranking in
+    expectation. 0 is the optimal ranking, 1 a random one, above 1 worse than random.
+    Raises ValueError when every case has the same loss (all failures, all passes):
+    then every ranking is optimal and the ratio is undefined. Chapter 12.
+    """
+    t, p = _check_pair(true_j, pred_j)
+    loss = _losses(t, threshold)
+    if np.all(loss == loss[0]):
+        raise ValueError(
+            f"all {t.size} cases have the same loss ({loss[0]:g}; threshold {threshold}): "
+            "every ranking is optimal and NAURC is undefined; use excess_aurc, or a "
+            "test set with both passing and failing segmentations"
+        )
+    optimal = aurc(t, t, threshold)
+    return (aurc(t, p, threshold) - optimal) / (float(np.mean(loss)) - optimal)

@@ -213,8 +213,8 @@ _ROWS = (
     Row("no_uncertainty_hcnn", "No Uncertainty, HCNN's masks", "hcnn", "x,y", "control"),
     Row("no_uncertainty_lce", "No Uncertainty, LCE's masks", "lce", "x,y", "control"),
     # Reference orders of risk-coverage (chapter 11), for the plain U-Net's test masks.
-    Row("oracle", "Oracle order", "max_prob", None, "reference"),
-    Row("random", "Random order", "max_prob", None, "reference"),
+    Row("oracle", "Oracle order, Max Probability's masks", "max_prob", None, "reference"),
+    Row("random", "Random order, Max Probability's masks", "max_prob", None, "reference"),
 )
 
 METHOD_REGISTRY: dict[str, Method] = {m.name: m for m in _METHODS}

@@ -65,6 +65,7 @@ __all__ = [
     "beyond_table",
     "table_caption",
     "wide_table",
+    "display_table",
     "format_table_md",
     "csv_text",
 ]
@@ -216,10 +217,11 @@ def table_caption(table: pd.DataFrame, profile_name: str = "", title: str = "Tab
     return f"{title} ({where}test split; mean ± std over seeds{paper}; {units}, the rest %)"
 
 
-def wide_table(table: pd.DataFrame) -> pd.DataFrame:
+def wide_table(table: pd.DataFrame, paper_sep: str = " ") -> pd.DataFrame:
     """A long-format table as one line per method and one column per metric, each cell
-    ``mean ± std`` and, where the table has the paper's numbers, ``(paper mean ± std)``:
-    what the chapters display (an HTML table on the site) and the Markdown files hold."""
+    ``mean ± std`` and, where the table has the paper's numbers, ``(paper mean ± std)``
+    after ``paper_sep``: what the Markdown files hold and (by :func:`display_table`) the
+    chapters show."""
     metrics = [m for m in BEYOND_METRICS if m in set(table["metric"])]
     with_paper = "paper_mean" in table.columns
     cell = {(r["method"], r["metric"]): r for r in table.to_dict("records")}
@@ -232,10 +234,22 @@ def wide_table(table: pd.DataFrame) -> pd.DataFrame:
             fmt = "{:.3f}" if metric in _FRACTIONS else "{:.1f}"
             text = f"{fmt.format(r['mean'])} ± {fmt.format(r['std'])}" if r else ""
             if r and with_paper and np.isfinite(r["paper_mean"]):
-                text += f" ({fmt.format(r['paper_mean'])} ± {fmt.format(r['paper_std'])})"
+                text += f"{paper_sep}({fmt.format(r['paper_mean'])} ± {fmt.format(r['paper_std'])})"
             line[METRIC_LABELS[metric]] = text
         lines.append(line)
     return pd.DataFrame(lines).set_index("method")
+
+
+def display_table(table: pd.DataFrame):
+    """:func:`wide_table` as the chapters show it: an HTML table (a pandas ``Styler``)
+    whose cells give the paper's numbers on a line of their own, so that the columns stay
+    narrow enough for the page."""
+    wide = wide_table(table, paper_sep="\n")
+    return (
+        wide.style.hide(axis="index", names=True)
+        .set_table_attributes('class="dataframe"')
+        .set_table_styles([{"selector": "td", "props": "white-space: pre-line; text-align: right"}])
+    )
 
 
 def format_table_md(table: pd.DataFrame, profile_name: str = "", title: str = "Table 1") -> str:

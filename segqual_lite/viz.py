@@ -62,6 +62,7 @@ BOOK_STYLE = {
     "figure.labelsize": 9,
 }
 mpl.rcParams.update(BOOK_STYLE)
+PRINT_WIDTH = 76  # characters of printed output that fit the text column
 PAGE_WIDTH = 7.0  # inches: the text column of the site (about 690 px)
 
 
@@ -311,9 +312,12 @@ def plot_uncertainty_vs_error(uncertainty, pred_masks, true_masks, jaccard_value
     fig.tight_layout()
     s = uncertainty_error_summary(u, pred_masks, true_masks, jaccard_values)
     print(
-        f"{name}: mean {s['wrong_pixels']:.3f} on wrong pixels, {s['correct_pixels']:.3f} on "
-        f"correct ones ({s['ratio']:.1f}x); correlation of the per-image mean with the "
-        f"Jaccard index {s['image_correlation']:.2f}"
+        textwrap.fill(
+            f"{name}: mean {s['wrong_pixels']:.3f} on wrong pixels, {s['correct_pixels']:.3f} "
+            f"on correct ones ({s['ratio']:.1f}x); correlation of the per-image mean with the "
+            f"Jaccard index {s['image_correlation']:.2f}",
+            PRINT_WIDTH,
+        )
     )
     return fig
 

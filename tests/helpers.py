@@ -16,6 +16,20 @@ def small_unet(method="max_prob", dropout=0.5):
     return UNet(width=4, depth=3, dropout=dropout, head=get_method(method).head)
 
 
+def trained_looking(net):
+    """Give every BatchNorm statistics and affine parameters far from their initial
+    (identity) values, so that folding them into the convolutions is not trivial."""
+    g = torch.Generator().manual_seed(5)
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            n = m.num_features
+            m.running_mean.copy_(torch.rand(n, generator=g) - 0.5)
+            m.running_var.copy_(torch.rand(n, generator=g) * 2 + 0.3)
+            m.weight.data.copy_(torch.rand(n, generator=g) + 0.5)
+            m.bias.data.copy_(torch.rand(n, generator=g) * 0.4 - 0.2)
+    return net
+
+
 def batch(b=2, size=16):
     """A fixed batch of random images in [0, 1]."""
     return torch.rand(b, 3, size, size, generator=torch.Generator().manual_seed(1))

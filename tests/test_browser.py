@@ -93,7 +93,48 @@ def test_pages_render_offline_and_math_is_typeset(served_site, browser, path):
         assert not failed, f"missing local files: {failed}"
         assert not errors, f"JavaScript errors: {errors}"
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / (path.replace("/", "_") + ".png")), full_page=False)
+        page.screenshot(path=str(ARTIFACTS / (path.replace("/", "_") + ".png")), full_page=True)
+        problems = page.evaluate(READER_CHECKS)
+        assert not problems, f"{path}: {problems}"
+    finally:
+        page.context.close()
+
+
+# What a reader would notice on a page, checked on the rendered DOM: Markdown tables left
+# as text, figures enlarged beyond the pixels they were rendered with (blurred; panels
+# deliberately enlarged without smoothing are exempt), and absolute paths of the machine
+# that built the book.
+READER_CHECKS = r"""() => {
+    const main = document.querySelector('main');
+    const problems = [];
+    const text = main.innerText;
+    const pipes = text.split('\n').filter(line => /\|\s*:?-{3,}:?\s*\|/.test(line));
+    if (pipes.length) problems.push(`raw pipe table: ${pipes[0]}`);
+    for (const img of main.querySelectorAll('img')) {
+        const shown = img.getBoundingClientRect().width * window.devicePixelRatio;
+        const pixelated = getComputedStyle(img).imageRendering === 'pixelated';
+        if (img.naturalWidth && shown > img.naturalWidth * 1.02 && !pixelated) {
+            problems.push(`blurred: ${img.alt || img.src.slice(0, 60)} rendered ` +
+                          `${img.naturalWidth} px wide, shown ${Math.round(shown)} px`);
+        }
+    }
+    const root = /(^|[\s'"(=])(\/(home|root|tmp|work|Users|mnt|content)\/|[A-Z]:\\)\S*/m;
+    const path = text.match(root);
+    if (path) problems.push(`absolute path: ${path[0].trim()}`);
+    return problems;
+}"""
+
+
+def test_search_snippets_show_maths_as_text(served_site, browser):
+    page, _, failed, errors = open_page(browser, f"{served_site}/search.html?q=sigma")
+    try:
+        page.wait_for_selector("#search-results li p.context", timeout=30_000)
+        page.wait_for_timeout(1000)  # the remaining snippets are fetched one page each
+        snippets = page.locator("#search-results li p.context").all_inner_texts()
+        assert snippets, "no search result for 'sigma'"
+        latex = [s for s in snippets if "\\(" in s or "\\)" in s or "\\sigma" in s]
+        assert not latex, f"snippets show LaTeX source: {latex[:2]}"
+        assert not failed and not errors, (failed, errors)
     finally:
         page.context.close()
 
@@ -110,44 +151,55 @@ def test_figures_load(served_site, browser):
         page.context.close()
 
 
-def visible_explorer_image(page) -> str:
-    """The src of the explorer image now on screen (the Stacks hide the others)."""
+def visible_lesion(page) -> str:
+    """The header of the explorer's lesion now on screen (the Stacks hide the others)."""
     return page.evaluate(
         """() => {
-            const imgs = [...document.querySelectorAll('.widget-image')]
-                .filter(i => i.offsetParent !== null && i.getBoundingClientRect().width > 0);
-            return imgs.length === 1 ? imgs[0].src : `visible images: ${imgs.length}`;
+            const shown = [...document.querySelectorAll('.segqual-lesion')]
+                .filter(d => d.offsetParent !== null && d.getBoundingClientRect().width > 0);
+            return shown.length === 1 ? shown[0].querySelector('p').innerText
+                                      : `visible lesions: ${shown.length}`;
         }"""
     )
+
+
+WAIT_FOR_ANOTHER_LESION = """prev => {
+    const shown = [...document.querySelectorAll('.segqual-lesion')]
+        .filter(d => d.offsetParent !== null);
+    return shown.length === 1 && shown[0].querySelector('p').innerText !== prev;
+}"""
 
 
 def test_explorer_works_offline(served_site, browser):
     page, blocked, failed, errors = open_page(browser, f"{served_site}/notebooks/10_results.html")
     try:
-        page.wait_for_selector(".widget-dropdown select", timeout=30_000)
+        page.wait_for_selector(".segqual-lesion", timeout=30_000)
         explorer = page.locator(".widget-vbox").filter(has=page.locator(".widget-dropdown")).first
         explorer.scroll_into_view_if_needed()
-        first = visible_explorer_image(page)
-        assert first.startswith("blob:") or first.startswith("data:"), first
-        # Another method: the outer Stack follows the dropdown's index (jslink).
-        page.select_option(".widget-dropdown select", index=1)
-        page.wait_for_function(
-            "prev => { const i = [...document.querySelectorAll('.widget-image')]"
-            ".filter(i => i.offsetParent !== null); return i.length === 1 && i[0].src !== prev; }",
-            arg=first,
-            timeout=10_000,
+        first = visible_lesion(page)
+        assert first.startswith("ISIC_") and "fails for" in first, first
+        panels = page.evaluate(
+            """() => [...document.querySelectorAll('.segqual-lesion')]
+                .find(d => d.offsetParent !== null).querySelectorAll('img').length"""
         )
-        second = visible_explorer_image(page)
-        # Another image: the inner Stacks follow the slider (jslink).
-        handle = page.locator(".widget-slider .noUi-handle").first
+        assert panels == 2 + 2 * 4, "image, truth, then an overlay and a map per method"
+        # Another filter: the outer Stack follows the dropdown's index (jslink); the
+        # passing lesions come after every failing one, so the lesion changes.
+        options = page.eval_on_selector(
+            ".widget-dropdown select", "s => [...s.options].map(o => o.text)"
+        )
+        page.select_option(
+            ".widget-dropdown select",
+            index=options.index(next(o for o in options if o.startswith("passing"))),
+        )
+        page.wait_for_function(WAIT_FOR_ANOTHER_LESION, arg=first, timeout=10_000)
+        second = visible_lesion(page)
+        assert "fails for 0 of" in second, second
+        # Another lesion: the filter's Stack follows its slider (jslink).
+        handle = page.locator(".widget-slider .noUi-handle:visible").first
         handle.focus()
         handle.press("ArrowRight")
-        page.wait_for_function(
-            "prev => { const i = [...document.querySelectorAll('.widget-image')]"
-            ".filter(i => i.offsetParent !== null); return i.length === 1 && i[0].src !== prev; }",
-            arg=second,
-            timeout=10_000,
-        )
+        page.wait_for_function(WAIT_FOR_ANOTHER_LESION, arg=second, timeout=10_000)
         assert not [u for u in blocked if u.endswith((".js", ".css"))]
         assert not failed and not errors, (failed, errors)
         ARTIFACTS.mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from scipy import ndimage
 
 from segqual_lite.cli import main as cli_main
 from segqual_lite.config import seed_everything
@@ -88,6 +89,17 @@ def test_the_ambiguous_rim_leaves_other_images_alone_and_is_drawn_half_the_time(
             assert (a <= b).all()  # the rim only ever adds to the lesion
             grown += int(b.sum() > a.sum())
     assert 0 < grown < len(with_rim)  # some annotators drew the rim, some did not
+
+
+def test_multi_blob_lesions_are_separate(tmp_path):
+    # Only multi-blob lesions (no rim or lazy polygon that would join them in the mask).
+    only = {"multi_blob": 1.0, "ambiguous_rim": 0.0, "lazy_mask": 0.0}
+    for name in ("low_contrast", "border_cut"):
+        only[name] = 0.0
+    make_synthetic_isic(tmp_path, 24, 0, 0, size=64, hard_cases=only)
+    gt = tmp_path / "ISIC-2017_Training_Part1_GroundTruth"
+    components = [ndimage.label(np.asarray(Image.open(p)) > 0)[1] for p in sorted(gt.glob("*.png"))]
+    assert len(components) == 24 and min(components) >= 2, components
 
 
 def test_prepare_data_makes_the_counterfactual_data_beside_the_default(tmp_path, monkeypatch):

@@ -186,3 +186,110 @@ def test_risk_coverage_hand_computed_and_reference_orders():
     assert random == pytest.approx(1 - true_j.mean())
     assert oracle <= M.aurc(true_j, score) <= M.aurc(true_j, -true_j)
     assert oracle < random
+
+
+# ---- Failure detection as measured now: AUGRC, E-AURC, NAURC (chapter 12) ---------------
+def score_orders(score):
+    """Every acceptance order that respects the scores (ties in any order)."""
+    return [
+        list(order)
+        for order in itertools.permutations(range(len(score)))
+        if all(score[a] >= score[b] for a, b in itertools.pairwise(order))
+    ]
+
+
+def brute_augrc(loss, score):
+    """Expected trapezoidal area, over the score-respecting orders, of the curve that
+    accepts one case at a time: (k/N, sum of the first k losses / N), from (0, 0)."""
+    n = len(loss)
+    areas = []
+    for order in score_orders(score):
+        risk = np.concatenate([[0.0], np.cumsum(loss[order]) / n])
+        areas.append(np.sum((risk[1:] + risk[:-1]) / 2) / n)
+    return np.mean(areas)
+
+
+def brute_augrc_by_thresholds(loss, score):
+    """Trapezoid through the points of thresholds delta: accept every case with score >=
+    delta (tied scores enter together), from delta = +inf down."""
+    points = [(0.0, 0.0)]
+    for delta in sorted(np.unique(score), reverse=True):
+        accepted = score >= delta
+        points.append((accepted.mean(), np.sum(loss * accepted) / len(loss)))
+    cov, risk = np.array(points).T
+    return np.sum((risk[1:] + risk[:-1]) / 2 * np.diff(cov))
+
+
+def order_aurc(loss, order):
+    return np.mean(np.cumsum(loss[order]) / np.arange(1, len(loss) + 1))
+
+
+@pytest.mark.parametrize("case", range(6))
+@pytest.mark.parametrize("threshold", [0.7, None])
+def test_augrc_and_excess_aurc_match_brute_force_with_ties(case, threshold):
+    rng = np.random.default_rng(100 + case)
+    true_j = rng.choice([0.2, 0.5, 0.69, 0.7, 0.8, 0.95], 7)
+    true_j[:2] = [0.3, 0.9]  # both classes in every case
+    score = rng.integers(0, 3, 7).astype(float)  # few distinct values: many ties
+    loss = 1 - true_j if threshold is None else (true_j < threshold).astype(float)
+
+    expected = brute_augrc(loss, score)
+    assert brute_augrc_by_thresholds(loss, score) == pytest.approx(expected)
+    assert M.augrc(true_j, score, threshold) == pytest.approx(expected)
+
+    orders = score_orders(score)
+    aurc = np.mean([order_aurc(loss, o) for o in orders])
+    every_order = [order_aurc(loss, list(o)) for o in itertools.permutations(range(7))]
+    optimum, random = min(every_order), np.mean(every_order)
+    assert M.aurc(true_j, score, threshold) == pytest.approx(aurc)
+    assert M.excess_aurc(true_j, score, threshold) == pytest.approx(aurc - optimum)
+    assert M.normalized_aurc(true_j, score, threshold) == pytest.approx(
+        (aurc - optimum) / (random - optimum)
+    )
+
+
+def test_generalized_risk_coverage_hand_computed():
+    true_j = np.array([0.9, 0.5, 0.8, 0.2, 0.6])  # failures: 0.5, 0.2, 0.6
+    score = np.array([0.7, 0.7, 0.9, 0.1, 0.7])  # 0.8 first, then three tied, then 0.2
+    coverage, risk = M.generalized_risk_coverage(true_j, score)
+    np.testing.assert_allclose(coverage, [0, 0.2, 0.8, 1.0])
+    np.testing.assert_allclose(risk, [0, 0, 0.4, 0.6])  # accepted AND failed, over all 5
+    area = 0.5 * 0.6 * (0 + 0.4) + 0.5 * 0.2 * (0.4 + 0.6)
+    assert M.augrc(true_j, score) == pytest.approx(area)
+
+
+def test_augrc_known_values():
+    true_j = np.array([0.95, 0.9, 0.85, 0.8, 0.75, 0.72, 0.6, 0.5, 0.4, 0.1])
+    r = 0.4  # four failures out of ten
+    assert M.augrc(true_j, true_j) == pytest.approx(r**2 / 2)  # failures last
+    assert M.augrc(true_j, np.zeros(10)) == pytest.approx(r / 2)  # one tie group: random
+    assert M.augrc(true_j, -true_j) == pytest.approx(r - r**2 / 2)  # failures first
+    # Over all random orders (a constant score), the expectation is the same r / 2.
+    rng = np.random.default_rng(0)
+    small = rng.permutation(true_j)[:6]
+    loss = (small < 0.7).astype(float)
+    every = [brute_augrc(loss[list(o)], -np.arange(6.0)) for o in itertools.permutations(range(6))]
+    assert np.mean(every) == pytest.approx(loss.mean() / 2)
+    # All failures: every ranking gives 1/2, E-AURC 0, NAURC undefined.
+    failing = np.array([0.1, 0.3, 0.5, 0.6])
+    for score in (failing, -failing, np.zeros(4)):
+        assert M.augrc(failing, score) == pytest.approx(0.5)
+        assert M.excess_aurc(failing, score) == pytest.approx(0.0)
+        with pytest.raises(ValueError, match="same loss.*NAURC is undefined"):
+            M.normalized_aurc(failing, score)
+
+
+def test_excess_and_normalized_aurc_known_values():
+    true_j = np.array([0.95, 0.9, 0.8, 0.75, 0.6, 0.5, 0.4, 0.1])
+    assert M.excess_aurc(true_j, true_j) == pytest.approx(0.0)
+    assert M.normalized_aurc(true_j, true_j) == pytest.approx(0.0)
+    assert M.normalized_aurc(true_j, np.zeros(8)) == pytest.approx(1.0)  # random ranking
+    assert M.normalized_aurc(true_j, -true_j) > 1.0  # worse than random
+    # The optimal binary AURC by hand: 4 passes then 4 failures -> mean of 0,0,0,0,1/5,...
+    optimum = np.mean([0, 0, 0, 0, 1 / 5, 2 / 6, 3 / 7, 4 / 8])
+    assert M.aurc(true_j, true_j, threshold=0.7) == pytest.approx(optimum)
+    # threshold=None keeps the module's AURC: risk 1 - J.
+    score = np.array([0.3, 0.9, 0.5, 0.8, 0.1, 0.7, 0.2, 0.6])
+    assert M.excess_aurc(true_j, score, None) == pytest.approx(
+        M.aurc(true_j, score) - M.aurc(true_j, true_j)
+    )

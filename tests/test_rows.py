@@ -82,7 +82,7 @@ LAYERS = [
     {"store"},
     {"metrics", "models", "data"},
     {"uncertainty"},
-    {"tables"},
+    {"tables", "scores", "conformal"},
     {"stats", "viz"},
     {"explorer"},
     {"training"},

@@ -9,6 +9,7 @@ from segqual_lite.tables import (
     TABLE_FIELDS,
     beyond_table,
     csv_text,
+    display_table,
     format_table_md,
     per_seed_arrays,
     predictions_frame,
@@ -118,3 +119,13 @@ def test_the_wide_table_is_what_the_markdown_shows():
     md = format_table_md(table, "tiny").splitlines()
     assert md[0] == table_caption(table, "tiny")
     assert md[5] == "| Max Probability | " + " | ".join(map(str, wide.iloc[1])) + " |"
+
+
+def test_the_displayed_table_puts_the_papers_numbers_on_their_own_line():
+    table = table_from_predictions(toy_predictions())
+    wide = wide_table(table)
+    page = display_table(table).to_html()
+    ours, paper = wide.loc["Max Probability", "RMSE ↓"].split(" (")
+    assert f">{ours}\n({paper}</td>" in page and "white-space: pre-line" in page
+    assert page.count("<tr>") == 1 + len(wide)  # one header row: no row for the index name
+    assert ">Max Probability</th>" in page and 'class="dataframe"' in page

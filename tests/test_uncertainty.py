@@ -2,7 +2,7 @@ import math
 
 import pytest
 import torch
-from helpers import batch, bn_state, small_unet
+from helpers import batch, bn_state, small_unet, trained_looking
 from torch import nn
 from torch.nn import functional as F
 
@@ -16,6 +16,7 @@ from segqual_lite.uncertainty import (
     hcnn_mean_softmax,
     lce_loss,
     predict,
+    predicted_class,
     segmentation_loss,
     update_lambda,
 )
@@ -72,8 +73,10 @@ def test_mc_dropout_without_dropout_equals_one_pass():
     torch.testing.assert_close(mc.uncertainty, entropy(one.probs))
 
 
-def test_mc_dropout_reuses_prefix_with_identical_outputs():
-    net = small_unet()
+def test_mc_dropout_draws_the_masks_of_full_passes_and_matches_them():
+    """The prefix once and the folded rest (BatchNorm in the convolutions) draw the
+    dropout masks of T full passes in the same order: same mean up to float rounding."""
+    net = trained_looking(small_unet())
     x = batch()
     seed_everything(3)
     fast = predict(net, x, "mc_dropout", samples=6)
@@ -92,6 +95,19 @@ def test_mc_dropout_samples_differ():
     a = predict(net, batch(), "mc_dropout", samples=1).probs
     b = predict(net, batch(), "mc_dropout", samples=1).probs
     assert not torch.equal(a, b)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("classes", [2, 3])
+def test_predicted_class_is_argmax_with_its_ties_and_nans(classes, channels_last):
+    scores = torch.randint(0, 3, (4, classes, 8, 8), generator=torch.Generator().manual_seed(0))
+    scores = scores.float()  # many exact ties
+    scores[0, 0, 0, 0] = scores[1, 1, 2, 2] = scores[2, :, 3, 3] = float("nan")
+    if channels_last:
+        scores = scores.contiguous(memory_format=torch.channels_last)
+    mask = predicted_class(scores)
+    assert mask.dtype == torch.int64 and torch.equal(mask, scores.argmax(1))
+    assert mask[0, 0, 0] == 0 and mask[1, 2, 2] == 1 and mask[2, 3, 3] == 0
 
 
 def test_entropy_bounds_and_zero_log_zero():
@@ -282,6 +298,43 @@ def test_hcnn_mean_softmax_two_class_shortcut_matches_the_generic_sampler():
     generic = hcnn_mean_softmax(padded, sigma, samples=20_000)[:, :2]
     torch.testing.assert_close(shortcut, generic, atol=0.02, rtol=0)
     torch.testing.assert_close(shortcut.sum(1), torch.ones(2, 4, 4))
+
+
+@pytest.mark.parametrize("classes", [2, 3])
+def test_hcnn_mean_softmax_is_the_written_out_sampler_bit_for_bit(classes):
+    """The in-place, chunked sampler draws the same eps in the same order as the formula
+    written out (one chunk: T <= 25), and from channels_last logits too."""
+    g = torch.Generator().manual_seed(0)
+    logits = (torch.randn(2, classes, 8, 8, generator=g) * 2).contiguous(
+        memory_format=torch.channels_last
+    )
+    sigma = torch.rand(2, 1, 8, 8, generator=g).contiguous(memory_format=torch.channels_last)
+    torch.manual_seed(4)
+    with torch.inference_mode():
+        fast = hcnn_mean_softmax(logits, sigma, samples=20)
+    torch.manual_seed(4)
+    if classes == 2:
+        d = logits[:, 1:2] - logits[:, 0:1]
+        eps = torch.randn(20, *d.shape)
+        p1 = torch.sigmoid(d + math.sqrt(2) * sigma * eps).sum(0) / 20
+        reference = torch.cat([1 - p1, p1], dim=1)
+    else:
+        eps = torch.randn(20, *logits.shape)
+        reference = (logits + sigma * eps).softmax(2).sum(0) / 20
+    assert torch.equal(fast, reference)
+
+
+def test_hcnn_loss_is_the_same_with_and_without_autograd():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 2, 8, 8, generator=g, requires_grad=True)
+    sigma = torch.rand(2, 1, 8, 8, generator=g).requires_grad_()
+    target = torch.randint(0, 2, (2, 8, 8), generator=g)
+    torch.manual_seed(1)
+    with_grad = hcnn_loss(logits, sigma, target, samples=30)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        without = hcnn_loss(logits, sigma, target, samples=30)
+    assert with_grad.requires_grad and torch.equal(with_grad.detach(), without)
 
 
 def test_segmentation_loss_dispatches_by_the_unet_of_the_method():

@@ -1,6 +1,7 @@
 """Data: ISIC 2017 Part 1 on disk, synthetic lesions in its layout, the download, and
-joint augmentation (chapter 01)."""
+joint augmentation (chapter 01); corrupted test images for the shift test (chapter 12)."""
 
+from .corruptions import CORRUPTION_LEVELS, CORRUPTIONS, corrupt
 from .download import ISIC2017_BASE_URL, ISIC2017_ZIPS, download_isic2017
 from .isic import ISIC2017, check_isic2017, decode_split, list_pairs
 from .layout import OFFICIAL_COUNTS, SPLITS, DataError, split_folders
@@ -22,6 +23,9 @@ from .transforms import (
 )
 
 __all__ = [
+    "CORRUPTIONS",
+    "CORRUPTION_LEVELS",
+    "corrupt",
     "DEFAULT_HARD_CASE_SHARES",
     "DIHEDRAL",
     "HARD_CASES",

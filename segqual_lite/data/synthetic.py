@@ -73,6 +73,38 @@ def _blob(rng, h, w, cx, cy, r0):
     return (np.hypot(dx, dy) - radius) / r0
 
 
+# How far a blob of radius r0 can reach: r0 plus its largest harmonics (see _blob).
+_BLOB_REACH = 1.0 + sum(0.16 / k**0.5 for k in range(2, 7))
+
+
+def _apart(main: tuple, cx: float, cy: float, r0: float, h: int, w: int) -> tuple:
+    """A satellite's centre moved, if needed, to where it cannot touch the main lesion.
+
+    ``main`` is the main lesion's ``(cx, cy, r0)``. A centre far enough already is kept;
+    otherwise it moves along the ray from the main centre (or, where that leaves the
+    image, towards the farthest corner) to the nearest distance at which the two blobs
+    keep a gap. No random number is drawn, so every other image stays as it was. Where
+    the image has no room, the two lesions touch.
+    """
+    mx, my, mr = main
+    need = _BLOB_REACH * (mr + r0) + 0.15 * mr
+    dx, dy = cx - mx, cy - my
+    if np.hypot(dx, dy) >= need:
+        return cx, cy
+    corners = sorted(
+        ((0, 0), (w, 0), (0, h), (w, h)), key=lambda c: -np.hypot(c[0] - mx, c[1] - my)
+    )
+    margin = r0 * 1.1
+    for ux, uy in [(dx, dy), *((x - mx, y - my) for x, y in corners)]:
+        norm = np.hypot(ux, uy)
+        if norm == 0:
+            continue
+        px, py = mx + ux / norm * need, my + uy / norm * need
+        if margin <= px <= w - margin and margin <= py <= h - margin:
+            return px, py
+    return cx, cy
+
+
 def _lazy_polygon(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A coarse annotation: a 5-8 vertex polygon loosely around the true lesion."""
     h, w = mask.shape
@@ -122,6 +154,7 @@ def draw_lesion(
     low = "low_contrast" in cases
     inside = np.full((h, w), np.inf, dtype=np.float32)
     distances, contrasts = [], []
+    centre = None  # the main lesion's (cx, cy, r0), drawn first
     for b in range(n_blobs):
         r0 = s * (rng.uniform(0.18, 0.33) if b == 0 else rng.uniform(0.07, 0.14))
         if "border_cut" in cases and b == 0:
@@ -135,6 +168,8 @@ def draw_lesion(
             margin = r0 * 1.1
             cx = rng.uniform(margin, max(margin + 1, w - margin))
             cy = rng.uniform(margin, max(margin + 1, h - margin))
+            if b > 0:  # "two or three separate lesions"
+                cx, cy = _apart(centre, cx, cy, r0, h, w)
         d = _blob(rng, h, w, cx, cy, r0)
         if b == 0:
             centre = (cx, cy, r0)
