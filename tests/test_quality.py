@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from segqual_lite.config import seed_everything
 from segqual_lite.models import QualityCNN
 from segqual_lite.quality import ROWS, QualityDataset, map_scale
 from segqual_lite.rows import in_channels
@@ -59,3 +60,16 @@ def test_augmented_inputs_keep_channels_aligned():
     for _ in range(10):
         x, _ = ds[0]
         torch.testing.assert_close(x[4], x[3] * 0.5)
+
+
+@pytest.mark.parametrize("row", ["qualitynet", "no_uncertainty", "max_prob"])
+def test_a_list_of_indices_gives_the_stacked_items(row):
+    ds = QualityDataset(row, toy_set(n=6), scale=0.5, augment=True)
+    index = [4, 1, 1, 5]
+    seed_everything(2)
+    items = [ds[i] for i in index]
+    seed_everything(2)
+    x, target = ds[index]
+    assert torch.equal(x, torch.stack([x for x, _ in items]))
+    assert torch.equal(target, torch.stack([t for _, t in items]))
+
