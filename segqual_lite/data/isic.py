@@ -181,7 +181,11 @@ class ISIC2017(Dataset):
         return len(self.ids)
 
     def __getitem__(self, index: int | list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        image, mask = self.images[index], self.masks[index]
+        if isinstance(index, list):  # index_select: ~20x faster than uint8 advanced indexing
+            rows = torch.tensor(index, dtype=torch.int64)
+            image, mask = self.images.index_select(0, rows), self.masks.index_select(0, rows)
+        else:
+            image, mask = self.images[index], self.masks[index]
         if self.augment is not None:
             if isinstance(index, list):
                 image, mask = dihedral_augmentation_batch(image, mask)

@@ -63,8 +63,8 @@ def _draw_dihedral() -> int:
     generator, in its order: ``torch.rand(1)`` for each flip (v2 skips a flip when the
     draw is >= p = 0.5), then the quarter turns. Returns the code
     ``8 * left-right + 4 * up-down + quarter turns`` (an index of :func:`_dihedral_index`)."""
-    left_right = bool(torch.rand(1) < 0.5)
-    up_down = bool(torch.rand(1) < 0.5)
+    left_right = torch.rand(1).item() < 0.5  # float32 draws: exact in a Python float
+    up_down = torch.rand(1).item() < 0.5
     return 8 * left_right + 4 * up_down + _draw_quarter_turns()
 
 
