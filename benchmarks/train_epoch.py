@@ -10,7 +10,8 @@ with per-image torchvision v2 transforms, then collates) and the previous optimi
 (PyTorch's default Adam, a per-parameter loop on the CPU). Each run trains a fresh
 network for ``--epochs`` epochs from seed 0, checkpoints and f's validation pass
 included, on synthetic data of the profile's size (f: the plain U-Net; g: 5 input
-channels). Prints the median seconds per epoch, the ratio after / before, whether both
+channels). Prints the median seconds per epoch, the ratio after / before (and the range
+of the ratios of the rounds: the spread that other load on the machine causes), whether both
 give the same weights bit for bit, and the data path alone (one pass over the loader).
 The thread count is ``$SEGQUAL_THREADS`` (default 1, the book's setting).
 """
@@ -150,8 +151,10 @@ def main() -> None:
             same = a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
             data_before = statistics.median(data_times[net, True])
             data_after = statistics.median(data_times[net, False])
+            ratios = sorted(a / b for a, b in zip(times[net, False], times[net, True], strict=True))
             print(
                 f"  {net}: before {before:.3f} s  after {after:.3f} s  ratio {after / before:.3f}"
+                f" (per round {ratios[0]:.3f} .. {ratios[-1]:.3f})"
                 f"  | data path alone {data_before:.3f} -> {data_after:.3f} s"
                 f"  | same weights bit for bit: {same}"
             )
