@@ -3,9 +3,9 @@
     python benchmarks/train_throughput.py [--sizes 64 224] [--width 8] [--steps 20]
 
 For each image size: images per second for forward + loss + backward + Adam on random
-batches (model compute only), then one real epoch through ``fit_segmentation``'s data
-path (DataLoader + joint v2 augmentation) on synthetic data, and the share of that epoch
-spent in model compute. Prints figures; asserts nothing.
+batches (model compute only), then one real epoch through ``fit_checkpointed``'s data
+path (whole batches, batched dihedral augmentation) on synthetic data, and the share of
+that epoch spent in model compute. Prints figures; asserts nothing.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import torch
 
 from segqual_lite.config import get_profile, pick_device, seed_everything
 from segqual_lite.data import ISIC2017, make_synthetic_isic
-from segqual_lite.training import build_unet
+from segqual_lite.training import _shuffled_batches, build_unet
 from segqual_lite.uncertainty import LCE_LAMBDA0, segmentation_loss
 
 
@@ -87,7 +87,7 @@ def main() -> None:
             model = model.to(memory_format=torch.channels_last)
             optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
             step = step_fn(model, "max_prob", optimizer, 0)
-            loader = torch.utils.data.DataLoader(ds, batch_size=args.batch, shuffle=True)
+            loader = _shuffled_batches(ds, args.batch, torch.Generator().manual_seed(0), False)
             compute = 0.0
             sync(device)
             start = time.perf_counter()

@@ -43,7 +43,7 @@ from torch.nn import functional as F
 from torchvision import tv_tensors
 
 from .config import Profile, pick_device, progress_enabled
-from .data import dihedral_augmentation
+from .data import dihedral_augmentation, dihedral_augmentation_batch
 from .models import QualityCNN
 from .rows import BEYOND_ROWS, CROSSFIT_ROWS, QUALITY_ROWS, get_row, in_channels, map_maximum
 from .segment import SegmentationSet, segment_split, segmentation_key
@@ -79,7 +79,9 @@ def map_scale(method: str, train_maps: torch.Tensor, num_classes: int = 2) -> fl
 
 class QualityDataset(torch.utils.data.Dataset):
     """``(input, true Jaccard)`` pairs for one row; inputs assembled on the fly from
-    uint8 images and masks (memory stays small at paper scale)."""
+    uint8 images and masks (memory stays small at paper scale). A list of indices gives
+    the whole batch at once, equal to stacking the items one by one, random draws
+    included (:func:`~segqual_lite.data.dihedral_augmentation_batch`)."""
 
     def __init__(self, row: str, seg: SegmentationSet, scale: float, augment: bool = False):
         self.row, self.seg, self.scale = row, seg, scale
@@ -91,20 +93,28 @@ class QualityDataset(torch.utils.data.Dataset):
         return len(self.targets)
 
     def inputs(self, index) -> torch.Tensor:
-        """The input of g for ``index`` (an int or a slice), float32 [(B,) C, H, W]."""
-        image = self.seg.images[index].float() / 255
-        mask = self.seg.masks[index].float().unsqueeze(-3)
+        """The input of g for ``index`` (an int, a slice or a list), float32 [(B,) C, H, W]."""
+        if isinstance(index, list):  # index_select: ~20x faster than uint8 advanced indexing
+            rows = torch.tensor(index, dtype=torch.int64)
+            take = lambda t: t.index_select(0, rows)  # noqa: E731
+        else:
+            take = lambda t: t[index]  # noqa: E731
+        image = take(self.seg.images).float() / 255
+        mask = take(self.seg.masks).float().unsqueeze(-3)
         if self.channels == 3:  # QualityNet: x * y_hat
             return image * mask
         parts = [image, mask]
         if self.channels == 5:
-            parts.append((self.seg.maps[index].float() / self.scale).clamp(0, 1).unsqueeze(-3))
+            parts.append((take(self.seg.maps).float() / self.scale).clamp(0, 1).unsqueeze(-3))
         return torch.cat(parts, dim=-3)
 
-    def __getitem__(self, index: int):
+    def __getitem__(self, index: int | list[int]):
         x = self.inputs(index)
         if self.augment is not None:
-            x = self.augment(tv_tensors.Image(x)).as_subclass(torch.Tensor)
+            if isinstance(index, list):
+                (x,) = dihedral_augmentation_batch(x)
+            else:
+                x = self.augment(tv_tensors.Image(x)).as_subclass(torch.Tensor)
         return x, self.targets[index]
 
 

@@ -9,7 +9,9 @@ in 03-06; the quality network g in chapter 07).
 * Finished models are cached in the artifact store (:mod:`segqual_lite.store`) by a key
   of everything that produced them (profile settings, U-Net, seed, data), so later
   chapters load them instead of training again.
-* f and g share one loop (:func:`fit_checkpointed`); each passes only its loss.
+* f and g share one loop (:func:`fit_checkpointed`); each passes only its loss. It
+  fetches each batch with one dataset call and uses Adam's multi-tensor update: both
+  give the same weights bit for bit as per-image loading and the per-parameter loop.
 * Models are kept in the channels_last layout (about 2x faster convolutions on CPUs,
   and what tensor cores want); :func:`~segqual_lite.uncertainty.predict` matches it.
 * On CUDA: automatic mixed precision and no host-device sync inside the epoch (losses
@@ -129,6 +131,34 @@ def _restore_random_states(states: dict, loader_gen: torch.Generator) -> None:
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
+def _shuffled_batches(
+    dataset, batch_size: int, generator: torch.Generator, pin_memory: bool
+) -> torch.utils.data.DataLoader:
+    """Batches of ``dataset`` in the order of ``DataLoader(dataset, batch_size,
+    shuffle=True, generator=generator)``, drawing the same numbers from ``generator``
+    (the same sampler inside), but each batch fetched by one ``dataset[list of indices]``
+    call instead of one call per image and a collate: the documented way to load whole
+    batches. The datasets answer a list with the same tensors and the same random draws
+    as item by item, so training gives the same weights bit for bit (tested); on one CPU
+    thread the data path of a tiny-profile epoch drops from about 0.05 s to 0.02 s
+    (``benchmarks/train_epoch.py``)."""
+    sampler = torch.utils.data.BatchSampler(
+        torch.utils.data.RandomSampler(dataset, generator=generator), batch_size, drop_last=False
+    )
+    return torch.utils.data.DataLoader(
+        dataset, batch_size=None, sampler=sampler, generator=generator, pin_memory=pin_memory
+    )
+
+
+def _adam(params, lr: float) -> torch.optim.Adam:
+    """Adam at ``lr`` with its multi-tensor ("foreach") update: on the CPU the same
+    kernels in the same order as PyTorch's default per-parameter loop, so the same
+    weights bit for bit, with one Python step per update instead of one per parameter
+    (measured: 7.5 -> 4.0 ms per step for the tiny U-Net on one thread). The fused
+    variant is faster still but rounds differently. On CUDA foreach is the default."""
+    return torch.optim.Adam(params, lr=lr, foreach=True)
+
+
 def _train_epoch(model, optimizer, scaler, loader, loss_fn: LossFn, state, device, use_amp):
     """One pass over ``loader``; returns the mean loss and the mean of each extra."""
     sums: dict[str, torch.Tensor] = {"loss": torch.zeros((), device=device)}
@@ -171,7 +201,8 @@ def fit_checkpointed(
     """The loop shared by f and g: load-if-cached, resume, checkpoint every epoch.
 
     Adam at ``lr``; batches of ``dataset`` shuffled by a generator seeded with ``seed``
-    (and restored on resume); automatic mixed precision on CUDA. ``loss_fn(output,
+    (and restored on resume), each fetched as ``dataset[list of indices]`` (see
+    :func:`_shuffled_batches`); automatic mixed precision on CUDA. ``loss_fn(output,
     target, state)`` returns ``(loss, extras)``, the extras averaged into the epoch's
     history record; ``after_epoch(model, state)`` adds to that record (f's validation
     Jaccard). ``state`` holds tensors carried from step to step (LCE's lambda) and is
@@ -192,13 +223,11 @@ def fit_checkpointed(
         (folder / "key.json").write_text(json.dumps(key, indent=1, sort_keys=True))
         seed_everything(seed)
         model = make_model().to(device).to(memory_format=torch.channels_last)
-        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        optimizer = _adam(model.parameters(), lr)
         use_amp = device.type == "cuda"
         scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
         loader_gen = torch.Generator().manual_seed(seed)
-        loader = torch.utils.data.DataLoader(
-            dataset, batch_size=batch_size, shuffle=True, generator=loader_gen, pin_memory=use_amp
-        )
+        loader = _shuffled_batches(dataset, batch_size, loader_gen, pin_memory=use_amp)
         state = {k: v.to(device) for k, v in (state or {}).items()}
         history, start_epoch = [], 0
         if checkpoint.exists():

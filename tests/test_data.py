@@ -6,6 +6,7 @@ import pytest
 import torch
 from PIL import Image
 from scipy import ndimage
+from torchvision import tv_tensors
 
 from segqual_lite.cli import main as cli_main
 from segqual_lite.config import seed_everything
@@ -15,6 +16,8 @@ from segqual_lite.data import (
     DataError,
     RandomRot90,
     check_isic2017,
+    dihedral_augmentation,
+    dihedral_augmentation_batch,
     joint_augmentation,
     make_synthetic_isic,
     read_hard_cases,
@@ -240,6 +243,42 @@ def test_joint_augmentation_moves_image_and_mask_together():
         assert torch.equal(img2[0], mask2 * 200)
         outcomes.add(mask2.numpy().tobytes())
     assert len(outcomes) == 8  # the dihedral group of the square
+
+
+def test_batched_augmentation_equals_the_v2_pipeline_sample_by_sample():
+    g = torch.Generator().manual_seed(2)
+    images = torch.randint(0, 256, (60, 3, 8, 8), dtype=torch.uint8, generator=g)
+    masks = torch.randint(0, 2, (60, 8, 8), dtype=torch.uint8, generator=g)
+    stacked = torch.rand(60, 5, 8, 8, generator=g)  # g's inputs: x, y_hat, z
+    augment, augment_g = joint_augmentation(), dihedral_augmentation()
+    seed_everything(3)
+    pairs = [augment(i, m) for i, m in zip(images, masks, strict=True)]
+    inputs = [augment_g(tv_tensors.Image(x)).as_subclass(torch.Tensor) for x in stacked]
+    after_items = torch.get_rng_state()
+    seed_everything(3)
+    batch_images, batch_masks = dihedral_augmentation_batch(images, masks)
+    (batch_inputs,) = dihedral_augmentation_batch(stacked)
+    assert torch.equal(batch_images, torch.stack([p[0] for p in pairs]))
+    assert torch.equal(batch_masks, torch.stack([p[1] for p in pairs]))
+    assert torch.equal(batch_inputs, torch.stack(inputs))
+    assert torch.equal(torch.get_rng_state(), after_items)  # the same draws, no more
+    moved = {dihedral_augmentation_batch(images[:1])[0].numpy().tobytes() for _ in range(80)}
+    assert len(moved) == 8  # the dihedral group of the square, not the identity
+    with pytest.raises(ValueError, match="square"):
+        dihedral_augmentation_batch(torch.zeros(2, 3, 8, 6))
+
+
+@pytest.mark.parametrize("augment", [False, True])
+def test_a_list_of_indices_gives_the_stacked_items(synth_root, augment):
+    ds = ISIC2017(synth_root, "train", 16, augment=augment)
+    index = [5, 0, 7, 7, 2]
+    seed_everything(6)
+    items = [ds[i] for i in index]
+    seed_everything(6)
+    images, masks = ds[index]
+    assert images.dtype == torch.float32 and masks.dtype == torch.int64
+    assert torch.equal(images, torch.stack([x for x, _ in items]))
+    assert torch.equal(masks, torch.stack([y for _, y in items]))
 
 
 def test_augmented_dataset_is_repeatable(synth_root):

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 
+from segqual_lite import training
 from segqual_lite.config import get_profile
 from segqual_lite.data import ISIC2017
 from segqual_lite.training import crossfit_folds, fit_segmentation, training_key
@@ -75,6 +76,47 @@ def test_predict_images_batches_like_one_call(synth_root, tmp_path, monkeypatch)
     assert whole.mask.shape == (6, 32, 32)
     hcnn = predict_images(model, test.images, "hcnn", samples=4, batch_size=4)
     assert hcnn.extras["entropy"].shape == (6, 32, 32)
+
+
+# ---- The faster loop trains the same networks as the previous one -------------------------
+def previous_loader(dataset, batch_size, generator, pin_memory):
+    """The loop's data path until issue 15: one __getitem__ per image, then collate."""
+    return torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size, shuffle=True, generator=generator, pin_memory=pin_memory
+    )
+
+
+def previous_adam(params, lr):
+    """The optimiser until issue 15: PyTorch's default, a per-parameter loop on the CPU."""
+    return torch.optim.Adam(params, lr=lr)
+
+
+@pytest.mark.parametrize(
+    ("previous", "method", "fold"),
+    [
+        ("loader", "max_prob", None),
+        ("loader", "hcnn", None),
+        ("loader", "lce", None),
+        ("loader", "max_prob", (0, 2)),  # cross-fitting: a Subset of the training images
+        ("adam", "lce", None),
+    ],
+)
+def test_f_trains_to_the_same_weights_as_with_the_previous_loop(
+    synth_root, tmp_path, monkeypatch, previous, method, fold
+):
+    # Dropout, HCNN's noise and LCE's hints draw from the generator that the augmentation
+    # draws from: any change in the order of draws would change the weights.
+    profile = PROFILE.with_(epochs_f=2)
+    monkeypatch.setenv("SEGQUAL_HOME", str(tmp_path / "now"))
+    now = fit_segmentation(profile, method, 0, synth_root, CPU, False, fold=fold)
+    if previous == "loader":
+        monkeypatch.setattr(training, "_shuffled_batches", previous_loader)
+    else:
+        monkeypatch.setattr(training, "_adam", previous_adam)
+    monkeypatch.setenv("SEGQUAL_HOME", str(tmp_path / "before"))
+    before = fit_segmentation(profile, method, 0, synth_root, CPU, False, fold=fold)
+    assert same(weights(now.model), weights(before.model))
+    assert now.history == before.history
 
 
 # ---- Cross-fitting folds (chapter 11) ------------------------------------------------------

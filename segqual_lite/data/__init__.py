@@ -18,6 +18,7 @@ from .transforms import (
     RandomRot90,
     dihedral,
     dihedral_augmentation,
+    dihedral_augmentation_batch,
     joint_augmentation,
     undo_dihedral,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "check_isic2017",
     "dihedral",
     "dihedral_augmentation",
+    "dihedral_augmentation_batch",
     "download_isic2017",
     "expected_counts",
     "draw_lesion",

@@ -22,7 +22,7 @@ from ..config import home
 from ..store import atomic_path, data_identity
 from ..timing import phase
 from .layout import IMAGE_RE, MASK_RE, SPLITS, DataError, split_folders
-from .transforms import joint_augmentation
+from .transforms import dihedral_augmentation_batch, joint_augmentation
 
 __all__ = ["check_isic2017", "ISIC2017", "list_pairs", "decode_split", "decoded_path"]
 
@@ -158,7 +158,10 @@ class ISIC2017(Dataset):
 
     ``image`` is float32 ``[3, size, size]`` in [0, 1]; ``mask`` is int64 ``[size, size]``
     in {0, 1}. With ``augment=True`` each item is randomly flipped and rotated by a
-    multiple of 90 degrees, image and mask together (the paper's augmentation).
+    multiple of 90 degrees, image and mask together (the paper's augmentation). A list of
+    indices gives the whole batch at once (``[B, 3, size, size]``, ``[B, size, size]``):
+    what the training loop asks for, equal to stacking the items one by one, random
+    draws included (:func:`~segqual_lite.data.dihedral_augmentation_batch`).
 
     Attributes ``images`` (uint8 ``[N, 3, S, S]``), ``masks`` (uint8 ``[N, S, S]``) and
     ``ids`` give the whole split at once, for fast batched inference.
@@ -177,10 +180,17 @@ class ISIC2017(Dataset):
     def __len__(self) -> int:
         return len(self.ids)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        image, mask = self.images[index], self.masks[index]
+    def __getitem__(self, index: int | list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        if isinstance(index, list):  # index_select: ~20x faster than uint8 advanced indexing
+            rows = torch.tensor(index, dtype=torch.int64)
+            image, mask = self.images.index_select(0, rows), self.masks.index_select(0, rows)
+        else:
+            image, mask = self.images[index], self.masks[index]
         if self.augment is not None:
-            image, mask = self.augment(image, mask)
+            if isinstance(index, list):
+                image, mask = dihedral_augmentation_batch(image, mask)
+            else:
+                image, mask = self.augment(image, mask)
         return image.float().div_(255), mask.long()
 
     def __repr__(self) -> str:
