@@ -146,6 +146,11 @@ class UNet(nn.Module):
             h = up(h)
             h = dec(torch.cat([h, skips[-1 - j]], dim=1))
             h = self.decoder_dropout[j](h)
+        return self.heads(h)
+
+    def heads(self, h: torch.Tensor):
+        """The logits of the last decoder features ``h``, with the auxiliary map (sigma or
+        confidence) when the network has one."""
         logits = self.classifier(h)
         if self.aux_head is None:
             return logits
@@ -262,12 +267,7 @@ class _FoldedRest:
                 h = torch.cat([h, skips[-1 - j]], dim=1)
             h = self._block(h, self.decoders[j], add=self.skip_terms[j])
             h = net.decoder_dropout[j](h)
-        logits = net.classifier(h)
-        if net.aux_head is None:
-            return logits
-        aux = net.aux_head(h)
-        aux = F.softplus(aux) if net.head_kind == "sigma" else torch.sigmoid(aux)
-        return logits, aux
+        return net.heads(h)
 
 
 class QualityCNN(nn.Module):
