@@ -228,7 +228,7 @@ def lesion_html(lesion: Lesion, threshold: float = FAILURE_THRESHOLD) -> str:
     head = ['<th style="text-align:left">image, truth</th>']
     tops = [_img(image, f"{lesion.image_id}: the dermoscopy image")]
     bottoms = [_img(truth, f"{lesion.image_id}: the ground-truth mask, lesion in white", True)]
-    notes = ['<td style="font-size:12px">true J: against the truth<br>g: predicted</td>']
+    notes = ["<td></td>"]
     for method, view in lesion.methods.items():
         title = label(method)
         head.append(f'<th style="text-align:left">{html.escape(title)}</th>')

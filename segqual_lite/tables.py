@@ -242,13 +242,19 @@ def wide_table(table: pd.DataFrame, paper_sep: str = " ") -> pd.DataFrame:
 
 def display_table(table: pd.DataFrame):
     """:func:`wide_table` as the chapters show it: an HTML table (a pandas ``Styler``)
-    whose cells give the paper's numbers on a line of their own, so that the columns stay
-    narrow enough for the page."""
+    whose cells give the paper's numbers on a line of their own and never break inside
+    ``mean ± std``, in a smaller font, so that the columns fit the page."""
     wide = wide_table(table, paper_sep="\n")
     return (
         wide.style.hide(axis="index", names=True)
+        .format(lambda v: v.replace(" ± ", "\u00a0±\u00a0") if isinstance(v, str) else v)
         .set_table_attributes('class="dataframe"')
-        .set_table_styles([{"selector": "td", "props": "white-space: pre-line; text-align: right"}])
+        .set_table_styles(
+            [
+                {"selector": "", "props": "font-size: 0.85em"},
+                {"selector": "td", "props": "white-space: pre-line; text-align: right"},
+            ]
+        )
     )
 
 

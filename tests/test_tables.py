@@ -125,7 +125,7 @@ def test_the_displayed_table_puts_the_papers_numbers_on_their_own_line():
     table = table_from_predictions(toy_predictions())
     wide = wide_table(table)
     page = display_table(table).to_html()
-    ours, paper = wide.loc["Max Probability", "RMSE ↓"].split(" (")
+    ours, paper = wide.loc["Max Probability", "RMSE ↓"].replace(" ± ", "\u00a0±\u00a0").split(" (")
     assert f">{ours}\n({paper}</td>" in page and "white-space: pre-line" in page
     assert page.count("<tr>") == 1 + len(wide)  # one header row: no row for the index name
     assert ">Max Probability</th>" in page and 'class="dataframe"' in page
