@@ -303,10 +303,14 @@ def _legend(threshold: float) -> str:
     )
 
 
+def _lesion_labels(n: int) -> list[str]:
+    return [f"{k} of {n}" for k in range(1, n + 1)]
+
+
 def _lesion_slider(n: int) -> widgets.SelectionSlider:
     """A slider over ``n`` lesions that reads "k of n"; its ``index`` selects the lesion."""
     return widgets.SelectionSlider(
-        options=[f"{k} of {n}" for k in range(1, n + 1)],
+        options=_lesion_labels(n),
         index=0,
         description="lesion",
         continuous_update=True,
@@ -361,7 +365,7 @@ def uncertainty_explorer(
 
     def refilter(_=None):
         with slider.hold_trait_notifications():
-            slider.options = _lesion_slider(len(kept_lists[picker.index])).options
+            slider.options = _lesion_labels(len(kept_lists[picker.index]))
             slider.index = 0
         redraw()
 

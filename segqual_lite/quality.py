@@ -43,7 +43,7 @@ from torch.nn import functional as F
 from torchvision import tv_tensors
 
 from .config import Profile, pick_device, progress_enabled
-from .data import dihedral_augmentation, dihedral_augmentation_batch
+from .data import dihedral_augmentation, dihedral_augmentation_batch, take_rows
 from .models import QualityCNN
 from .rows import BEYOND_ROWS, CROSSFIT_ROWS, QUALITY_ROWS, get_row, in_channels, map_maximum
 from .segment import SegmentationSet, segment_split, segmentation_key
@@ -94,18 +94,15 @@ class QualityDataset(torch.utils.data.Dataset):
 
     def inputs(self, index) -> torch.Tensor:
         """The input of g for ``index`` (an int, a slice or a list), float32 [(B,) C, H, W]."""
-        if isinstance(index, list):  # index_select: ~20x faster than uint8 advanced indexing
-            rows = torch.tensor(index, dtype=torch.int64)
-            take = lambda t: t.index_select(0, rows)  # noqa: E731
-        else:
-            take = lambda t: t[index]  # noqa: E731
-        image = take(self.seg.images).float() / 255
-        mask = take(self.seg.masks).float().unsqueeze(-3)
+        image = take_rows(self.seg.images, index).float() / 255
+        mask = take_rows(self.seg.masks, index).float().unsqueeze(-3)
         if self.channels == 3:  # QualityNet: x * y_hat
             return image * mask
         parts = [image, mask]
         if self.channels == 5:
-            parts.append((take(self.seg.maps).float() / self.scale).clamp(0, 1).unsqueeze(-3))
+            parts.append(
+                (take_rows(self.seg.maps, index).float() / self.scale).clamp(0, 1).unsqueeze(-3)
+            )
         return torch.cat(parts, dim=-3)
 
     def __getitem__(self, index: int | list[int]):

@@ -20,6 +20,7 @@ from .transforms import (
     dihedral_augmentation,
     dihedral_augmentation_batch,
     joint_augmentation,
+    take_rows,
     undo_dihedral,
 )
 
@@ -53,5 +54,6 @@ __all__ = [
     "MIRROR_ENV",
     "read_hard_cases",
     "split_folders",
+    "take_rows",
     "undo_dihedral",
 ]

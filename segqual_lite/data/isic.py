@@ -22,7 +22,7 @@ from ..config import home
 from ..store import atomic_path, data_identity
 from ..timing import phase
 from .layout import IMAGE_RE, MASK_RE, SPLITS, DataError, split_folders
-from .transforms import dihedral_augmentation_batch, joint_augmentation
+from .transforms import dihedral_augmentation_batch, joint_augmentation, take_rows
 
 __all__ = ["check_isic2017", "ISIC2017", "list_pairs", "decode_split", "decoded_path"]
 
@@ -181,11 +181,7 @@ class ISIC2017(Dataset):
         return len(self.ids)
 
     def __getitem__(self, index: int | list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        if isinstance(index, list):  # index_select: ~20x faster than uint8 advanced indexing
-            rows = torch.tensor(index, dtype=torch.int64)
-            image, mask = self.images.index_select(0, rows), self.masks.index_select(0, rows)
-        else:
-            image, mask = self.images[index], self.masks[index]
+        image, mask = take_rows(self.images, index), take_rows(self.masks, index)
         if self.augment is not None:
             if isinstance(index, list):
                 image, mask = dihedral_augmentation_batch(image, mask)
