@@ -38,7 +38,7 @@ from .experiment import (
     run_grid,
     run_jobs,
 )
-from .rows import BEYOND_ROWS, CONTROL_ROWS, TABLE_ROWS
+from .rows import CONTROL_ROWS, EXTENDED_ROWS, TABLE_ROWS
 
 EXIT_DATA_ERROR = 2
 EXIT_JOBS_FAILED = 1
@@ -92,7 +92,7 @@ def _cmd_reproduce(args) -> int:
             args.executor, args.partition, args.gpus, args.time, args.mem, args.cpus
         )
     elif args.workers > 1:  # the grid's and the counterfactual's jobs share the workers
-        jobs = grid_jobs(profile, (*rows, *(BEYOND_ROWS if args.beyond else ())), seeds, root)
+        jobs = grid_jobs(profile, (*rows, *(EXTENDED_ROWS if args.beyond else ())), seeds, root)
         jobs |= counterfactual_jobs(profile) if counterfactual else {}
         run_jobs(profile, jobs, args.workers)
     result = run_grid(
@@ -183,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument(
         "--rows",
         nargs="+",
-        choices=[*TABLE_ROWS, *CONTROL_ROWS, *BEYOND_ROWS],
+        choices=[*TABLE_ROWS, *CONTROL_ROWS, *EXTENDED_ROWS],
         help="a subset of the rows (default: those of Table 1 and their controls)",
     )
     reproduce.add_argument("--seeds", nargs="+", type=int, help="a subset of the seeds")

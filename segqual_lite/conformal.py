@@ -40,6 +40,7 @@ from .metrics import FAILURE_THRESHOLD, _as_numpy, _check_pair
 __all__ = [
     "CONFORMAL_METRICS",
     "ConformalCalibration",
+    "min_calibration",
     "conformal_quantile",
     "calibrate",
     "conformal_intervals",
@@ -71,6 +72,13 @@ def _check_alpha(alpha: float) -> None:
         raise ValueError(f"alpha is the miscoverage rate, strictly between 0 and 1; got {alpha}")
 
 
+def min_calibration(alpha: float) -> int:
+    """The fewest calibration cases for which :func:`conformal_quantile` at ``alpha``
+    exists: ⌈(1 - α)/α⌉ (9 for 90% coverage)."""
+    _check_alpha(alpha)
+    return math.ceil((1 - alpha) / alpha - 1e-9)
+
+
 def conformal_quantile(scores, alpha: float) -> float:
     """The ⌈(n+1)(1-α)⌉-th smallest of n calibration scores: the finite-sample quantile
     of split conformal prediction (Angelopoulos & Bates 2021, section 1), no interpolation.
@@ -87,7 +95,7 @@ def conformal_quantile(scores, alpha: float) -> float:
     n = s.size
     rank = math.ceil((n + 1) * (1 - alpha) - 1e-9)  # the tolerance absorbs float rounding
     if rank > n:
-        needed = math.ceil((1 - alpha) / alpha - 1e-9)
+        needed = min_calibration(alpha)
         raise ValueError(
             f"{n} calibration cases are too few for alpha={alpha}: the conformal quantile "
             f"is the ceil((n+1)(1-alpha)) = {rank}-th smallest score, so it needs "

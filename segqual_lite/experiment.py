@@ -13,12 +13,14 @@ image's true and predicted Jaccard index. It writes, into the results folder:
 * ``run.json``: what the run was made with (profile, seeds, device, torch version and
   CPU threads, which change the numbers);
 
-and, when chapter 11's rows (:data:`~segqual_lite.rows.BEYOND_ROWS`) were run
+and, when the rows of chapters 11 and 12 (:data:`~segqual_lite.rows.EXTENDED_ROWS`) were run
 (``beyond=True``, ``reproduce --beyond``):
 
 * ``beyond_predictions.csv``: the per-image predictions of every row, Table 1's included;
 * ``beyond.csv`` and ``beyond.md``: :func:`~segqual_lite.tables.beyond_table`;
-* ``risk_coverage.png``.
+* ``risk_coverage.png``;
+* ``conformal.csv`` and ``shift.csv``: chapter 12's conformal intervals and shift test
+  (:mod:`segqual_lite.deployment`).
 
 Every number of the tables is recomputable from the predictions files.
 
@@ -52,19 +54,29 @@ from tqdm.auto import tqdm
 
 from .config import Profile, fix_threads, pick_device, progress_enabled, results_dir
 from .data import prepare_data
+from .deployment import (
+    CONFORMAL_ROWS,
+    SHIFT_ROWS,
+    conformal_results,
+    shift_job,
+    shift_path,
+    shift_results,
+)
 from .quality import fit_quality, predict_quality, quality_folder
 from .rca import rca_cached, rca_path
 from .rows import (
-    BEYOND_ROWS,
     CONTROL_ROWS,
+    EXTENDED_ROWS,
     METHOD_REGISTRY,
     METHODS,
+    SCORE_ROWS,
     TABLE_ROWS,
     control_of,
     get_method,
     get_row,
     samples,
 )
+from .scores import score_jaccard
 from .segment import segment_split, segmentation_path
 from .store import save_figure, write_text
 from .tables import (
@@ -128,7 +140,7 @@ def run_grid(
     :class:`segqual_lite.cluster.Scheduler` (``reproduce --executor``), does it in
     scheduler jobs and returns the predictions, with the same numbers.
     """
-    rows = tuple(dict.fromkeys((*rows, *(BEYOND_ROWS if beyond else ()))))
+    rows = tuple(dict.fromkeys((*rows, *(EXTENDED_ROWS if beyond else ()))))
     seeds = tuple(profile.seeds if seeds is None else seeds)
     threads = fix_threads()
     device = device or pick_device()
@@ -149,9 +161,14 @@ def run_grid(
             m: segment_split(profile, m, seeds[0], root, "test", device, progress) for m in maps
         }
         figures["figure2"] = plot_figure2(sets)
-    if set(rows) & set(BEYOND_ROWS):
+    if set(rows) & set(EXTENDED_ROWS):
         figures["risk_coverage"] = plot_risk_coverage(predictions, seed=seeds[0])
     table, beyond_tab = write_results(predictions, out, profile.name, figures)
+    if set(rows) & set(SCORE_ROWS) and train_split == "train":  # chapter 12's deployment
+        conformal = conformal_results(profile, seeds, root, device)
+        if len(conformal):
+            write_text(out / "conformal.csv", csv_text(conformal))
+        write_text(out / "shift.csv", csv_text(shift_results(profile, seeds, root, device)))
     run = {
         "profile": profile.key(),
         "seeds": list(seeds),
@@ -223,6 +240,25 @@ def grid_jobs(
     for seed in seeds:
         for row in rows:
             jobs |= row_jobs(profile, row, seed, root, train_split)
+        if set(rows) & set(SCORE_ROWS) and train_split == "train":
+            jobs |= deployment_jobs(profile, seed, root)
+    return jobs
+
+
+def deployment_jobs(profile: Profile, seed: int, root: Path) -> dict[tuple, frozenset[tuple]]:
+    """Chapter 12's jobs of one seed (:mod:`segqual_lite.deployment`): the validation
+    maps that calibrate the conformal intervals, and the shift test ``("shift", root,
+    seed)`` after the U-Nets and g it reruns."""
+    jobs: dict[tuple, frozenset[tuple]] = {}
+    for row in SHIFT_ROWS:
+        jobs |= row_jobs(profile, row, seed, root)
+    jobs[("shift", root, seed)] = frozenset(
+        job for job in jobs if job[0] == "g" or (job[0] == "maps" and job[4] == "train")
+    )
+    for method in dict.fromkeys(get_row(row).method for row in CONFORMAL_ROWS):
+        unet = ("f", root, get_method(method).unet, seed, None)
+        jobs.setdefault(unet, frozenset())
+        jobs[("maps", root, method, seed, "val", False)] = frozenset({unet})
     return jobs
 
 
@@ -258,6 +294,9 @@ def row_jobs(
         train, needs = maps(r.method, seed, train_split, r.crossfit)
         wanted[train] = needs
         wanted[("g", root, row, seed)] = {train}
+    elif r.score:  # a training-free score, mapped to a Jaccard on the training split
+        train, needs = maps(r.method, seed, train_split)
+        wanted[train] = needs
     else:
         wanted[("rca", root, seed)] = {test}
     jobs: dict[tuple, frozenset[tuple]] = {}
@@ -277,7 +316,7 @@ def _cost(job: tuple, profile: Profile) -> float:
         m = get_method(job[2])
         views = len(profile.seeds) if m.all_seeds else 8 if job[2] == "tta" else 1
         return 0.1 * views * (samples(profile, job[2]) or 1) if m.unet != "hcnn" else 0.2
-    return 3 if kind == "rca" else 1
+    return 3 if kind in ("rca", "shift") else 1
 
 
 def _reader(unet: str) -> str:
@@ -298,6 +337,8 @@ def _run_job(job: tuple, profile: Profile, train_split: str) -> None:
     elif kind == "g":
         row, seed = args
         fit_quality(profile, row, seed, root, train_split, device, False)
+    elif kind == "shift":
+        shift_job(profile, args[0], root, device)
     else:
         (seed,) = args
         rca_cached(profile, seed, root, segment_split(profile, "max_prob", seed, root, "test"))
@@ -315,6 +356,8 @@ def _artifact(job: tuple, profile: Profile, train_split: str) -> Path:
     if kind == "g":
         row, seed = args
         return quality_folder(profile, row, seed, root, train_split) / "final.pt"
+    if kind == "shift":
+        return shift_path(profile, args[0], root)
     return rca_path(profile, args[0], root)
 
 
@@ -366,7 +409,7 @@ def predict_rows(
     """Per-image predictions (:data:`~segqual_lite.tables.PREDICTION_FIELDS`) of every
     row for every seed, seed by seed; models and maps are trained or loaded from the
     cache."""
-    runnable = (*TABLE_ROWS, *CONTROL_ROWS, *BEYOND_ROWS)
+    runnable = (*TABLE_ROWS, *CONTROL_ROWS, *EXTENDED_ROWS)
     unknown = set(rows) - set(runnable)
     if unknown:
         raise ValueError(f"unknown row(s) {sorted(unknown)}: choose from {runnable}")
@@ -377,6 +420,9 @@ def predict_rows(
         test = segment_split(profile, method, seed, root, "test", device, progress)
         if row == "rca":
             scores = rca_cached(profile, seed, root, test)
+        elif get_row(row).score:
+            train = segment_split(profile, method, seed, root, train_split, device, progress)
+            scores = score_jaccard(get_row(row).score, train, test)
         else:
             g, scale = fit_quality(profile, row, seed, root, train_split, device, progress)
             scores = predict_quality(g.model, row, test, scale)
@@ -401,13 +447,13 @@ def write_results(
     closed; returns ``(Table 1, chapter 11's table or None)``."""
     out = Path(out)
     predictions = predictions_frame(predictions)
-    in_table1 = predictions[~predictions["method"].isin(BEYOND_ROWS)]
+    in_table1 = predictions[~predictions["method"].isin(EXTENDED_ROWS)]
     table = table_from_predictions(in_table1)
     write_text(out / "predictions.csv", csv_text(in_table1))
     write_text(out / "table1.csv", csv_text(table))
     write_text(out / "table1.md", format_table_md(table, profile_name))
     beyond = None
-    if predictions["method"].isin(BEYOND_ROWS).any():
+    if predictions["method"].isin(EXTENDED_ROWS).any():
         beyond = beyond_table(predictions)
         write_text(out / "beyond_predictions.csv", csv_text(predictions))
         write_text(out / "beyond.csv", csv_text(beyond))
@@ -443,7 +489,8 @@ def merge_results(folders: list[str | Path], out: str | Path, profile_name: str 
     different machines) into one set of results in ``out`` (see
     :func:`merge_predictions`). When every folder holds chapter 11's
     ``beyond_predictions.csv`` (``reproduce --beyond``), those are merged and
-    ``beyond.csv`` is written too."""
+    ``beyond.csv`` is written too; chapter 12's ``conformal.csv`` and ``shift.csv`` are
+    concatenated from the folders that hold them, ordered by seed."""
     folders = [Path(f) for f in folders]
     with_beyond = [f for f in folders if (f / "beyond_predictions.csv").is_file()]
     if with_beyond and len(with_beyond) < len(folders):
@@ -456,7 +503,12 @@ def merge_results(folders: list[str | Path], out: str | Path, profile_name: str 
     filename = "beyond_predictions.csv" if len(with_beyond) == len(folders) else "predictions.csv"
     predictions = merge_predictions(folders, filename)
     figures = {"figure3": plot_figure3(predictions)}
-    if predictions["method"].isin(BEYOND_ROWS).any():
+    if predictions["method"].isin(EXTENDED_ROWS).any():
         figures["risk_coverage"] = plot_risk_coverage(predictions)
     table, beyond = write_results(predictions, out, profile_name, figures)
+    for name in ("conformal.csv", "shift.csv"):  # chapter 12's, one line per seed and setting
+        parts = [pd.read_csv(f / name) for f in folders if (f / name).is_file()]
+        if parts:
+            merged = pd.concat(parts, ignore_index=True).drop_duplicates()
+            write_text(Path(out) / name, csv_text(merged.sort_values("seed", kind="stable")))
     return GridResult(predictions, table, beyond, Path(out))

@@ -64,7 +64,7 @@ __all__ = [
 FAILURE_THRESHOLD = 0.7
 METRICS = ("rmse", "detection_error", "auroc", "aupr_pass", "aupr_fail")
 AUTOMATION_TARGET = 0.8
-RISK_METRICS = ("aurc", "automation_at_0.8")
+RISK_METRICS = ("aurc", "automation_at_0.8", "augrc", "naurc")
 
 
 def _as_numpy(a) -> np.ndarray:

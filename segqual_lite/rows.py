@@ -30,6 +30,9 @@ __all__ = [
     "BEYOND_ROWS",
     "REFERENCE_ROWS",
     "CONTROL_ROWS",
+    "SCORE_ROWS",
+    "EXTENDED_ROWS",
+    "AGGREGATIONS",
     "ROW_LABELS",
     "PAPER_TABLE1",
     "get_method",
@@ -82,17 +85,20 @@ class Row:
 
     ``method``: the method of f whose test masks the row judges (and whose map g reads);
     ``inputs``: what g is given, ``"x*y"`` (QualityNet), ``"x,y"``, ``"x,y,z"``, or None
-    for rows without g (RCA, and the reference orders of chapter 11); ``crossfit``: g
-    learns from out-of-fold segmentations of the training images (chapter 11);
-    ``paper``: the paper's Table 1 as (mean, std) per metric, RMSE a fraction, the rest %.
+    for rows without g (RCA, the reference orders of chapter 11, the scores of chapter
+    12); ``crossfit``: g learns from out-of-fold segmentations of the training images
+    (chapter 11); ``score``: for a training-free row (chapter 12), the image score of
+    :data:`AGGREGATIONS` that replaces g; ``paper``: the paper's Table 1 as (mean, std)
+    per metric, RMSE a fraction, the rest %.
     """
 
     name: str
     label: str
     method: str
     inputs: str | None
-    table: str  # "table1", "control", "beyond" or "reference"
+    table: str  # "table1", "control", "beyond", "reference" or "scores"
     crossfit: bool = False
+    score: str | None = None
     paper: tuple[tuple[float, float], ...] | None = None
 
 
@@ -217,6 +223,42 @@ _ROWS = (
     Row("random", "Random order, Max Probability's masks", "max_prob", None, "reference"),
 )
 
+# Training-free image scores (chapter 12, :mod:`segqual_lite.scores`): what each one
+# reads and how it is named in a row's label.
+AGGREGATIONS = {
+    "image_mean": "mean over the image",
+    "foreground_mean": "mean over the predicted lesion",
+    "boundary_mean": "mean away from the predicted border",
+    "agreement": "pairwise Jaccard of the masks it averages",
+    "expected_entropy": "expected entropy, mean over the image",
+    "mutual_information": "mutual information, mean over the image",
+}
+_SCORES = {
+    **{m: ("image_mean", "foreground_mean", "boundary_mean") for m in ("max_prob", "hcnn", "lce")},
+    "mc_dropout": (
+        "image_mean",
+        "foreground_mean",
+        "boundary_mean",
+        "agreement",
+        "expected_entropy",
+        "mutual_information",
+    ),
+    "ensemble": ("agreement",),
+    "tta": ("agreement",),
+}
+_ROWS += tuple(
+    Row(
+        f"{method}_{score}",
+        f"{next(m.label for m in _METHODS if m.name == method)}, {AGGREGATIONS[score]}",
+        method,
+        None,
+        "scores",
+        score=score,
+    )
+    for method, scores in _SCORES.items()
+    for score in scores
+)
+
 METHOD_REGISTRY: dict[str, Method] = {m.name: m for m in _METHODS}
 ROW_REGISTRY: dict[str, Row] = {r.name: r for r in _ROWS}
 
@@ -228,6 +270,9 @@ CROSSFIT_ROWS = tuple(r.name for r in _ROWS if r.crossfit)
 BEYOND_ROWS = tuple(r.name for r in _ROWS if r.table == "beyond")
 REFERENCE_ROWS = tuple(r.name for r in _ROWS if r.table == "reference")
 CONTROL_ROWS = tuple(r.name for r in _ROWS if r.table == "control")
+SCORE_ROWS = tuple(r.name for r in _ROWS if r.table == "scores")
+# Every row beyond the paper's: chapter 11's and chapter 12's (``reproduce --beyond``).
+EXTENDED_ROWS = (*BEYOND_ROWS, *SCORE_ROWS)
 ROW_LABELS = {r: ROW_REGISTRY[r].label for r in TABLE_ROWS}
 PAPER_TABLE1 = {r: list(ROW_REGISTRY[r].paper) for r in TABLE_ROWS}
 

@@ -49,6 +49,10 @@ __all__ = [
     "mutual_information",
     "quality_from_uncertainty",
     "fit_monotone",
+    "monotone_jaccard",
+    "band_width",
+    "image_score",
+    "score_jaccard",
 ]
 
 
@@ -193,3 +197,59 @@ def fit_monotone(score, true_j) -> IsotonicRegression:
     t, s = _check_pair(true_j, score)
     model = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip")
     return model.fit(s, t)
+
+
+def monotone_jaccard(fit: IsotonicRegression, score) -> np.ndarray:
+    """The Jaccard that ``fit`` (:func:`fit_monotone`) predicts for each quality estimate
+    in ``score``, kept in the score's order: the isotonic fit is a step function that
+    would tie cases with different scores, so each prediction gets ``1e-9`` times the
+    score's dense rank over the number of cases, a strictly increasing map. The ranking
+    metrics of the row then see the score's own order (equal scores stay tied) and its
+    RMSE moves by less than ``1e-9``. Chapter 12."""
+    s = _as_numpy(score).astype(np.float64)
+    rank = np.unique(s, return_inverse=True)[1] + 1
+    return fit.predict(s) + 1e-9 * rank / s.size
+
+
+def band_width(image_size: int) -> int:
+    """The border band excluded by :func:`boundary_excluded_mean` in the rows of
+    chapter 12: 1/32 of the image side (2 pixels at the ``tiny`` profile's 64)."""
+    return max(1, round(image_size / 32))
+
+
+def image_score(aggregation: str, maps, masks, extras: dict) -> np.ndarray:
+    """One quality estimate per image (high = predicted better) by ``aggregation`` (a
+    key of :data:`segqual_lite.rows.AGGREGATIONS`) of a method's output: its uncertainty
+    ``maps`` and predicted ``masks`` ``[N, H, W]`` and its ``extras`` (MC-dropout's
+    expected entropy and mutual information maps, the ``agreement`` of the masks a
+    method averages; :mod:`segqual_lite.uncertainty`). Chapter 12."""
+    if aggregation == "agreement":
+        if "agreement" not in extras:
+            raise ValueError("this method averages no masks: it has no agreement score")
+        return _as_numpy(extras["agreement"]).astype(np.float64)
+    if aggregation in ("expected_entropy", "mutual_information"):
+        if aggregation not in extras:
+            raise ValueError(f"no {aggregation} map: only MC-dropout's output has one")
+        return quality_from_uncertainty(image_mean(extras[aggregation]))
+    if aggregation == "image_mean":
+        return quality_from_uncertainty(image_mean(maps))
+    if aggregation == "foreground_mean":
+        return quality_from_uncertainty(foreground_mean(maps, masks))
+    if aggregation == "boundary_mean":
+        width = band_width(maps.shape[-1])
+        return quality_from_uncertainty(boundary_excluded_mean(maps, masks, width))
+    raise ValueError(
+        f"unknown aggregation {aggregation!r}: choose image_mean, foreground_mean, "
+        "boundary_mean, agreement, expected_entropy or mutual_information"
+    )
+
+
+def score_jaccard(aggregation: str, train, test) -> np.ndarray:
+    """A training-free row's predicted Jaccard on ``test``: the image score
+    ``aggregation`` (:func:`image_score`) mapped to a Jaccard by :func:`fit_monotone` on
+    ``train`` and :func:`monotone_jaccard`. ``train`` and ``test`` are a method's
+    :class:`~segqual_lite.segment.SegmentationSet` of the two splits. Chapter 12."""
+    fit = fit_monotone(
+        image_score(aggregation, train.maps, train.masks, train.extras), train.jaccard
+    )
+    return monotone_jaccard(fit, image_score(aggregation, test.maps, test.masks, test.extras))

@@ -43,7 +43,8 @@ class SegmentationSet:
     masks: torch.Tensor  # uint8 [N, H, W], predicted
     maps: torch.Tensor  # float32 [N, H, W], raw uncertainty (high = unsure)
     jaccard: np.ndarray  # float64 [N], true Jaccard of each predicted mask
-    # Further maps of the method, e.g. HCNN's "entropy" of its sampled mean softmax.
+    # Further maps [N, H, W] of the method, e.g. HCNN's "entropy" of its sampled mean
+    # softmax, and values [N], e.g. the "agreement" of MC-dropout's samples (chapter 12).
     extras: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
@@ -138,7 +139,7 @@ def _segment(profile, method, seed, data_root, images, device, progress, crossfi
     """Train or load the U-Net(s) ``method`` needs, then segment ``images`` with torch's
     generator seeded by ``rng_seed`` (after the models exist, so that sampled maps do
     not depend on whether a model was trained or loaded). Returns ``{"masks": uint8
-    [N, H, W], "maps": float32 [N, H, W], "extras": {name: float32 [N, H, W]}}``."""
+    [N, H, W], "maps": float32 [N, H, W], "extras": {name: float32 [N, H, W] or [N]}}``."""
 
     def unet(s, fold=None):
         return fit_segmentation(profile, method, s, data_root, device, progress, fold=fold).model
@@ -161,6 +162,7 @@ def _segment(profile, method, seed, data_root, images, device, progress, crossfi
             pred = predict_images(model, images[part], method, samples=samples(profile, method))
             masks[part], maps[part] = pred.mask.to(torch.uint8), pred.uncertainty.float()
             for name, value in pred.extras.items():
-                extras.setdefault(name, torch.zeros(masks.shape, dtype=torch.float32))
+                shape = (len(images), *value.shape[1:])  # a map, or one value per image
+                extras.setdefault(name, torch.zeros(shape, dtype=torch.float32))
                 extras[name][part] = value
     return {"masks": masks, "maps": maps, "extras": extras}

@@ -28,6 +28,7 @@ from .tables import LOWER_IS_BETTER, in_paper_units, predictions_frame
 
 __all__ = [
     "COMPARED_METRICS",
+    "RESAMPLED_METRICS",
     "UNITS",
     "Comparison",
     "resampled_metric",
@@ -37,11 +38,14 @@ __all__ = [
 ]
 
 COMPARED_METRICS = ("rmse", "auroc", "detection_error")
+# Chapter 12 also compares rows on AUGRC (a fraction of all test images).
+RESAMPLED_METRICS = (*COMPARED_METRICS, "augrc")
 # The paper's units (tables.in_paper_units): fractions stay fractions, the rest is in %.
 UNITS = {
     m: "a fraction of J" if in_paper_units(m, 1.0) == 1.0 else "points of %"
     for m in (*COMPARED_METRICS, "aupr_pass", "aupr_fail")
 }
+UNITS["augrc"] = "a fraction of the test images"
 
 
 def resampled_metric(
@@ -54,8 +58,10 @@ def resampled_metric(
     """``metric`` (a fraction) on every resample of images ``idx`` [R, n] at once.
 
     Vectorised twins of :mod:`segqual_lite.metrics` for RMSE, AUROC (average ranks for
-    ties, as ``roc_auc_score``) and detection error (every distinct score as threshold,
-    plus one above them all, as ``roc_curve``); NaN for a resample with one class only.
+    ties, as ``roc_auc_score``), detection error (every distinct score as threshold,
+    plus one above them all, as ``roc_curve``) and AUGRC (tied predictions enter
+    together, :func:`~segqual_lite.metrics.augrc`); NaN for a resample with one class
+    only, except RMSE and AUGRC, which are defined then.
     """
     t, p = np.asarray(true_j, float)[idx], np.asarray(pred_j, float)[idx]
     if metric == "rmse":
@@ -79,7 +85,27 @@ def resampled_metric(
             last_of_ties[:, :-1] = scores[:, :-1] != scores[:, 1:]
             best = np.minimum(np.where(last_of_ties, error, np.inf).min(axis=1), 0.5)
             return np.where((n_pos > 0) & (n_neg > 0), best, np.nan)
-    raise ValueError(f"no resampled form of {metric!r}: choose one of {COMPARED_METRICS}")
+    if metric == "augrc":
+        return _resampled_augrc(p, ~passed)
+    raise ValueError(f"no resampled form of {metric!r}: choose one of {RESAMPLED_METRICS}")
+
+
+def _resampled_augrc(p: np.ndarray, failed: np.ndarray) -> np.ndarray:
+    """AUGRC of each row of ``p`` [R, n]: cases accepted by decreasing prediction, each
+    group of tied predictions counted with its mean failure rate (the expected curve),
+    the trapezoid over coverage steps of 1/n."""
+    r, n = p.shape
+    order = np.argsort(-p, axis=1, kind="stable")
+    scores = np.take_along_axis(p, order, axis=1)
+    losses = np.take_along_axis(failed, order, axis=1).astype(np.float64)
+    starts = np.ones_like(scores, dtype=bool)
+    starts[:, 1:] = scores[:, 1:] != scores[:, :-1]
+    group = (np.cumsum(starts, axis=1) - 1 + n * np.arange(r)[:, None]).ravel()
+    sums = np.bincount(group, weights=losses.ravel(), minlength=r * n)
+    counts = np.bincount(group, minlength=r * n)
+    means = (sums / np.maximum(counts, 1))[group].reshape(r, n)
+    risk = np.cumsum(means, axis=1) / n
+    return ((2 * risk - means / n) / 2).sum(axis=1) / n
 
 
 def paired_arrays(predictions, row: str, control: str) -> dict[int, tuple[np.ndarray, ...]]:
@@ -141,7 +167,7 @@ class Comparison:
                 f"{self.metric}: it is undefined when all test images of a seed pass or all "
                 "fail"
             )
-        fmt = "{:+.3f}" if self.metric == "rmse" else "{:+.1f}"
+        fmt = {"rmse": "{:+.3f}", "augrc": "{:+.4f}"}.get(self.metric, "{:+.1f}")
         seeds = ", ".join(fmt.format(v) for v in self.per_seed.values())
         what = {
             "better": f"better than {label(self.control)}",

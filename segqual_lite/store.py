@@ -45,7 +45,7 @@ __all__ = [
 # Bump a kind's version when its code changes what it produces (data 2: the satellites of
 # multi-blob lesions kept apart; segmentation 2: MC-dropout maps from the folded sampler,
 # equal to the module path up to float rounding).
-CODE_VERSIONS = {"data": 2, "f": 2, "segmentation": 2, "g": 1, "rca": 1}
+CODE_VERSIONS = {"data": 2, "f": 2, "segmentation": 3, "g": 1, "rca": 1, "shift": 1}
 
 
 def artifact_key(kind: str, **parts) -> dict:

@@ -10,8 +10,9 @@ row per (method, metric):
   uncertainty rows (:data:`~segqual_lite.rows.CONTROL_ROWS`) follow the paper's rows,
   without the paper's numbers;
 * chapter 11's table (:func:`beyond_table`): ``method, metric, mean, std, n_seeds`` for
-  those five and two of risk-coverage (``aurc``, ``automation_at_0.8``), plus the oracle
-  and random orders of the plain U-Net's masks, which carry only the last two.
+  those five and four of risk-coverage (``aurc``, ``automation_at_0.8``, and chapter
+  12's ``augrc`` and ``naurc`` of failures, J < 0.7), plus the oracle and random orders
+  of the plain U-Net's masks, which carry only the last four.
 
 Units are the paper's: RMSE and AURC fractions, the rest percentages; the std is over
 seeds (sample std, ddof = 1; 0 for a single seed). CSV text keeps every float's shortest
@@ -32,14 +33,16 @@ from .metrics import (
     AUTOMATION_TARGET,
     METRICS,
     RISK_METRICS,
+    augrc,
     aurc,
     automation_rate,
+    normalized_aurc,
     rmse,
     summarize,
 )
 from .rows import (
-    BEYOND_ROWS,
     CONTROL_ROWS,
+    EXTENDED_ROWS,
     PAPER_TABLE1,
     REFERENCE_ROWS,
     ROW_REGISTRY,
@@ -82,9 +85,11 @@ METRIC_LABELS = {
     "aupr_fail": "AUPR-Fail ↑",
     "aurc": "AURC ↓",
     "automation_at_0.8": "Automated at 0.8 ↑",
+    "augrc": "AUGRC ↓",
+    "naurc": "NAURC ↓",
 }
-LOWER_IS_BETTER = ("rmse", "detection_error", "aurc")
-_FRACTIONS = ("rmse", "aurc")  # the other metrics are printed in %
+LOWER_IS_BETTER = ("rmse", "detection_error", "aurc", "augrc", "naurc")
+_FRACTIONS = ("rmse", "aurc", "augrc", "naurc")  # the other metrics are printed in %
 
 
 def predictions_frame(predictions) -> pd.DataFrame:
@@ -127,10 +132,18 @@ def seed_metrics(method: str, seed: int, true: np.ndarray, pred: np.ndarray) -> 
 
 
 def risk_metrics(true_j, pred_j) -> dict[str, float]:
-    """``aurc`` (a fraction) and ``automation_at_0.8`` (a fraction here, % in tables)."""
+    """``aurc`` of ``1 - J`` (a fraction), ``automation_at_0.8`` (a fraction here, % in
+    tables), and of failures (J < 0.7) ``augrc`` and ``naurc`` (fractions; NAURC is NaN
+    when every case passes or every case fails)."""
+    try:
+        naurc = normalized_aurc(true_j, pred_j)
+    except ValueError:
+        naurc = np.nan
     return {
         "aurc": aurc(true_j, pred_j),
         "automation_at_0.8": automation_rate(true_j, pred_j, AUTOMATION_TARGET),
+        "augrc": augrc(true_j, pred_j),
+        "naurc": naurc,
     }
 
 
@@ -195,7 +208,7 @@ def beyond_table(predictions) -> pd.DataFrame:
             {**seed_metrics(m, s, true, pred), **risk_metrics(true, pred)}
             for s, (true, pred) in arrays[m].items()
         ]
-        for m in _in_order(arrays, (*TABLE_ROWS, *CONTROL_ROWS, *BEYOND_ROWS))
+        for m in _in_order(arrays, (*TABLE_ROWS, *CONTROL_ROWS, *EXTENDED_ROWS))
     }
     source = ROW_REGISTRY[REFERENCE_ROWS[0]].method  # the rows whose masks they order
     if source in arrays:
@@ -213,7 +226,11 @@ def table_caption(table: pd.DataFrame, profile_name: str = "", title: str = "Tab
     paper = ", the paper's value in brackets" if with_paper else ""
     if with_paper and not np.isfinite(table["paper_mean"]).all():
         paper += ", rows without one are this book's"
-    units = "RMSE and AURC fractions" if "aurc" in metrics else "RMSE a fraction"
+    fractions = [METRIC_LABELS[m].split()[0] for m in metrics if m in _FRACTIONS]
+    units = " and ".join(
+        [", ".join(fractions[:-1]), fractions[-1]] if len(fractions) > 1 else fractions
+    )
+    units += " fractions" if len(fractions) > 1 else " a fraction"
     return f"{title} ({where}test split; mean ± std over seeds{paper}; {units}, the rest %)"
 
 

@@ -16,6 +16,12 @@ mean softmax like MC-dropout's: a deep ensemble (:func:`predict_ensemble`, sever
 independently trained U-Nets) and test-time augmentation (:func:`predict_tta`, the
 eight flips and quarter turns of the image, each prediction turned back).
 
+Every method that averages K softmaxes (MC-dropout's samples, the ensemble's members,
+TTA's views) also returns, for chapter 12, ``extras["agreement"]`` [B]: the mean
+pairwise Jaccard of the K masks (:func:`segqual_lite.scores.pairwise_jaccard`); and
+MC-dropout the split of its entropy map into ``extras["expected_entropy"]`` and
+``extras["mutual_information"]`` (:func:`segqual_lite.scores.expected_entropy`).
+
 :func:`predict` never changes a BatchNorm statistic or a module's train/eval mode.
 """
 
@@ -138,7 +144,14 @@ def predict(
     x = _match_layout(model, x)
     with torch.inference_mode(), eval_with_dropout(model, dropout_on=method == "mc_dropout"):
         if method == "mc_dropout":
-            return _mean_softmax_prediction(mc_dropout_mean_softmax(model, x, samples))
+            draws: list[torch.Tensor] = []
+            pred = _mean_softmax_prediction(
+                mc_dropout_mean_softmax(model, x, samples, draws), draws
+            )
+            expected = _expected_entropy(draws)
+            pred.extras["expected_entropy"] = expected
+            pred.extras["mutual_information"] = (pred.uncertainty - expected).clamp_min(0)
+            return pred
         logits, aux = _split(model(x))
         logits = logits.float()
         if method == "max_prob":
@@ -157,9 +170,27 @@ def predict(
         return Prediction(probs, predicted_class(probs), 1 - aux[:, 0])
 
 
-def _mean_softmax_prediction(mean: torch.Tensor) -> Prediction:
-    """Mask and map of a mean softmax: its argmax and its entropy (eq. 6)."""
-    return Prediction(mean, predicted_class(mean), entropy(mean))
+def _mean_softmax_prediction(mean: torch.Tensor, parts: list[torch.Tensor]) -> Prediction:
+    """Mask and map of a mean softmax: its argmax and its entropy (eq. 6); and the mean
+    pairwise Jaccard of the masks of the K softmaxes ``parts`` it averages (chapter 12;
+    1 when K = 1: a mask agrees with itself)."""
+    from .scores import pairwise_jaccard  # scores builds on this module
+
+    if len(parts) < 2:
+        agreement = torch.ones(len(mean), device=mean.device)
+    else:
+        masks = torch.stack([predicted_class(p) for p in parts]).cpu()
+        agreement = torch.from_numpy(pairwise_jaccard(masks)).float().to(mean.device)
+    return Prediction(mean, predicted_class(mean), entropy(mean), {"agreement": agreement})
+
+
+def _expected_entropy(parts: list[torch.Tensor]) -> torch.Tensor:
+    """:func:`segqual_lite.scores.expected_entropy` of the K softmaxes ``parts``, summed
+    one at a time (no [K, B, C, H, W] stack)."""
+    total = entropy(parts[0])
+    for p in parts[1:]:
+        total += entropy(p)
+    return total / len(parts)
 
 
 @torch.inference_mode()
@@ -169,11 +200,11 @@ def predict_ensemble(models: list[nn.Module], x: torch.Tensor) -> Prediction:
     members in place of dropout samples)."""
     if not models:
         raise ValueError("an ensemble needs at least one model")
-    total = None
-    for model in models:
-        p = predict(model, x, "max_prob").probs
-        total = p if total is None else total.add_(p)
-    return _mean_softmax_prediction(total / len(models))
+    parts = [predict(model, x, "max_prob").probs for model in models]
+    total = parts[0].clone()
+    for p in parts[1:]:
+        total.add_(p)
+    return _mean_softmax_prediction(total / len(models), parts)
 
 
 @torch.inference_mode()
@@ -182,25 +213,32 @@ def predict_tta(model: nn.Module, x: torch.Tensor) -> Prediction:
     ``x`` (flips and quarter turns, :data:`~segqual_lite.data.DIHEDRAL`), each softmax is
     turned back onto the original image, and the mean softmax gives the mask and, by its
     entropy, the uncertainty. Needs square images."""
-    total = None
-    for i in range(len(DIHEDRAL)):
-        p = undo_dihedral(predict(model, dihedral(x, i), "max_prob").probs, i)
-        total = p if total is None else total.add_(p)
-    return _mean_softmax_prediction(total / len(DIHEDRAL))
+    parts = [
+        undo_dihedral(predict(model, dihedral(x, i), "max_prob").probs, i)
+        for i in range(len(DIHEDRAL))
+    ]
+    total = parts[0].clone()
+    for p in parts[1:]:
+        total.add_(p)
+    return _mean_softmax_prediction(total / len(DIHEDRAL), parts)
 
 
-def mc_dropout_mean_softmax(model: nn.Module, x: torch.Tensor, samples: int) -> torch.Tensor:
+def mc_dropout_mean_softmax(
+    model: nn.Module, x: torch.Tensor, samples: int, keep: list | None = None
+) -> torch.Tensor:
     """Eq. (5): the mean softmax of ``samples`` stochastic passes, dropout switched on by
     the caller (:func:`eval_with_dropout`). The layers before the first dropout are
     deterministic: a model with a ``sampler`` (:meth:`~segqual_lite.models.UNet.sampler`)
     runs them once for all samples, and the rest with BatchNorm folded into the
     convolutions; the same dropout masks as ``samples`` full passes, the same result up
-    to floating-point rounding."""
+    to floating-point rounding. ``keep``, a list, receives each sample's softmax."""
     rest = model.sampler(x) if hasattr(model, "sampler") else lambda: model(x)
     total = None
     for _ in range(samples):
         p = _split(rest())[0].float().softmax(1)
-        total = p if total is None else total.add_(p)
+        if keep is not None:
+            keep.append(p)
+        total = p.clone() if total is None else total.add_(p)
     return total / samples
 
 

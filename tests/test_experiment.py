@@ -3,6 +3,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from segqual_lite import cluster, experiment, quality, training
@@ -10,7 +11,18 @@ from segqual_lite.cli import main as cli_main
 from segqual_lite.cluster import Scheduler, grid_units
 from segqual_lite.config import get_profile
 from segqual_lite.data import make_synthetic_isic
-from segqual_lite.rows import BEYOND_ROWS, CONTROL_ROWS, REFERENCE_ROWS, TABLE_ROWS
+from segqual_lite.deployment import CONFORMAL_ROWS, SHIFT_ROWS, SHIFT_SEVERITIES
+from segqual_lite.metrics import RISK_METRICS
+from segqual_lite.rows import (
+    BEYOND_ROWS,
+    CONTROL_ROWS,
+    EXTENDED_ROWS,
+    REFERENCE_ROWS,
+    TABLE_ROWS,
+    get_row,
+)
+from segqual_lite.scores import image_score
+from segqual_lite.segment import segment_split
 from segqual_lite.tables import (
     BEYOND_METRICS,
     beyond_table,
@@ -44,7 +56,7 @@ def grid_run(tmp_path_factory):
     root = base / "data"
     # Easy lesions, so that a briefly trained f gives both passing and failing masks.
     easy = {"low_contrast": 0.0, "multi_blob": 0.0, "border_cut": 0.0, "lazy_mask": 0.3}
-    make_synthetic_isic(root, n_train=24, n_val=4, n_test=24, size=32, seed=7, hard_cases=easy)
+    make_synthetic_isic(root, n_train=24, n_val=9, n_test=24, size=32, seed=7, hard_cases=easy)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SEGQUAL_HOME", str(base / "home"))
         first = experiment.run_grid(GRID, data_root=root, out=base / "out", progress=False)
@@ -164,15 +176,12 @@ def test_beyond_csv_holds_every_row_and_metric(beyond_run):
     table = _read_csv(beyond_run.out / "beyond.csv")
     assert list(table[0]) == ["method", "metric", "mean", "std", "n_seeds"]
     methods = {r["method"] for r in table}
-    assert methods == {*GRID_ROWS, *BEYOND_ROWS, *REFERENCE_ROWS}
-    for method in (*GRID_ROWS, *BEYOND_ROWS):
+    assert methods == {*GRID_ROWS, *EXTENDED_ROWS, *REFERENCE_ROWS}
+    for method in (*GRID_ROWS, *EXTENDED_ROWS):
         got = {r["metric"] for r in table if r["method"] == method}
         assert got == set(BEYOND_METRICS), method
     for method in REFERENCE_ROWS:
-        assert {r["metric"] for r in table if r["method"] == method} == {
-            "aurc",
-            "automation_at_0.8",
-        }
+        assert {r["metric"] for r in table if r["method"] == method} == set(RISK_METRICS)
     assert all(r["n_seeds"] == "2" for r in table)
     # predictions.csv keeps Table 1's rows only, exactly as the run without them wrote it.
     assert set(read_predictions(beyond_run.out / "predictions.csv")["method"]) == set(GRID_ROWS)
@@ -197,6 +206,47 @@ def test_beyond_table_recomputes_and_agrees_with_table1(beyond_run, grid_run):
     by_seed = per_seed_arrays(predictions)["max_prob"]
     expected = np.mean([1 - true.mean() for true, _ in by_seed.values()])
     assert cell[("random", "aurc")] == pytest.approx(expected)
+
+
+# ---- chapter 12: training-free scores, conformal intervals, shift test -------------------
+def test_score_rows_rank_as_their_scores_and_fit_on_the_training_split(beyond_run):
+    base = beyond_run.out.parent
+    rows = per_seed_arrays(beyond_run.predictions)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SEGQUAL_HOME", str(base / "home"))
+        for row in ("max_prob_boundary_mean", "mc_dropout_agreement", "tta_agreement"):
+            r = get_row(row)
+            test = segment_split(GRID, r.method, 0, base / "data", "test")
+            true, pred = rows[row][0]
+            assert np.array_equal(true, test.jaccard)  # the method's own masks
+            score = image_score(r.score, test.maps, test.masks, test.extras)
+            # The monotone fit keeps the score's order: every pair ordered alike, ties kept.
+            a, b = np.subtract.outer(score, score), np.subtract.outer(pred, pred)
+            assert np.array_equal(np.sign(a), np.sign(b)), row
+            assert pred.min() >= 0 and pred.max() <= 1 + 1e-6
+
+
+def test_conformal_and_shift_files_hold_every_row_seed_and_setting(beyond_run):
+    conformal = pd.read_csv(beyond_run.out / "conformal.csv")
+    assert set(conformal["row"]) == set(CONFORMAL_ROWS)
+    assert len(conformal) == len(CONFORMAL_ROWS) * len(GRID.seeds) * 2  # plain, normalised
+    assert conformal[["coverage", "automation_rate"]].stack().between(0, 1).all()
+    assert (conformal["n_calibration"] == 9).all()  # the validation split
+    shift = pd.read_csv(beyond_run.out / "shift.csv")
+    settings = 1 + 4 * len(SHIFT_SEVERITIES)
+    assert len(shift) == settings * len(SHIFT_ROWS) * len(GRID.seeds)
+    clean = shift[shift["severity"] == 0].set_index(["seed", "row"])
+    # Severity 0 reruns f and g on the clean test images: the grid's own numbers.
+    rows = per_seed_arrays(beyond_run.predictions)
+    for seed in GRID.seeds:
+        for row in SHIFT_ROWS:
+            true, _ = rows[row][seed]
+            assert clean.loc[(seed, row), "mean_jaccard"] == pytest.approx(true.mean())
+    # Cached: a second call reads the same file.
+    again = experiment.shift_results(GRID, GRID.seeds, beyond_run.out.parent / "data")
+    assert again.equals(shift) or np.allclose(
+        again.select_dtypes("number"), shift.select_dtypes("number"), equal_nan=True
+    )
 
 
 def test_crossfit_rows_share_the_test_inputs_but_not_the_training_data(beyond_run):
