@@ -19,13 +19,16 @@ import textwrap
 import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import torch
 
 from .metrics import FAILURE_THRESHOLD, risk_coverage
-from .rows import BEYOND_ROWS, TABLE_ROWS, label, map_maximum
-from .tables import per_seed_arrays
+from .rows import BEYOND_ROWS, TABLE_ROWS, get_row, label, map_maximum
+from .tables import LOWER_IS_BETTER, METRIC_LABELS, per_seed_arrays
 
 __all__ = [
+    "plot_row_metric",
+    "plot_shift",
     "BOOK_STYLE",
     "PAGE_WIDTH",
     "fit_width",
@@ -482,5 +485,78 @@ def plot_forest(comparisons, title: str | None = None):
     fig.supxlabel("improvement of the row over its control (right: the row is better)")
     if title:
         fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_row_metric(table: pd.DataFrame, rows, metric: str = "augrc", groups=None):
+    """One line per row of a long-format table (:func:`~segqual_lite.tables.beyond_table`)
+    in ``rows``, best first: the mean over seeds of ``metric`` as a dot, ± one std over
+    seeds as a bar (chapter 12). ``groups`` maps a row to a colour group name (e.g. "g"
+    or "training-free"), shown in the legend."""
+    cells = table[(table["metric"] == metric) & table["method"].isin(rows)]
+    lower = metric in LOWER_IS_BETTER
+    cells = cells.sort_values("mean", ascending=lower)
+    fig, ax = plt.subplots(figsize=(PAGE_WIDTH, 0.24 * len(cells) + 1.0))
+    names = list(dict.fromkeys((groups or {}).values())) or [None]
+    colours = {g: plt.get_cmap("tab10")(k) for k, g in enumerate(names)}
+    shown = set()
+    for y, r in enumerate(cells.to_dict("records")):
+        group = (groups or {}).get(r["method"])
+        colour = colours.get(group, "tab:blue")
+        ax.errorbar(
+            r["mean"],
+            y,
+            xerr=r["std"],
+            fmt="o",
+            ms=4,
+            color=colour,
+            capsize=2,
+            label=group if group not in shown else None,
+        )
+        shown.add(group)
+    ax.set_yticks(range(len(cells)))
+    ax.set_yticklabels([label(m) for m in cells["method"]], fontsize=8)
+    ax.invert_yaxis()
+    best = "lower" if lower else "higher"
+    ax.set_xlabel(f"{METRIC_LABELS[metric]} (mean ± std over seeds; {best} is better)")
+    ax.grid(axis="x", alpha=0.3)
+    if groups:
+        ax.legend(fontsize=8, loc="lower right" if lower else "lower left")
+    fig.tight_layout()
+    return fig
+
+
+def plot_shift(frame: pd.DataFrame, metric: str = "auroc"):
+    """The shift test (chapter 12): for each corruption, f's mean Jaccard on the masks of
+    each U-Net (top) and each row's ``metric`` (bottom) against the severity, the mean
+    over seeds with a band of ± one std. ``frame`` is
+    :func:`segqual_lite.deployment.shift_results`'s."""
+    kinds = [k for k in dict.fromkeys(frame["corruption"]) if k != "none"]
+    rows = list(dict.fromkeys(frame["row"]))
+    masks = {get_row(r).method: r for r in reversed(rows)}  # one row per U-Net's masks
+    fig, axes = plt.subplots(
+        2, len(kinds), figsize=(PAGE_WIDTH, 4.6), sharex=True, sharey="row", squeeze=False
+    )
+    clean = frame[frame["severity"] == 0]
+    for col, kind in enumerate(kinds):
+        part = pd.concat([clean, frame[frame["corruption"] == kind]])
+        lines = [(0, "mean_jaccard", r, f"{label(m)}'s masks") for m, r in masks.items()]
+        lines += [(1, metric, r, label(r)) for r in rows]
+        for k, (i, column, row, name) in enumerate(lines):
+            by = part[part["row"] == row].groupby("severity")[column]
+            mean, std = by.mean(), by.std().fillna(0)
+            colour = f"C{rows.index(row)}" if i else f"C{7 + k % 3}"
+            ax = axes[i, col]
+            ax.plot(mean.index, mean, marker="o", ms=3, color=colour, label=name)
+            ax.fill_between(mean.index, mean - std, mean + std, color=colour, alpha=0.15)
+        axes[0, col].set_title(kind)
+        axes[1, col].set_xlabel("severity")
+        for ax in axes[:, col]:
+            ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("f's mean Jaccard")
+    axes[1, 0].set_ylabel(METRIC_LABELS.get(metric, metric))
+    for ax in axes[:, -1]:
+        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
     fig.tight_layout()
     return fig
