@@ -436,7 +436,8 @@ for width in (0, 1, 2, 4, 8):
 # %% [markdown]
 # Choosing $w$ by these numbers would tune on the test split: pick it on the
 # validation split, or fix it in advance, as the rows do.
-#
+
+# %% [markdown]
 # ```{solution-end}
 # ```
 #

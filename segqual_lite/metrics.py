@@ -30,6 +30,8 @@ their random orders), so ``aurc(t, p, threshold=0.7)`` is the AURC of the failur
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 from sklearn.metrics import (
     auc,
@@ -43,6 +45,7 @@ __all__ = [
     "FAILURE_THRESHOLD",
     "METRICS",
     "jaccard",
+    "pairwise_jaccard",
     "rmse",
     "detection_error",
     "auroc",
@@ -327,3 +330,20 @@ def normalized_aurc(true_j, pred_j, threshold: float | None = FAILURE_THRESHOLD)
         )
     optimal = aurc(t, t, threshold)
     return (aurc(t, p, threshold) - optimal) / (float(np.mean(loss)) - optimal)
+
+
+def pairwise_jaccard(masks) -> np.ndarray:
+    """Mean Jaccard over all K(K-1)/2 pairs of K binary masks of each image: an
+    agreement, hence a quality estimate (high = predicted better). ``masks`` is
+    ``[K, B, H, W]``: MC-dropout samples, ensemble members or test-time augmentation
+    views, each turned back onto the image. Two empty masks agree (J = 1, as in
+    :func:`segqual_lite.metrics.jaccard`). Zenk et al. 2025 (pairwise Dice); chapter 12.
+    """
+    m = _as_numpy(masks).astype(bool)
+    if m.ndim != 4:
+        raise ValueError(f"masks must be [K, B, H, W], got shape {m.shape}")
+    k = m.shape[0]
+    if k < 2:
+        raise ValueError(f"pairwise agreement needs K >= 2 masks per image, got K = {k}")
+    pairs = itertools.combinations(range(k), 2)
+    return np.mean([jaccard(m[a], m[b]) for a, b in pairs], axis=0)

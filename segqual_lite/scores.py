@@ -10,7 +10,8 @@ ask how far a fixed rule gets without g:
   away from a band along the predicted boundary (:func:`boundary_excluded_mean`);
 * **agreement** of K segmentations of the same image (MC-dropout samples, ensemble
   members, test-time augmentation views): the mean Jaccard over all pairs
-  (:func:`pairwise_jaccard`; Zenk et al.'s pairwise Dice with Jaccard in its place);
+  (:func:`~segqual_lite.metrics.pairwise_jaccard`, in :mod:`~segqual_lite.metrics` for
+  the uncertainty methods to use; Zenk et al.'s pairwise Dice with Jaccard in its place);
 * the split of the predictive entropy of T softmax samples into **expected entropy**
   and **mutual information** (:func:`expected_entropy`, :func:`mutual_information`).
 
@@ -28,14 +29,12 @@ Scores are returned as float64 numpy arrays of shape ``[B]``, as
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import torch
 from scipy import ndimage
 from sklearn.isotonic import IsotonicRegression
 
-from .metrics import _as_numpy, _check_pair, jaccard
+from .metrics import _as_numpy, _check_pair, pairwise_jaccard
 from .uncertainty import entropy
 
 __all__ = [
@@ -129,23 +128,6 @@ def boundary_excluded_mean(uncertainty, mask, width: int) -> np.ndarray:
     """
     u, m = _map_and_mask(uncertainty, mask)
     return _region_mean(u, ~boundary_band(m, width))
-
-
-def pairwise_jaccard(masks) -> np.ndarray:
-    """Mean Jaccard over all K(K-1)/2 pairs of K binary masks of each image: an
-    agreement, hence a quality estimate (high = predicted better). ``masks`` is
-    ``[K, B, H, W]``: MC-dropout samples, ensemble members or test-time augmentation
-    views, each turned back onto the image. Two empty masks agree (J = 1, as in
-    :func:`segqual_lite.metrics.jaccard`). Zenk et al. 2025 (pairwise Dice); chapter 12.
-    """
-    m = _as_numpy(masks).astype(bool)
-    if m.ndim != 4:
-        raise ValueError(f"masks must be [K, B, H, W], got shape {m.shape}")
-    k = m.shape[0]
-    if k < 2:
-        raise ValueError(f"pairwise agreement needs K >= 2 masks per image, got K = {k}")
-    pairs = itertools.combinations(range(k), 2)
-    return np.mean([jaccard(m[a], m[b]) for a, b in pairs], axis=0)
 
 
 def _samples(probs: torch.Tensor) -> torch.Tensor:

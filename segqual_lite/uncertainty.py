@@ -18,7 +18,7 @@ eight flips and quarter turns of the image, each prediction turned back).
 
 Every method that averages K softmaxes (MC-dropout's samples, the ensemble's members,
 TTA's views) also returns, for chapter 12, ``extras["agreement"]`` [B]: the mean
-pairwise Jaccard of the K masks (:func:`segqual_lite.scores.pairwise_jaccard`); and
+pairwise Jaccard of the K masks (:func:`segqual_lite.metrics.pairwise_jaccard`); and
 MC-dropout the split of its entropy map into ``extras["expected_entropy"]`` and
 ``extras["mutual_information"]`` (:func:`segqual_lite.scores.expected_entropy`).
 
@@ -36,6 +36,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .data.transforms import DIHEDRAL, dihedral, undo_dihedral
+from .metrics import pairwise_jaccard
 from .rows import METHODS, get_method
 
 __all__ = [
@@ -174,8 +175,6 @@ def _mean_softmax_prediction(mean: torch.Tensor, parts: list[torch.Tensor]) -> P
     """Mask and map of a mean softmax: its argmax and its entropy (eq. 6); and the mean
     pairwise Jaccard of the masks of the K softmaxes ``parts`` it averages (chapter 12;
     1 when K = 1: a mask agrees with itself)."""
-    from .scores import pairwise_jaccard  # scores builds on this module
-
     if len(parts) < 2:
         agreement = torch.ones(len(mean), device=mean.device)
     else:

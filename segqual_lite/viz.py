@@ -557,6 +557,6 @@ def plot_shift(frame: pd.DataFrame, metric: str = "auroc"):
     axes[0, 0].set_ylabel("f's mean Jaccard")
     axes[1, 0].set_ylabel(METRIC_LABELS.get(metric, metric))
     for ax in axes[:, -1]:
-        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
+        ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
     fig.tight_layout()
     return fig

@@ -88,6 +88,7 @@ LAYERS = [
     {"training"},
     {"segment"},
     {"quality", "rca"},
+    {"deployment"},
     {"experiment"},
     {"cluster"},
     {"cli"},

@@ -160,3 +160,35 @@ def test_fit_monotone_gives_a_jaccard_with_a_small_rmse():
     assert np.all(np.diff(fit.predict(np.sort(quality))) >= 0)
     assert predicted.min() >= 0 and predicted.max() <= 1
     assert M.rmse(true_j[200:], predicted) < 0.1 < M.rmse(true_j[200:], quality[200:])
+
+
+# ---- training-free rows (chapter 12) -----------------------------------------------------
+def test_monotone_jaccard_keeps_the_scores_order_and_ties_and_moves_by_1e9_at_most():
+    rng = np.random.default_rng(0)
+    train_score = rng.uniform(size=200)
+    train_j = np.clip(train_score + 0.2 * rng.standard_normal(200), 0, 1)
+    fit = S.fit_monotone(train_score, train_j)
+    test = np.round(rng.uniform(size=100), 2)  # with ties
+    got = S.monotone_jaccard(fit, test)
+    a, b = np.subtract.outer(test, test), np.subtract.outer(got, got)
+    assert np.array_equal(np.sign(a), np.sign(b))  # same order, same ties
+    assert np.abs(got - fit.predict(test)).max() <= 1e-9
+    assert M.auroc(train_j[:100], got) == M.auroc(train_j[:100], test)
+
+
+def test_image_score_dispatches_and_explains_what_is_missing():
+    u = np.random.default_rng(1).uniform(size=(3, 64, 64))
+    m = u > 0.5
+    np.testing.assert_array_equal(S.image_score("image_mean", u, m, {}), -S.image_mean(u))
+    np.testing.assert_array_equal(
+        S.image_score("boundary_mean", u, m, {}), -S.boundary_excluded_mean(u, m, 2)
+    )
+    assert S.band_width(64) == 2 and S.band_width(16) == 1 and S.band_width(224) == 7
+    agreement = {"agreement": torch.tensor([0.5, 1.0, 0.9])}
+    np.testing.assert_allclose(S.image_score("agreement", u, m, agreement), [0.5, 1.0, 0.9])
+    with pytest.raises(ValueError, match="no agreement score"):
+        S.image_score("agreement", u, m, {})
+    with pytest.raises(ValueError, match="only MC-dropout"):
+        S.image_score("mutual_information", u, m, {})
+    with pytest.raises(ValueError, match="unknown aggregation 'median'"):
+        S.image_score("median", u, m, {})

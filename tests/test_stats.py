@@ -16,7 +16,7 @@ def _case(n=200, seed=0, ties=False):
 
 
 @pytest.mark.parametrize("ties", [False, True])
-@pytest.mark.parametrize("metric", ["rmse", "auroc", "detection_error"])
+@pytest.mark.parametrize("metric", ["rmse", "auroc", "detection_error", "augrc"])
 def test_resampled_metrics_equal_the_reference_ones(metric, ties):
     true, pred = _case(ties=ties)
     idx = np.random.default_rng(1).integers(0, len(true), size=(20, len(true)))
@@ -96,3 +96,15 @@ def test_a_metric_undefined_on_a_seed_is_reported_as_such(recwarn):
         "of a seed pass or all fail"
     )
     assert compare(rows, "g", "control", "rmse", n_boot=50).outcome != "undefined"
+
+
+def test_augrc_comparison_counts_lower_as_better_in_fractions_of_the_images():
+    true, pred = _case(n=120)
+    records = prediction_records("max_prob", 0, true, pred)
+    records += prediction_records("no_uncertainty", 0, true, np.zeros_like(pred))  # random
+    c = compare(records, "max_prob", "no_uncertainty", "augrc", n_boot=200)
+    assert c.estimate == pytest.approx(
+        metrics.augrc(true, np.zeros_like(pred)) - metrics.augrc(true, pred)
+    )
+    assert c.estimate > 0 and c.unit == "a fraction of the test images"
+    assert "+0.0" in c.verdict()  # four decimals

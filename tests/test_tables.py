@@ -90,9 +90,13 @@ def test_beyond_table_adds_risk_metrics_and_reference_orders():
     table = beyond_table(toy_predictions())
     assert list(table.columns) == BEYOND_FIELDS
     oracle = table[table["method"] == "oracle"].set_index("metric")["mean"]
-    assert set(oracle.index) == {"aurc", "automation_at_0.8"}
+    assert set(oracle.index) == {"aurc", "automation_at_0.8", "augrc", "naurc"}
     g = table[(table["method"] == "max_prob") & (table["metric"] == "aurc")]["mean"].item()
     assert oracle["aurc"] <= g
+    # The oracle ranks perfectly: NAURC 0; a constant (random) order: NAURC 1.
+    random = table[table["method"] == "random"].set_index("metric")["mean"]
+    assert oracle["naurc"] == pytest.approx(0) and random["naurc"] == pytest.approx(1)
+    assert oracle["augrc"] <= g + 1e-12 and random["augrc"] >= oracle["augrc"]
 
 
 def test_markdown_has_one_line_per_method_and_the_paper_beside():

@@ -366,3 +366,43 @@ def test_hcnn_mask_is_the_argmax_of_the_logits():
     torch.manual_seed(0)
     pred = predict(net, x, "hcnn", samples=5)  # few samples: the sampled argmax would differ
     assert torch.equal(pred.mask, logits.argmax(1))
+
+
+# ---- chapter 12's extras -----------------------------------------------------------------
+def test_mc_dropout_extras_split_its_entropy_and_measure_the_samples_agreement():
+    from segqual_lite.metrics import pairwise_jaccard
+    from segqual_lite.scores import expected_entropy, mutual_information
+    from segqual_lite.uncertainty import mc_dropout_mean_softmax
+
+    net, x = trained_looking(small_unet()), batch(b=3)
+    seed_everything(3)
+    got = predict(net, x, "mc_dropout", samples=5)
+    seed_everything(3)  # the same draws, kept
+    draws = []
+    with torch.inference_mode(), eval_with_dropout(net):
+        mean = mc_dropout_mean_softmax(net, x, 5, draws)
+    torch.testing.assert_close(got.probs, mean, rtol=0, atol=0)  # keeping changes nothing
+    stack = torch.stack(draws)
+    torch.testing.assert_close(got.extras["expected_entropy"], expected_entropy(stack))
+    torch.testing.assert_close(
+        got.extras["mutual_information"], mutual_information(stack), atol=1e-6, rtol=0
+    )
+    masks = torch.stack([predicted_class(p) for p in draws])
+    torch.testing.assert_close(
+        got.extras["agreement"], torch.from_numpy(pairwise_jaccard(masks)).float()
+    )
+    assert (got.extras["mutual_information"] >= 0).all()
+
+
+def test_ensemble_and_tta_agreement_is_the_pairwise_jaccard_of_their_masks():
+    from segqual_lite.metrics import pairwise_jaccard
+    from segqual_lite.uncertainty import predict_ensemble, predict_tta
+
+    x = batch()
+    members = [small_unet(), trained_looking(UNet(width=4, depth=3))]
+    masks = torch.stack([predicted_class(predict(m, x, "max_prob").probs) for m in members])
+    got = predict_ensemble(members, x).extras["agreement"]
+    torch.testing.assert_close(got, torch.from_numpy(pairwise_jaccard(masks)).float())
+    assert (predict_ensemble(members[:1], x).extras["agreement"] == 1).all()  # K = 1
+    tta = predict_tta(members[1], x).extras["agreement"]
+    assert tta.shape == (len(x),) and ((tta >= 0) & (tta <= 1)).all()

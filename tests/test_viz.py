@@ -112,9 +112,12 @@ def test_every_figure_fits_the_page_with_text_of_at_least_8_pt():
     full size: then 8 pt in the figure is 8 pt on the page. Drawn at 150 dpi."""
     from segqual_lite.segment import SegmentationSet
     from segqual_lite.stats import compare
+    from segqual_lite.tables import beyond_table
     from segqual_lite.viz import (
         PAGE_WIDTH,
         plot_figure2,
+        plot_row_metric,
+        plot_shift,
         plot_uncertainty_vs_error,
         show_grid,
         show_uncertainty_maps,
@@ -144,6 +147,10 @@ def test_every_figure_fits_the_page_with_text_of_at_least_8_pt():
         "forest": plot_forest(
             [compare(rows, "max_prob", "no_uncertainty", m, n_boot=50) for m in ("rmse", "auroc")]
         ),
+        "row metric": plot_row_metric(
+            beyond_table(rows), TABLE_ROWS, "augrc", {r: "g" for r in TABLE_ROWS}
+        ),
+        "shift": plot_shift(_shift_frame()),
     }
     for name, fig in figures.items():
         assert fig.get_figwidth() <= PAGE_WIDTH + 1e-9, name
@@ -151,6 +158,41 @@ def test_every_figure_fits_the_page_with_text_of_at_least_8_pt():
         small = [t.get_text() for t in _texts(fig) if t.get_fontsize() < 8]
         assert not small, (name, small)
         plt.close(fig)
+
+
+def _shift_frame():
+    """A small frame shaped like deployment.shift_results: clean, two corruptions."""
+    rng = np.random.default_rng(0)
+    records = []
+    for seed in (0, 1):
+        for kind, severity in (("none", 0), ("blur", 2), ("blur", 4), ("noise", 2), ("noise", 4)):
+            for row in ("no_uncertainty", "max_prob", "lce", "max_prob_image_mean"):
+                records.append(
+                    {
+                        "seed": seed,
+                        "corruption": kind,
+                        "severity": severity,
+                        "row": row,
+                        "mean_jaccard": 0.8 - 0.05 * severity + 0.01 * rng.random(),
+                        "auroc": 80 - 2 * severity + rng.random(),
+                    }
+                )
+    import pandas as pd
+
+    return pd.DataFrame(records)
+
+
+def test_shift_plot_has_a_column_per_corruption_and_a_line_per_row_and_per_unet():
+    from segqual_lite.viz import plot_shift
+
+    fig = plot_shift(_shift_frame())
+    axes = np.array(fig.axes).reshape(2, 2)
+    assert [ax.get_title() for ax in axes[0]] == ["blur", "noise"]
+    assert len(axes[1, 0].get_lines()) == 4  # one per row
+    assert len(axes[0, 0].get_lines()) == 2  # one per U-Net whose masks are judged
+    # severity 0 (the clean images) starts every line
+    assert all(line.get_xdata()[0] == 0 for line in axes[1, 0].get_lines())
+    plt.close(fig)
 
 
 def test_uncertainty_maps_of_the_cases_shown_share_one_scale_per_map():
