@@ -52,7 +52,7 @@ from tqdm.auto import tqdm
 
 from .config import Profile, fix_threads, pick_device, progress_enabled, results_dir
 from .data import prepare_data
-from .quality import fit_quality, predict_quality, quality_folder
+from .quality import fit_quality, predicted_quality, quality_folder
 from .rca import rca_cached, rca_path
 from .rows import (
     BEYOND_ROWS,
@@ -364,7 +364,8 @@ def predict_rows(
     train_split: str = "train",
 ) -> pd.DataFrame:
     """Per-image predictions (:data:`~segqual_lite.tables.PREDICTION_FIELDS`) of every
-    row for every seed, seed by seed; models and maps are trained or loaded from the
+    row for every seed, seed by seed; models, maps and g's predictions
+    (:func:`~segqual_lite.quality.predicted_quality`) are made or loaded from the
     cache."""
     runnable = (*TABLE_ROWS, *CONTROL_ROWS, *BEYOND_ROWS)
     unknown = set(rows) - set(runnable)
@@ -378,8 +379,9 @@ def predict_rows(
         if row == "rca":
             scores = rca_cached(profile, seed, root, test)
         else:
-            g, scale = fit_quality(profile, row, seed, root, train_split, device, progress)
-            scores = predict_quality(g.model, row, test, scale)
+            scores = predicted_quality(
+                profile, row, seed, root, "test", train_split, device, progress
+            )
         records += [
             {
                 "method": row,
