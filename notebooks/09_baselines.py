@@ -184,8 +184,10 @@ fig.tight_layout()
 # %%
 subset = np.arange(0, len(test.ids), 3)  # every third test image
 few = choose_references(len(train), 3)
+# n_jobs=1: in this process, since a pool's workers would first have to import the
+# package; the scores do not depend on n_jobs.
 few_scores, _ = rca_scores(
-    test.images[subset], test.masks[subset], train.images[few], train.masks[few], seed
+    test.images[subset], test.masks[subset], train.images[few], train.masks[few], seed, n_jobs=1
 )
 true = test.jaccard[subset]
 print(

@@ -300,7 +300,10 @@ def _run_job(job: tuple, profile: Profile, train_split: str) -> None:
         fit_quality(profile, row, seed, root, train_split, device, False)
     else:
         (seed,) = args
-        rca_cached(profile, seed, root, segment_split(profile, "max_prob", seed, root, "test"))
+        # In this process: the grid's workers already keep every core busy (a pool here
+        # would be sequential anyway, see _start_worker).
+        test = segment_split(profile, "max_prob", seed, root, "test")
+        rca_cached(profile, seed, root, test, n_jobs=1)
 
 
 def _artifact(job: tuple, profile: Profile, train_split: str) -> Path:
@@ -320,7 +323,7 @@ def _artifact(job: tuple, profile: Profile, train_split: str) -> Path:
 
 def _start_worker() -> None:
     fix_threads()
-    os.environ["LOKY_MAX_CPU_COUNT"] = "1"  # RCA's forests: one process per worker
+    os.environ["LOKY_MAX_CPU_COUNT"] = "1"  # any joblib pool: one process per worker
 
 
 def run_jobs(
