@@ -34,7 +34,7 @@ from .config import Profile, pick_device
 from .conformal import calibrate, conformal_intervals, min_calibration, summarize_intervals
 from .data import CORRUPTION_LEVELS, CORRUPTIONS, corrupt
 from .metrics import FAILURE_THRESHOLD, augrc, auroc, jaccard, rmse
-from .quality import fit_quality, predict_quality, quality_key
+from .quality import fit_quality, predict_quality, predicted_quality, quality_key
 from .rows import get_row, samples
 from .scores import image_mean, score_jaccard
 from .segment import SegmentationSet, decoded_split, segment_split, segmentation_key
@@ -91,12 +91,14 @@ def conformal_results(
     for seed in seeds:
         for row in rows:
             method = get_row(row).method
-            g, scale = fit_quality(profile, row, seed, root, device=device, progress=False)
             val, test = (
                 segment_split(profile, method, seed, root, split, device, False)
                 for split in ("val", "test")
             )
-            pred_val, pred_test = (predict_quality(g.model, row, s, scale) for s in (val, test))
+            pred_val, pred_test = (
+                predicted_quality(profile, row, seed, root, split, device=device, progress=False)
+                for split in ("val", "test")
+            )
             for form, sigma_val, sigma_test in (
                 ("absolute", None, None),
                 ("normalised", image_mean(val.maps), image_mean(test.maps)),

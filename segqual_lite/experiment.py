@@ -62,7 +62,7 @@ from .deployment import (
     shift_path,
     shift_results,
 )
-from .quality import fit_quality, predict_quality, quality_folder
+from .quality import fit_quality, predicted_quality, quality_folder
 from .rca import rca_cached, rca_path
 from .rows import (
     CONTROL_ROWS,
@@ -337,11 +337,16 @@ def _run_job(job: tuple, profile: Profile, train_split: str) -> None:
     elif kind == "g":
         row, seed = args
         fit_quality(profile, row, seed, root, train_split, device, False)
+        # and its test predictions, so that predict_rows only loads
+        predicted_quality(profile, row, seed, root, "test", train_split, device, False)
     elif kind == "shift":
         shift_job(profile, args[0], root, device)
     else:
         (seed,) = args
-        rca_cached(profile, seed, root, segment_split(profile, "max_prob", seed, root, "test"))
+        # In this process: the grid's workers already keep every core busy (a pool here
+        # would be sequential anyway, see _start_worker).
+        test = segment_split(profile, "max_prob", seed, root, "test")
+        rca_cached(profile, seed, root, test, n_jobs=1)
 
 
 def _artifact(job: tuple, profile: Profile, train_split: str) -> Path:
@@ -363,7 +368,7 @@ def _artifact(job: tuple, profile: Profile, train_split: str) -> Path:
 
 def _start_worker() -> None:
     fix_threads()
-    os.environ["LOKY_MAX_CPU_COUNT"] = "1"  # RCA's forests: one process per worker
+    os.environ["LOKY_MAX_CPU_COUNT"] = "1"  # any joblib pool: one process per worker
 
 
 def run_jobs(
@@ -407,7 +412,8 @@ def predict_rows(
     train_split: str = "train",
 ) -> pd.DataFrame:
     """Per-image predictions (:data:`~segqual_lite.tables.PREDICTION_FIELDS`) of every
-    row for every seed, seed by seed; models and maps are trained or loaded from the
+    row for every seed, seed by seed; models, maps and g's predictions
+    (:func:`~segqual_lite.quality.predicted_quality`) are made or loaded from the
     cache."""
     runnable = (*TABLE_ROWS, *CONTROL_ROWS, *EXTENDED_ROWS)
     unknown = set(rows) - set(runnable)
@@ -424,8 +430,9 @@ def predict_rows(
             train = segment_split(profile, method, seed, root, train_split, device, progress)
             scores = score_jaccard(get_row(row).score, train, test)
         else:
-            g, scale = fit_quality(profile, row, seed, root, train_split, device, progress)
-            scores = predict_quality(g.model, row, test, scale)
+            scores = predicted_quality(
+                profile, row, seed, root, "test", train_split, device, progress
+            )
         records += [
             {
                 "method": row,

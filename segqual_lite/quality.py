@@ -31,6 +31,9 @@ the same test inputs as their paper rows:
   (:func:`~segqual_lite.segment.segment_split` with ``crossfit=True``);
 * ``ensemble``: the mean softmax of the plain U-Nets of all the profile's seeds;
 * ``tta``: the plain U-Net's mean softmax over the eight flips and quarter turns.
+
+:func:`predicted_quality` keeps g's predictions on a split in the artifact store, so
+that the chapters that read the grid again load them instead of running g.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ from .data import dihedral_augmentation, dihedral_augmentation_batch, take_rows
 from .models import QualityCNN
 from .rows import BEYOND_ROWS, CROSSFIT_ROWS, QUALITY_ROWS, get_row, in_channels, map_maximum
 from .segment import SegmentationSet, segment_split, segmentation_key
-from .store import artifact_folder, artifact_key
+from .store import artifact_folder, artifact_key, save_array
 from .timing import phase
 from .training import TrainedModel, fit_checkpointed
 
@@ -63,6 +66,8 @@ __all__ = [
     "fit_quality",
     "quality_folder",
     "predict_quality",
+    "predicted_path",
+    "predicted_quality",
 ]
 
 ROWS = QUALITY_ROWS  # Table 1's rows with a quality network
@@ -198,3 +203,51 @@ def predict_quality(
             out.append(model(x.contiguous(memory_format=torch.channels_last)).float().cpu())
     model.train(was_training)
     return torch.cat(out).double().numpy()
+
+
+def predicted_path(
+    profile: Profile,
+    row: str,
+    seed: int,
+    data_root: str | Path,
+    split: str = "test",
+    train_split: str = "train",
+    batch_size: int = 64,
+) -> Path:
+    """Where :func:`predicted_quality` keeps g's predictions on ``split``
+    (``predicted.npy``). Its key names g (:func:`quality_key`: its training maps, hence
+    the scale of its map, and its settings), the masks and maps it reads (f's on
+    ``split``) and the batch size of :func:`predict_quality`."""
+    key = artifact_key(
+        "predicted_jaccard",
+        g=quality_key(profile, row, seed, data_root, train_split),
+        inputs={**segmentation_key(profile, get_row(row).method, seed, data_root), "split": split},
+        batch_size=batch_size,
+    )
+    return artifact_folder(profile, f"{row}-seed{seed}-{split}", key) / "predicted.npy"
+
+
+def predicted_quality(
+    profile: Profile,
+    row: str,
+    seed: int,
+    data_root: str | Path,
+    split: str = "test",
+    train_split: str = "train",
+    device: torch.device | None = None,
+    progress: bool | None = None,
+    batch_size: int = 64,
+) -> np.ndarray:
+    """g's predicted Jaccard index (float64 [N]) for every image of ``split``, segmented
+    by ``row``'s f (:func:`~segqual_lite.segment.segment_split`), with g trained or loaded
+    by :func:`fit_quality` on ``train_split``; cached like a model (a second call loads
+    the array that :func:`predict_quality` returned, bit for bit)."""
+    path = predicted_path(profile, row, seed, data_root, split, train_split, batch_size)
+    if path.exists():
+        with phase("load g predict", row):
+            return np.load(path)
+    seg = segment_split(profile, get_row(row).method, seed, data_root, split, device, progress)
+    g, scale = fit_quality(profile, row, seed, data_root, train_split, device, progress)
+    predicted = predict_quality(g.model, row, seg, scale, batch_size)
+    save_array(predicted, path)
+    return predicted

@@ -137,15 +137,19 @@ def rca_path(profile: Profile, seed: int, root: Path) -> Path:
     return artifact_folder(profile, f"seed{seed}", key) / "scores.npy"
 
 
-def rca_cached(profile: Profile, seed: int, root: Path, test: SegmentationSet) -> np.ndarray:
-    """RCA scores (:func:`rca_scores`) for the plain U-Net's test masks ``test`` of
-    ``seed``, with the profile's references from the training split; cached like a
-    model."""
+def rca_cached(
+    profile: Profile, seed: int, root: Path, test: SegmentationSet, n_jobs: int = -1
+) -> np.ndarray:
+    """RCA scores (:func:`rca_scores`, in ``n_jobs`` processes) for the plain U-Net's
+    test masks ``test`` of ``seed``, with the profile's references from the training
+    split; cached like a model. The scores do not depend on ``n_jobs``."""
     path = rca_path(profile, seed, root)
     if path.exists():
         return np.load(path)
     train = decoded_split(root, "train", profile.image_size)
     refs = choose_references(len(train), profile.rca_references)
-    scores, _ = rca_scores(test.images, test.masks, train.images[refs], train.masks[refs], seed)
+    scores, _ = rca_scores(
+        test.images, test.masks, train.images[refs], train.masks[refs], seed, n_jobs
+    )
     save_array(scores, path)
     return scores

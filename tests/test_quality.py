@@ -4,12 +4,24 @@ import numpy as np
 import pytest
 import torch
 
-from segqual_lite import training
-from segqual_lite.config import seed_everything
+from segqual_lite import quality, training
+from segqual_lite.config import get_profile, seed_everything
 from segqual_lite.models import QualityCNN
 from segqual_lite.quality import ROWS, QualityDataset, map_scale, quality_loss
 from segqual_lite.rows import in_channels
-from segqual_lite.segment import SegmentationSet
+from segqual_lite.segment import SegmentationSet, segment_split
+
+CPU = torch.device("cpu")
+SMALL = get_profile("tiny").with_(
+    image_size=32,
+    unet_width=4,
+    unet_depth=3,
+    quality_widths=(4, 8),
+    epochs_f=1,
+    epochs_g=1,
+    batch_size=4,
+    seeds=(0,),
+)
 
 
 def toy_set(n=3, size=16):
@@ -119,3 +131,54 @@ def test_g_trains_to_the_same_weights_as_with_the_previous_loop(tmp_path, monkey
     a, b = now.model.state_dict(), before.model.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert now.history == before.history
+
+
+# ---- g's predictions, cached -------------------------------------------------------------
+def test_predicted_quality_loads_exactly_what_g_computed_and_only_for_its_key(
+    synth_root, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("SEGQUAL_HOME", str(tmp_path))
+    first = quality.predicted_quality(SMALL, "max_prob", 0, synth_root, device=CPU, progress=False)
+    seg = segment_split(SMALL, "max_prob", 0, synth_root, "test", CPU, False)
+    g, scale = quality.fit_quality(SMALL, "max_prob", 0, synth_root, device=CPU, progress=False)
+    computed = quality.predict_quality(g.model, "max_prob", seg, scale)
+    assert first.dtype == np.float64 and first.shape == (6,)
+    assert first.tobytes() == computed.tobytes()  # bit for bit
+    assert quality.predicted_path(SMALL, "max_prob", 0, synth_root).is_file()
+
+    # A second call loads the array: g is neither loaded nor run.
+    real_fit, real_predict = quality.fit_quality, quality.predict_quality
+    monkeypatch.setattr(quality, "fit_quality", None)
+    monkeypatch.setattr(quality, "predict_quality", None)
+    again = quality.predicted_quality(SMALL, "max_prob", 0, synth_root, device=CPU, progress=False)
+    assert again.tobytes() == first.tobytes()
+
+    # Another split is not served from the test split's file: g runs on it.
+    calls = []
+
+    def spy(model, row, seg, *args):
+        calls.append(len(seg.ids))
+        return real_predict(model, row, seg, *args)
+
+    monkeypatch.setattr(quality, "fit_quality", real_fit)
+    monkeypatch.setattr(quality, "predict_quality", spy)
+    val = quality.predicted_quality(SMALL, "max_prob", 0, synth_root, "val", device=CPU)
+    assert calls == [4] and val.shape == (4,)
+
+    # Everything that determines the predictions is in the key.
+    def path(profile=SMALL, row="max_prob", seed=0, split="test", **kwargs):
+        return quality.predicted_path(profile, row, seed, synth_root, split, **kwargs)
+
+    paths = [
+        path(),
+        path(seed=1),
+        path(split="val"),
+        path(row="no_uncertainty"),
+        path(train_split="val"),
+        path(batch_size=32),
+        path(SMALL.with_(epochs_g=2)),  # another g
+        path(SMALL.with_(epochs_f=2)),  # other masks and maps
+        path(SMALL.with_(mc_samples=3), row="mc_dropout"),
+        path(SMALL.with_(mc_samples=4), row="mc_dropout"),
+    ]
+    assert len(set(paths)) == len(paths)
