@@ -60,11 +60,17 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from segqual_lite.config import start_chapter
-from segqual_lite.conformal import calibrate, conformal_intervals, coverage
+from segqual_lite.conformal import calibrate, conformal_intervals, coverage, coverage_band
 from segqual_lite.data import CORRUPTION_LEVELS, prepare_data
-from segqual_lite.deployment import CONFORMAL_ALPHA, SHIFT_ROWS
+from segqual_lite.deployment import CONFORMAL_ALPHA, SHIFT_ROWS, conformal_summary
 from segqual_lite.experiment import run_grid
-from segqual_lite.metrics import FAILURE_THRESHOLD, augrc, aurc, generalized_risk_coverage
+from segqual_lite.metrics import (
+    FAILURE_THRESHOLD,
+    augrc,
+    aurc,
+    generalized_risk_coverage,
+    selective_risk_coverage,
+)
 from segqual_lite.quality import fit_quality, predict_quality
 from segqual_lite.rows import SCORE_ROWS, get_row, label
 from segqual_lite.scores import (
@@ -75,7 +81,7 @@ from segqual_lite.scores import (
 )
 from segqual_lite.segment import segment_split
 from segqual_lite.stats import compare
-from segqual_lite.tables import display_table
+from segqual_lite.tables import display_table, per_seed_arrays
 from segqual_lite.viz import PAGE_WIDTH, PRINT_WIDTH, plot_row_metric, plot_shift, to_hwc
 
 # %% tags=["parameters"]
@@ -174,16 +180,13 @@ say(
 # %% mystnb={"image": {"alt": "Two curves against coverage for the Max Probability row: the selective risk, which jumps at low coverage, and the generalized risk, which grows smoothly from zero"}}
 result = run_grid(P, data_root=root, device=device, beyond=True)
 predictions, table = result.predictions, result.beyond
-rows_of = predictions.groupby(["method", "seed"], sort=False)
-part = rows_of.get_group(("max_prob", seed))
-true, pred = part["true_jaccard"].to_numpy(), part["predicted_jaccard"].to_numpy()
-order = np.argsort(-pred, kind="stable")
-failed = (true[order] < FAILURE_THRESHOLD).astype(float)
-k = np.arange(1, len(true) + 1)
-cov, gen = generalized_risk_coverage(true, pred)
+true, pred = per_seed_arrays(predictions)["max_prob"][seed]
 fig, ax = plt.subplots(figsize=(5, 2.8))
-ax.plot(k / len(k), np.cumsum(failed) / k, label="selective risk (AURC's curve)")
-ax.plot(cov, gen, label="generalized risk (AUGRC's curve)")
+ax.plot(
+    *selective_risk_coverage(true, pred, FAILURE_THRESHOLD),
+    label="selective risk (AURC's curve)",
+)
+ax.plot(*generalized_risk_coverage(true, pred), label="generalized risk (AUGRC's curve)")
 ax.set(xlabel="coverage", ylabel="failures accepted", xlim=(0, 1))
 ax.legend(fontsize=8)
 ax.grid(alpha=0.3)
@@ -191,7 +194,7 @@ fig.tight_layout()
 say(
     f"Max Probability, seed {seed}: AURC of failures "
     f"{aurc(true, pred, FAILURE_THRESHOLD):.4f}, AUGRC {augrc(true, pred):.4f}, with "
-    f"{failed.mean():.0%} of the test images failing."
+    f"{np.mean(true < FAILURE_THRESHOLD):.0%} of the test images failing."
 )
 
 # %% [markdown]
@@ -212,6 +215,10 @@ groups = {m: "g" for m in g_rows} | {m: "training-free" for m in free_rows}
 fig = plot_row_metric(table, [*g_rows, *free_rows], "augrc", groups)
 
 # %% [markdown]
+# The deep ensemble is one predictor made of every seed's U-Net (chapter 11), so its
+# masks and its agreement score are the same in every seed: its training-free row has
+# no spread over seeds, which says nothing about how a newly trained ensemble would do.
+#
 # The same rows with every metric (AURC of $1 - J$ as in chapter 11; AUGRC and NAURC of
 # failures):
 
@@ -282,12 +289,16 @@ say(
 # %% [markdown]
 # ## A predicted Jaccard with a guarantee
 #
-# $g$ says 0.82; how far off can that be? **Split conformal prediction** answers with
+# Say $g$ predicts 0.82 for an image; how far off can that be? **Split conformal prediction** answers with
 # no assumption on $g$, only that the calibration and test cases are exchangeable. On
 # $n$ held-out cases with residuals $s_i = |J_i - \hat J_i|$, take
 #
-# $$\hat q = s_{(\lceil (n+1)(1-\alpha) \rceil)} \quad (\text{the } \lceil (n+1)(1-\alpha)
-# \rceil\text{-th smallest}), \qquad C(x) = [\hat J - \hat q,\ \hat J + \hat q],$$
+# $$\hat q = s_{(\lceil (n+1)(1-\alpha) \rceil)}, \text{ the } \lceil (n+1)(1-\alpha)
+# \rceil\text{-th smallest score},$$
+#
+# give each new case the interval
+#
+# $$C(x) = [\hat J - \hat q,\ \hat J + \hat q],$$
 #
 # and then $P(J \in C(x)) \ge 1 - \alpha$ over the draw of the calibration and test
 # cases. With an uncertainty score $\sigma$ per case, the **normalised** residuals
@@ -307,25 +318,13 @@ say(
 
 # %%
 conformal = pd.read_csv(result.out / "conformal.csv")
-summary = conformal.groupby(["row", "form"], sort=False).agg(["mean", "std"])
-lines = []
-for (row, form), r in summary.iterrows():
-    line = {"row": label(row), "residuals": form}
-    for column, name in (
-        ("coverage", "coverage"),
-        ("mean_width", "width"),
-        ("automation_rate", "accepted"),
-        ("accepted_failures", "failures among accepted"),
-    ):
-        line[name] = f"{100 * r[column, 'mean']:.1f}\u00a0±\u00a0{100 * r[column, 'std']:.1f}"
-    lines.append(line)
 display(
     Markdown(
         f"Conformal intervals ({P.name} profile; calibrated on "
         f"{conformal['n_calibration'].iloc[0]} validation images, judged on "
         f"{len(true)} test images; % of the test images, width in points of J)"
     ),
-    pd.DataFrame(lines).style.hide(axis="index").set_table_attributes('class="dataframe"'),
+    conformal_summary(conformal).style.hide(axis="index").set_table_attributes('class="dataframe"'),
 )
 
 # %% [markdown]
@@ -335,15 +334,12 @@ display(
 # a test split of $N$ images adds binomial noise. Against that band:
 
 # %%
-n_cal = int(conformal["n_calibration"].iloc[0])
-rank = int(np.ceil((n_cal + 1) * (1 - CONFORMAL_ALPHA)))
-a, b = rank, n_cal + 1 - rank
-rng = np.random.default_rng(0)
-simulated = rng.binomial(len(true), rng.beta(a, b, 100_000)) / len(true)
-low, high = np.percentile(simulated, [2.5, 97.5])
+expected, low, high = coverage_band(
+    int(conformal["n_calibration"].iloc[0]), len(true), CONFORMAL_ALPHA
+)
 inside = conformal["coverage"].between(low, high)
 say(
-    f"Expected coverage {a / (n_cal + 1):.1%}; 95% of single runs fall in "
+    f"Expected coverage {expected:.1%}; 95% of single runs fall in "
     f"[{low:.1%}, {high:.1%}]. On this run {inside.sum()} of {len(conformal)} "
     f"(row, seed, form) coverages fall inside, from {conformal['coverage'].min():.1%} "
     f"to {conformal['coverage'].max():.1%}."
@@ -403,9 +399,13 @@ for kind in dict.fromkeys(shift["corruption"]):
     moves = ", ".join(
         f"{label(r)} {by_row.loc[r, 'auroc'] - clean.loc[r, 'auroc']:+.1f}" for r in SHIFT_ROWS
     )
+    masks = {get_row(r).method: r for r in SHIFT_ROWS}  # one row per U-Net's masks
+    drop = ", ".join(
+        f"{label(m)}'s {by_row.loc[r, 'mean_jaccard'] - clean.loc[r, 'mean_jaccard']:+.3f}"
+        for m, r in masks.items()
+    )
     say(
-        f"{kind}, severity {severest}: f's mean J "
-        f"{by_row['mean_jaccard'].mean() - clean['mean_jaccard'].mean():+.3f}; AUROC "
+        f"{kind}, severity {severest}: mean J of the masks {drop}; AUROC "
         f"change (points) {moves}; "
         + (
             "AUROC undefined (no seed has both passes and failures)."
@@ -439,9 +439,11 @@ for kind in dict.fromkeys(shift["corruption"]):
 
 # %%
 plain = segment_split(P, "max_prob", seed, root, "test", device)
+lines = []
 for width in (0, 1, 2, 4, 8):
     score = quality_from_uncertainty(boundary_excluded_mean(plain.maps, plain.masks, width))
-    print(f"w = {width} px: AUGRC {augrc(plain.jaccard, score):.4f}")
+    lines.append(f"w = {width} px: AUGRC {augrc(plain.jaccard, score):.4f}")
+print("\n".join(lines))
 
 # %% [markdown]
 # Choosing $w$ by these numbers would tune on the test split: pick it on the

@@ -49,6 +49,7 @@ __all__ = [
     "accepted_share",
     "accepted_failure_share",
     "summarize_intervals",
+    "coverage_band",
 ]
 
 CONFORMAL_METRICS = ("coverage", "mean_width", "automation_rate", "accepted_failures")
@@ -213,3 +214,27 @@ def summarize_intervals(
         "automation_rate": accepted_share(lower, threshold),
         "accepted_failures": accepted_failure_share(true_j, lower, threshold),
     }
+
+
+def coverage_band(
+    n_calibration: int, n_test: int, alpha: float, level: float = 0.95, seed: int = 0
+) -> tuple[float, float, float]:
+    """What one run's empirical coverage should look like: ``(expected, low, high)``.
+
+    Over the draw of the calibration cases, the coverage of split conformal intervals
+    (continuous scores, no ties) follows Beta(r, n + 1 - r) with r = ⌈(n+1)(1-α)⌉, mean
+    r / (n + 1) (Angelopoulos & Bates 2021, section 3.2); the share covered among
+    ``n_test`` test cases adds binomial noise. ``low``, ``high``: the central ``level``
+    range of 100 000 simulated runs (seeded). Chapter 12."""
+    if n_calibration < min_calibration(alpha):
+        raise ValueError(
+            f"{n_calibration} calibration cases are too few for alpha={alpha} "
+            f"(at least {min_calibration(alpha)})"
+        )
+    rank = math.ceil((n_calibration + 1) * (1 - alpha) - 1e-9)
+    a, b = rank, n_calibration + 1 - rank
+    rng = np.random.default_rng(seed)
+    runs = rng.binomial(n_test, rng.beta(a, b, 100_000)) / n_test
+    tail = 100 * (1 - level) / 2
+    low, high = np.percentile(runs, [tail, 100 - tail])
+    return a / (n_calibration + 1), float(low), float(high)

@@ -35,7 +35,7 @@ from .conformal import calibrate, conformal_intervals, min_calibration, summariz
 from .data import CORRUPTION_LEVELS, CORRUPTIONS, corrupt
 from .metrics import FAILURE_THRESHOLD, augrc, auroc, jaccard, rmse
 from .quality import fit_quality, predict_quality, predicted_quality, quality_key
-from .rows import get_row, samples
+from .rows import get_row, label, samples
 from .scores import image_mean, score_jaccard
 from .segment import SegmentationSet, decoded_split, segment_split, segmentation_key
 from .store import artifact_folder, artifact_key, write_text
@@ -50,6 +50,7 @@ __all__ = [
     "SHIFT_ROWS",
     "SHIFT_SEVERITIES",
     "conformal_results",
+    "conformal_summary",
     "shift_path",
     "shift_job",
     "shift_results",
@@ -116,6 +117,26 @@ def conformal_results(
                     }
                 )
     return pd.DataFrame(records)
+
+
+def conformal_summary(frame: pd.DataFrame) -> pd.DataFrame:
+    """:func:`conformal_results` as a table to read: one line per row and form, each
+    number the mean ± std over seeds in % (the width in points of the Jaccard index)."""
+    numbers = {
+        "coverage": "coverage",
+        "mean_width": "width",
+        "automation_rate": "accepted",
+        "accepted_failures": "failures among accepted",
+    }
+    summary = frame.groupby(["row", "form"], sort=False)[list(numbers)].agg(["mean", "std"])
+    lines = []
+    for (row, form), r in summary.iterrows():
+        line = {"row": label(row), "residuals": form}
+        for column, name in numbers.items():
+            mean, std = 100 * r[column, "mean"], 100 * r[column, "std"]
+            line[name] = f"{mean:.1f}\u00a0±\u00a0{std:.1f}"  # never broken across lines
+        lines.append(line)
+    return pd.DataFrame(lines)
 
 
 def _shift_key(profile: Profile, seed: int, root: Path) -> dict:

@@ -57,6 +57,7 @@ __all__ = [
     "RISK_METRICS",
     "risk_coverage",
     "aurc",
+    "selective_risk_coverage",
     "automation_rate",
     "generalized_risk_coverage",
     "augrc",
@@ -245,12 +246,25 @@ def aurc(true_j, pred_j, threshold: float | None = None) -> float:
     The risk is ``1 - Jaccard`` by default (chapter 11); with a ``threshold`` it is the
     share of failures (J < threshold) among the accepted cases.
     """
-    t, p = _check_pair(true_j, pred_j)
-    if threshold is None:
-        _, accepted = risk_coverage(t, p)
+    if threshold is None:  # 1 - the mean accepted Jaccard, as chapter 11 computes it
+        _, accepted = risk_coverage(true_j, pred_j)
         return float(np.mean(1.0 - accepted))
+    _, risk = selective_risk_coverage(true_j, pred_j, threshold)
+    return float(np.mean(risk))
+
+
+def selective_risk_coverage(
+    true_j, pred_j, threshold: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The curve that :func:`aurc` averages, as ``(coverage, selective_risk)``, both of
+    length N: after accepting the k cases of highest predicted Jaccard (ties in
+    expectation, as :func:`risk_coverage`), the mean loss of the accepted, ``1 - J`` by
+    default, the share of failures (J < ``threshold``) with a threshold. Chapter 12
+    draws it beside :func:`generalized_risk_coverage`."""
+    t, p = _check_pair(true_j, pred_j)
     ranked, _ = _tie_means_in_rank_order(_losses(t, threshold), p)
-    return float(np.mean(np.cumsum(ranked) / np.arange(1, t.size + 1)))
+    k = np.arange(1, t.size + 1)
+    return k / t.size, np.cumsum(ranked) / k
 
 
 def automation_rate(true_j, pred_j, target: float = AUTOMATION_TARGET) -> float:

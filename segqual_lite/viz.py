@@ -521,8 +521,8 @@ def plot_row_metric(table: pd.DataFrame, rows, metric: str = "augrc", groups=Non
     best = "lower" if lower else "higher"
     ax.set_xlabel(f"{METRIC_LABELS[metric]} (mean ± std over seeds; {best} is better)")
     ax.grid(axis="x", alpha=0.3)
-    if groups:
-        ax.legend(fontsize=8, loc="lower right" if lower else "lower left")
+    if groups:  # where the best rows are, the bars are short
+        ax.legend(fontsize=8, loc="upper right" if lower else "upper left")
     fig.tight_layout()
     return fig
 
@@ -536,7 +536,7 @@ def plot_shift(frame: pd.DataFrame, metric: str = "auroc"):
     rows = list(dict.fromkeys(frame["row"]))
     masks = {get_row(r).method: r for r in reversed(rows)}  # one row per U-Net's masks
     fig, axes = plt.subplots(
-        2, len(kinds), figsize=(PAGE_WIDTH, 4.6), sharex=True, sharey="row", squeeze=False
+        2, len(kinds), figsize=(PAGE_WIDTH, 5.4), sharex=True, sharey="row", squeeze=False
     )
     clean = frame[frame["severity"] == 0]
     for col, kind in enumerate(kinds):
@@ -556,7 +556,9 @@ def plot_shift(frame: pd.DataFrame, metric: str = "auroc"):
             ax.grid(alpha=0.3)
     axes[0, 0].set_ylabel("f's mean Jaccard")
     axes[1, 0].set_ylabel(METRIC_LABELS.get(metric, metric))
-    for ax in axes[:, -1]:
-        ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
-    fig.tight_layout()
+    axes[0, min(1, len(kinds) - 1)].legend(fontsize=8, loc="lower left", frameon=False)
+    axes[1, 0].set_xticks(sorted(set(frame["severity"])))
+    handles, names = axes[1, 0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncol=2, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
     return fig

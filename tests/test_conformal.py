@@ -134,3 +134,15 @@ def test_interval_checks():
         C.mean_width(np.array([0.5]), np.array([0.4]))
     with pytest.raises(ValueError, match="1-D of one length"):
         C.coverage(np.ones(2), np.zeros(2), np.ones(3))
+
+
+def test_coverage_band_centres_on_the_beta_mean_and_narrows_with_more_cases():
+    from segqual_lite.conformal import coverage_band
+
+    expected, low, high = coverage_band(60, 300, 0.1)
+    assert expected == pytest.approx(55 / 61)
+    assert low < expected < high and 0.75 < low and high < 1
+    _, low2, high2 = coverage_band(2000, 20_000, 0.1)
+    assert high2 - low2 < (high - low) / 3
+    with pytest.raises(ValueError, match="too few"):
+        coverage_band(5, 300, 0.1)

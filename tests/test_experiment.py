@@ -11,7 +11,12 @@ from segqual_lite.cli import main as cli_main
 from segqual_lite.cluster import Scheduler, grid_units
 from segqual_lite.config import get_profile
 from segqual_lite.data import make_synthetic_isic
-from segqual_lite.deployment import CONFORMAL_ROWS, SHIFT_ROWS, SHIFT_SEVERITIES
+from segqual_lite.deployment import (
+    CONFORMAL_ROWS,
+    SHIFT_ROWS,
+    SHIFT_SEVERITIES,
+    conformal_summary,
+)
 from segqual_lite.metrics import RISK_METRICS
 from segqual_lite.rows import (
     BEYOND_ROWS,
@@ -232,6 +237,10 @@ def test_conformal_and_shift_files_hold_every_row_seed_and_setting(beyond_run):
     assert len(conformal) == len(CONFORMAL_ROWS) * len(GRID.seeds) * 2  # plain, normalised
     assert conformal[["coverage", "automation_rate"]].stack().between(0, 1).all()
     assert (conformal["n_calibration"] == 9).all()  # the validation split
+    summary = conformal_summary(conformal)
+    assert len(summary) == len(CONFORMAL_ROWS) * 2 and "±" in summary["coverage"].iloc[0]
+    first = conformal[(conformal["row"] == "qualitynet") & (conformal["form"] == "absolute")]
+    assert summary["coverage"].iloc[0].startswith(f"{100 * first['coverage'].mean():.1f}")
     shift = pd.read_csv(beyond_run.out / "shift.csv")
     settings = 1 + 4 * len(SHIFT_SEVERITIES)
     assert len(shift) == settings * len(SHIFT_ROWS) * len(GRID.seeds)

@@ -293,3 +293,15 @@ def test_excess_and_normalized_aurc_known_values():
     assert M.excess_aurc(true_j, score, None) == pytest.approx(
         M.aurc(true_j, score) - M.aurc(true_j, true_j)
     )
+
+
+def test_selective_risk_is_the_curve_that_aurc_averages():
+    rng = np.random.default_rng(3)
+    true = rng.uniform(0.3, 1, 50)
+    pred = np.round(true + 0.2 * rng.standard_normal(50), 1)  # with ties
+    for threshold in (None, 0.7):
+        coverage, risk = M.selective_risk_coverage(true, pred, threshold)
+        assert coverage[-1] == 1 and len(risk) == 50
+        assert np.mean(risk) == pytest.approx(M.aurc(true, pred, threshold), abs=1e-12)
+    # the last point accepts everything: the failure rate
+    assert risk[-1] == pytest.approx(np.mean(true < 0.7))
