@@ -16,6 +16,7 @@ Data faults exit with status 2 and a message naming each file, never a traceback
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
@@ -37,6 +38,7 @@ from .experiment import (
     run_counterfactual,
     run_grid,
     run_jobs,
+    worker_pool,
 )
 from .rows import CONTROL_ROWS, EXTENDED_ROWS, TABLE_ROWS
 
@@ -82,19 +84,23 @@ def _cmd_reproduce(args) -> int:
     counterfactual = args.counterfactual and profile.data == "synthetic"
     if args.counterfactual and not counterfactual:
         print(f"no counterfactual: profile {profile.name!r} reads real data, not synthetic")
-    # An ISIC folder given with --data is checked (and completed when it is not) like the
-    # default one; a synthetic folder given with --data is used as it is.
-    real = profile.data == "isic2017"
-    root = prepare_data(profile, args.data) if real or not args.data else Path(args.data)
-    scheduler = None
-    if args.executor:
-        scheduler = Scheduler(
-            args.executor, args.partition, args.gpus, args.time, args.mem, args.cpus
-        )
-    elif args.workers > 1:  # the grid's and the counterfactual's jobs share the workers
-        jobs = grid_jobs(profile, (*rows, *(EXTENDED_ROWS if args.beyond else ())), seeds, root)
-        jobs |= counterfactual_jobs(profile) if counterfactual else {}
-        run_jobs(profile, jobs, args.workers)
+    # The workers start (and import) while the data are made.
+    local = args.workers > 1 and not args.executor
+    with worker_pool(args.workers) if local else contextlib.nullcontext() as pool:
+        # An ISIC folder given with --data is checked (and completed when it is not) like
+        # the default one; a synthetic folder given with --data is used as it is.
+        real = profile.data == "isic2017"
+        root = prepare_data(profile, args.data) if real or not args.data else Path(args.data)
+        scheduler = None
+        if args.executor:
+            scheduler = Scheduler(
+                args.executor, args.partition, args.gpus, args.time, args.mem, args.cpus
+            )
+        elif local:  # the grid's and the counterfactual's jobs share the workers
+            extended = EXTENDED_ROWS if args.beyond else ()
+            jobs = grid_jobs(profile, (*rows, *extended), seeds, root)
+            jobs |= counterfactual_jobs(profile) if counterfactual else {}
+            run_jobs(profile, jobs, args.workers, pool=pool)
     result = run_grid(
         profile,
         rows=rows,

@@ -202,17 +202,21 @@ def shift_job(
     records = []
     with phase("shift", f"seed {seed}, {len(settings)} settings, {len(x)} images"):
         for kind, severity in settings:
-            images = next(iter(clean.values())).images
             if severity:  # saved as 8-bit images, as a corrupted file would be
                 images = corrupt(x, kind, severity, seed=seed).mul(255).round().to(torch.uint8)
-            sets = {
-                m: _shifted_set(profile, m, seed, root, clean[m], images, device) for m in methods
-            }
+                sets = {
+                    m: _shifted_set(profile, m, seed, root, clean[m], images, device)
+                    for m in methods
+                }
+            else:  # the clean test split: the grid's own masks, maps and predictions
+                sets = clean
             for row in SHIFT_ROWS:
                 r = get_row(row)
                 seg = sets[r.method]
                 if r.score:
                     pred = score_jaccard(r.score, train[r.method], seg)
+                elif not severity:
+                    pred = predicted_quality(profile, row, seed, root, device=device)
                 else:
                     g, scale = quality[row]
                     pred = predict_quality(g.model, row, seg, scale)

@@ -38,6 +38,7 @@ those of one process.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import multiprocessing
@@ -252,9 +253,7 @@ def deployment_jobs(profile: Profile, seed: int, root: Path) -> dict[tuple, froz
     jobs: dict[tuple, frozenset[tuple]] = {}
     for row in SHIFT_ROWS:
         jobs |= row_jobs(profile, row, seed, root)
-    jobs[("shift", root, seed)] = frozenset(
-        job for job in jobs if job[0] == "g" or (job[0] == "maps" and job[4] == "train")
-    )
+    jobs[("shift", root, seed)] = frozenset(job for job in jobs if job[0] in ("g", "maps"))
     for method in dict.fromkeys(get_row(row).method for row in CONFORMAL_ROWS):
         unet = ("f", root, get_method(method).unet, seed, None)
         jobs.setdefault(unet, frozenset())
@@ -293,7 +292,8 @@ def row_jobs(
     if r.inputs:
         train, needs = maps(r.method, seed, train_split, r.crossfit)
         wanted[train] = needs
-        wanted[("g", root, row, seed)] = {train}
+        # g's job also makes its test predictions (_run_job): after the test maps
+        wanted[("g", root, row, seed)] = {train, test}
     elif r.score:  # a training-free score, mapped to a Jaccard on the training split
         train, needs = maps(r.method, seed, train_split)
         wanted[train] = needs
@@ -371,21 +371,41 @@ def _start_worker() -> None:
     os.environ["LOKY_MAX_CPU_COUNT"] = "1"  # any joblib pool: one process per worker
 
 
+def _ready() -> None:
+    """A task that does nothing: unpickling it imports this module and so the package,
+    torch and the rest, which is what a new worker spends its first seconds on."""
+
+
+def worker_pool(workers: int) -> ProcessPoolExecutor:
+    """``workers`` single-threaded processes for :func:`run_jobs`, started now: each
+    imports the package while the caller goes on (making the data takes about as long
+    as a worker's imports, 4-6 s on the ``tiny`` profile). The caller shuts it down."""
+    context = multiprocessing.get_context("spawn")  # no torch state copied by fork
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker)
+    for _ in range(workers):
+        pool.submit(_ready)
+    return pool
+
+
 def run_jobs(
-    profile: Profile, jobs: dict[tuple, frozenset[tuple]], workers: int, train_split: str = "train"
+    profile: Profile,
+    jobs: dict[tuple, frozenset[tuple]],
+    workers: int,
+    train_split: str = "train",
+    pool: ProcessPoolExecutor | None = None,
 ) -> None:
     """Do ``jobs`` (:func:`grid_jobs`) in ``workers`` single-threaded processes, each job
     once all it needs is done, the costliest ready jobs first, and none whose artifact
     is in the store already; :func:`predict_rows` afterwards only loads. A failing job
-    stops the run with its error; what finished is kept in the store."""
+    stops the run with its error; what finished is kept in the store. ``pool``, from
+    :func:`worker_pool`, is used (and left open) instead of starting one."""
     done = {job for job in jobs if _artifact(job, profile, train_split).exists()}
     pending, running = {job: needs for job, needs in jobs.items() if job not in done}, {}
     if not pending:
         return  # everything is in the store already: no workers to start
-    context = multiprocessing.get_context("spawn")  # no torch state copied by fork
     run = functools.partial(_run_job, profile=profile, train_split=train_split)
     bar = tqdm(total=len(pending), desc="grid jobs", disable=not progress_enabled())
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker) as pool:
+    with contextlib.nullcontext(pool) if pool else worker_pool(workers) as pool:
         while pending or running:
             ready = [job for job, needs in pending.items() if needs <= done]
             ready.sort(key=lambda job: _cost(job, profile), reverse=True)

@@ -251,6 +251,10 @@ def test_conformal_and_shift_files_hold_every_row_seed_and_setting(beyond_run):
         for row in SHIFT_ROWS:
             true, _ = rows[row][seed]
             assert clean.loc[(seed, row), "mean_jaccard"] == pytest.approx(true.mean())
+            if not get_row(row).score:  # g's own predictions on the clean images
+                assert clean.loc[(seed, row), "rmse"] == pytest.approx(
+                    np.sqrt(np.mean((rows[row][seed][1] - true) ** 2))
+                )
     # Cached: a second call reads the same file.
     again = experiment.shift_results(GRID, GRID.seeds, beyond_run.out.parent / "data")
     assert again.equals(shift) or np.allclose(
