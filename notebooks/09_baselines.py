@@ -191,9 +191,11 @@ few_scores, _ = rca_scores(
 )
 true = test.jaccard[subset]
 print(
-    f"AUROC on {len(subset)} of {len(test.ids)} test images (every third): "
-    f"with K = 3 {metrics.auroc(true, few_scores):.3f}; "
-    f"with K = {len(refs)} {metrics.auroc(true, scores[subset]):.3f}"
+    f"AUROC on {len(subset)} of {len(test.ids)} test images (every third):\n"
+    f"  with K = 3 {metrics.auroc(true, few_scores):.3f}\n"
+    f"  with K = {len(refs)} {metrics.auroc(true, scores[subset]):.3f}\n"
+    "(one seed and a third of the test images, no interval: a difference of a few "
+    "points may be noise)"
 )
 
 # %% [markdown]

@@ -121,20 +121,25 @@ def conformal_results(
 
 def conformal_summary(frame: pd.DataFrame) -> pd.DataFrame:
     """:func:`conformal_results` as a table to read: one line per row and form, each
-    number the mean ± std over seeds in % (the width in points of the Jaccard index)."""
+    number the mean ± std over seeds in % (the width in points of the Jaccard index);
+    the failures among the accepted over the seeds that accepted any image ("–" when
+    none did)."""
     numbers = {
         "coverage": "coverage",
         "mean_width": "width",
         "automation_rate": "accepted",
         "accepted_failures": "failures among accepted",
     }
+    frame = frame.copy()  # a share of the accepted is undefined where none was accepted
+    frame.loc[frame["automation_rate"] == 0, "accepted_failures"] = np.nan
     summary = frame.groupby(["row", "form"], sort=False)[list(numbers)].agg(["mean", "std"])
     lines = []
     for (row, form), r in summary.iterrows():
         line = {"row": label(row), "residuals": form}
         for column, name in numbers.items():
-            mean, std = 100 * r[column, "mean"], 100 * r[column, "std"]
-            line[name] = f"{mean:.1f}\u00a0±\u00a0{std:.1f}"  # never broken across lines
+            mean, std = 100 * r[column, "mean"], 100 * np.nan_to_num(r[column, "std"])
+            # never broken across lines; – where no seed defines it
+            line[name] = f"{mean:.1f}\u00a0±\u00a0{std:.1f}" if np.isfinite(mean) else "–"
         lines.append(line)
     return pd.DataFrame(lines)
 

@@ -555,10 +555,13 @@ def plot_shift(frame: pd.DataFrame, metric: str = "auroc"):
         for ax in axes[:, col]:
             ax.grid(alpha=0.3)
     axes[0, 0].set_ylabel("f's mean Jaccard")
-    axes[1, 0].set_ylabel(METRIC_LABELS.get(metric, metric))
-    axes[0, min(1, len(kinds) - 1)].legend(fontsize=8, loc="lower left", frameon=False)
+    unit = " (%)" if metric in ("auroc", "aupr_pass", "aupr_fail") else ""
+    axes[1, 0].set_ylabel(METRIC_LABELS.get(metric, metric) + unit)
     axes[1, 0].set_xticks(sorted(set(frame["severity"])))
-    handles, names = axes[1, 0].get_legend_handles_labels()
-    fig.legend(handles, names, loc="lower center", ncol=2, fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    handles, names = [], []
+    for ax in axes[:, 0]:
+        h, n = ax.get_legend_handles_labels()
+        handles, names = handles + h, names + n
+    fig.legend(handles, names, loc="lower center", ncol=3, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.13, 1, 1))
     return fig
