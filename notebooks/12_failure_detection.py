@@ -72,7 +72,7 @@ from segqual_lite.metrics import (
     generalized_risk_coverage,
     selective_risk_coverage,
 )
-from segqual_lite.quality import fit_quality, predict_quality
+from segqual_lite.quality import predicted_quality
 from segqual_lite.rows import SCORE_ROWS, get_row, label
 from segqual_lite.scores import (
     band_width,
@@ -477,9 +477,10 @@ print("\n".join(lines))
 # ```
 
 # %%
-g, scale = fit_quality(P, "max_prob", seed, root, device=device)
 val, test = (segment_split(P, "max_prob", seed, root, s, device) for s in ("val", "test"))
-pred_val, pred_test = (predict_quality(g.model, "max_prob", s, scale) for s in (val, test))
+pred_val, pred_test = (
+    predicted_quality(P, "max_prob", seed, root, s, device=device) for s in ("val", "test")
+)
 for alpha in (0.2, 0.1, 0.05):
     if len(val.ids) < np.ceil((1 - alpha) / alpha):
         print(f"{1 - alpha:.0%}: too few validation images ({len(val.ids)})")

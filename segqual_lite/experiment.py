@@ -78,7 +78,7 @@ from .rows import (
     samples,
 )
 from .scores import score_jaccard
-from .segment import segment_split, segmentation_path
+from .segment import SegmentationSet, segment_split, segmentation_path
 from .store import save_figure, write_text
 from .tables import (
     beyond_table,
@@ -440,14 +440,25 @@ def predict_rows(
     if unknown:
         raise ValueError(f"unknown row(s) {sorted(unknown)}: choose from {runnable}")
     records = []
+    sets: dict[tuple, SegmentationSet] = {}  # a seed's masks and maps, each read once
+
+    def split_of(method: str, seed: int, split: str) -> SegmentationSet:
+        if (method, seed, split) not in sets:
+            if sets and next(iter(sets))[1] != seed:
+                sets.clear()  # seed by seed: keep one seed's in memory
+            sets[method, seed, split] = segment_split(
+                profile, method, seed, root, split, device, progress
+            )
+        return sets[method, seed, split]
+
     jobs = [(seed, row) for seed in seeds for row in rows]
     for seed, row in tqdm(jobs, desc=f"grid ({profile.name})", disable=not progress):
         method = get_row(row).method
-        test = segment_split(profile, method, seed, root, "test", device, progress)
+        test = split_of(method, seed, "test")
         if row == "rca":
             scores = rca_cached(profile, seed, root, test)
         elif get_row(row).score:
-            train = segment_split(profile, method, seed, root, train_split, device, progress)
+            train = split_of(method, seed, train_split)
             scores = score_jaccard(get_row(row).score, train, test)
         else:
             scores = predicted_quality(
