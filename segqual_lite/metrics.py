@@ -33,13 +33,6 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
-from sklearn.metrics import (
-    auc,
-    average_precision_score,
-    precision_recall_curve,
-    roc_auc_score,
-    roc_curve,
-)
 
 __all__ = [
     "FAILURE_THRESHOLD",
@@ -64,6 +57,15 @@ __all__ = [
     "excess_aurc",
     "normalized_aurc",
 ]
+
+
+def _sklearn_metrics():
+    """``sklearn.metrics``, imported on first use: it costs about 1 s of every kernel
+    start, and chapters 02-06 compute no ranking metric."""
+    import sklearn.metrics
+
+    return sklearn.metrics
+
 
 FAILURE_THRESHOLD = 0.7
 METRICS = ("rmse", "detection_error", "auroc", "aupr_pass", "aupr_fail")
@@ -143,26 +145,27 @@ def detection_error(true_j, pred_j, threshold: float = FAILURE_THRESHOLD) -> flo
     score, plus +inf), so this equals ``min(0.5·(1 − TPR) + 0.5·FPR)`` over the ROC curve.
     """
     t, p = _check_pair(true_j, pred_j)
-    fpr, tpr, _ = roc_curve(_pass_labels(t, threshold), p, drop_intermediate=False)
+    labels = _pass_labels(t, threshold)
+    fpr, tpr, _ = _sklearn_metrics().roc_curve(labels, p, drop_intermediate=False)
     return float(np.min(0.5 * (1.0 - tpr) + 0.5 * fpr))
 
 
 def auroc(true_j, pred_j, threshold: float = FAILURE_THRESHOLD) -> float:
     """Area under the ROC curve, pass as the positive class (ties count one half)."""
     t, p = _check_pair(true_j, pred_j)
-    return float(roc_auc_score(_pass_labels(t, threshold), p))
+    return float(_sklearn_metrics().roc_auc_score(_pass_labels(t, threshold), p))
 
 
 def aupr_pass(true_j, pred_j, threshold: float = FAILURE_THRESHOLD) -> float:
     """Average precision with passing segmentations as positives, scored by predicted J."""
     t, p = _check_pair(true_j, pred_j)
-    return float(average_precision_score(_pass_labels(t, threshold), p))
+    return float(_sklearn_metrics().average_precision_score(_pass_labels(t, threshold), p))
 
 
 def aupr_fail(true_j, pred_j, threshold: float = FAILURE_THRESHOLD) -> float:
     """Average precision with failures as positives, scored by the negated predicted J."""
     t, p = _check_pair(true_j, pred_j)
-    return float(average_precision_score(1 - _pass_labels(t, threshold), -p))
+    return float(_sklearn_metrics().average_precision_score(1 - _pass_labels(t, threshold), -p))
 
 
 def summarize(true_j, pred_j, threshold: float = FAILURE_THRESHOLD) -> dict[str, float]:
@@ -195,14 +198,15 @@ def aupr_conventions(true_j, pred_j, positive: str = "pass", threshold: float = 
         labels, p = 1 - labels, -p
     elif positive != "pass":
         raise ValueError(f"positive must be 'pass' or 'fail', got {positive!r}")
-    precision, recall, _ = precision_recall_curve(labels, p)
-    fpr, tpr, _ = roc_curve(labels, p, drop_intermediate=False)
+    skm = _sklearn_metrics()
+    precision, recall, _ = skm.precision_recall_curve(labels, p)
+    fpr, tpr, _ = skm.roc_curve(labels, p, drop_intermediate=False)
     with np.errstate(invalid="ignore", divide="ignore"):
         balanced = np.where(tpr + fpr > 0, tpr / (tpr + fpr), 1.0)
     return {
-        "average_precision": float(average_precision_score(labels, p)),
-        "trapezoid": float(auc(recall, precision)),
-        "balanced_trapezoid": float(auc(tpr, balanced)),
+        "average_precision": float(skm.average_precision_score(labels, p)),
+        "trapezoid": float(skm.auc(recall, precision)),
+        "balanced_trapezoid": float(skm.auc(tpr, balanced)),
     }
 
 

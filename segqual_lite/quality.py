@@ -43,10 +43,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.nn import functional as F
-from torchvision import tv_tensors
 
 from .config import Profile, pick_device, progress_enabled
-from .data import dihedral_augmentation, dihedral_augmentation_batch, take_rows
+from .data import dihedral_augmentation_batch, take_rows
 from .models import QualityCNN
 from .rows import BEYOND_ROWS, CROSSFIT_ROWS, QUALITY_ROWS, get_row, in_channels, map_maximum
 from .segment import SegmentationSet, segment_split, segmentation_key
@@ -92,7 +91,11 @@ class QualityDataset(torch.utils.data.Dataset):
         self.row, self.seg, self.scale = row, seg, scale
         self.channels = in_channels(row)
         self.targets = torch.as_tensor(seg.jaccard, dtype=torch.float32)
-        self.augment = dihedral_augmentation() if augment else None
+        self.augment = None
+        if augment:  # torchvision's v2 pipeline, only when augmenting
+            from .data import dihedral_augmentation
+
+            self.augment = dihedral_augmentation()
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -116,6 +119,8 @@ class QualityDataset(torch.utils.data.Dataset):
             if isinstance(index, list):
                 (x,) = dihedral_augmentation_batch(x)
             else:
+                from torchvision import tv_tensors
+
                 x = self.augment(tv_tensors.Image(x)).as_subclass(torch.Tensor)
         return x, self.targets[index]
 

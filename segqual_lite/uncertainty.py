@@ -35,7 +35,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .data.transforms import DIHEDRAL, dihedral, undo_dihedral
+from .data.symmetries import DIHEDRAL, dihedral, undo_dihedral
 from .metrics import pairwise_jaccard
 from .rows import METHODS, get_method
 

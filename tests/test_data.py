@@ -306,3 +306,33 @@ def test_a_split_is_decoded_once_and_then_read_from_the_store(synth_root, monkey
     again = ISIC2017(synth_root, "val", 16)
     assert again.ids == first.ids
     assert torch.equal(again.images, first.images) and torch.equal(again.masks, first.masks)
+
+
+def test_torchvision_and_sklearn_are_imported_when_needed():
+    """The chapters on f (02-06) import the package without torchvision or
+    scikit-learn, and the results chapters without torchvision (each costs about 1 s of
+    every kernel start); the v2 pipeline still comes from ``segqual_lite.data`` when
+    asked for, and a ranking metric imports scikit-learn."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import segqual_lite.segment, segqual_lite.uncertainty, segqual_lite.viz\n"
+        "from segqual_lite.data import DIHEDRAL, ISIC2017, corrupt, prepare_data\n"
+        "assert 'sklearn' not in sys.modules, 'sklearn imported at start'\n"
+        "from segqual_lite.metrics import auroc\n"
+        "assert auroc([0.5, 0.9], [0.4, 0.8]) == 1.0 and 'sklearn' in sys.modules\n"
+        "import segqual_lite.experiment, segqual_lite.explorer\n"
+        "assert 'torchvision' not in sys.modules, 'torchvision imported at start'\n"
+        "from segqual_lite.data import joint_augmentation\n"
+        "assert 'torchvision' in sys.modules\n"
+        "import segqual_lite.data as data\n"
+        "try:\n"
+        "    data.no_such_name\n"
+        "except AttributeError as e:\n"
+        "    assert 'no_such_name' in str(e)\n"
+        "else:\n"
+        "    raise AssertionError('no AttributeError')\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

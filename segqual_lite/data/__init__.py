@@ -6,6 +6,7 @@ from .download import ISIC2017_BASE_URL, ISIC2017_ZIPS, download_isic2017
 from .isic import ISIC2017, check_isic2017, decode_split, list_pairs
 from .layout import OFFICIAL_COUNTS, SPLITS, DataError, split_folders
 from .prepare import MIRROR_ENV, expected_counts, isic2017_base_url, prepare_data
+from .symmetries import DIHEDRAL, dihedral, dihedral_augmentation_batch, take_rows, undo_dihedral
 from .synthetic import (
     DEFAULT_HARD_CASE_SHARES,
     HARD_CASES,
@@ -13,16 +14,19 @@ from .synthetic import (
     make_synthetic_isic,
     read_hard_cases,
 )
-from .transforms import (
-    DIHEDRAL,
-    RandomRot90,
-    dihedral,
-    dihedral_augmentation,
-    dihedral_augmentation_batch,
-    joint_augmentation,
-    take_rows,
-    undo_dihedral,
-)
+
+# torchvision's v2 pipeline, imported when first asked for (torchvision costs about 1 s
+# of every kernel start, and a chapter that loads cached results never needs it).
+_TRANSFORMS = ("RandomRot90", "dihedral_augmentation", "joint_augmentation")
+
+
+def __getattr__(name: str):
+    if name in _TRANSFORMS:
+        from . import transforms
+
+        return getattr(transforms, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "CORRUPTIONS",

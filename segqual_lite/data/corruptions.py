@@ -28,7 +28,6 @@ import math
 import numpy as np
 import torch
 from PIL import Image
-from torchvision.transforms.v2 import functional as TF
 
 __all__ = ["CORRUPTIONS", "CORRUPTION_LEVELS", "corrupt"]
 
@@ -89,6 +88,8 @@ def corrupt(images: torch.Tensor, kind: str, severity: int, seed: int = 0) -> to
     _check_images(images)
     if severity == 0:
         return images.clone()
+    from torchvision.transforms.v2 import functional as TF  # imported when first needed
+
     level = CORRUPTION_LEVELS[kind][int(severity) - 1]
     if kind == "blur":
         sigma = level * min(images.shape[-2:]) / _REFERENCE_SIDE

@@ -22,7 +22,7 @@ from ..config import home
 from ..store import atomic_path, data_identity
 from ..timing import phase
 from .layout import IMAGE_RE, MASK_RE, SPLITS, DataError, split_folders
-from .transforms import dihedral_augmentation_batch, joint_augmentation, take_rows
+from .symmetries import dihedral_augmentation_batch, take_rows
 
 __all__ = ["check_isic2017", "ISIC2017", "list_pairs", "decode_split", "decoded_path"]
 
@@ -175,7 +175,11 @@ class ISIC2017(Dataset):
         self.ids = ids
         self.images = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
         self.masks = torch.from_numpy(masks)
-        self.augment = joint_augmentation() if augment else None
+        self.augment = None
+        if augment:
+            from .transforms import joint_augmentation  # torchvision, only when augmenting
+
+            self.augment = joint_augmentation()
 
     def __len__(self) -> int:
         return len(self.ids)
