@@ -26,6 +26,7 @@ import pandas as pd
 
 VARIANTS = {
     "tiny": ({}, {}),  # the book's regime: default hard cases, ambiguous rim included
+    "bf16": (dict(cpu_precision="bfloat16"), {}),  # f trained in bfloat16 mixed precision
     "norim": ({}, {"ambiguous_rim": 0.0}),  # the counterfactual: no ambiguous extents
     "tiny-12-8": (dict(epochs_f=12, epochs_g=8), {}),  # the regime before f 14, g 10
     "rim30": ({}, {"ambiguous_rim": 0.3}),
@@ -41,6 +42,10 @@ VARIANTS = {
         {"ambiguous_rim": 0.3},
     ),
     "rim30-nolazy": ({}, {"ambiguous_rim": 0.3, "lazy_mask": 0.0}),
+    # cheaper books: half the images (f and g see each image as often), or fewer epochs
+    "n150": (dict(n_train=150, n_test=150), {}),
+    "e7g5-t150": (dict(epochs_f=7, epochs_g=5, n_test=150), {}),
+    "b8-e7g5": (dict(batch_size=8, epochs_f=7, epochs_g=5), {}),  # as many steps as tiny
 }
 ROWS = (
     "no_uncertainty",

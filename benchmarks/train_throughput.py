@@ -3,7 +3,9 @@
     python benchmarks/train_throughput.py [--sizes 64 224] [--width 8] [--steps 20]
 
 For each image size: images per second for forward + loss + backward + Adam on random
-batches (model compute only), then one real epoch through ``fit_checkpointed``'s data
+batches (model compute only), in float32 and, on a CPU, in bfloat16 mixed precision (the
+``tiny`` profile's ``cpu_precision``; forward under ``torch.autocast``) with the ratio of
+the two, then one real epoch through ``fit_checkpointed``'s data
 path (whole batches, batched dihedral augmentation) on synthetic data, and the share of
 that epoch spent in model compute. Prints figures; asserts nothing.
 """
@@ -23,11 +25,14 @@ from segqual_lite.training import _shuffled_batches, build_unet
 from segqual_lite.uncertainty import LCE_LAMBDA0, segmentation_loss
 
 
-def step_fn(model, method, optimizer, samples):
+def step_fn(model, method, optimizer, samples, autocast_dtype=None):
     state = {"lam": torch.tensor(LCE_LAMBDA0)}
+    device_type = next(model.parameters()).device.type
 
     def step(x, y):
-        loss, _ = segmentation_loss(method, model(x), y, state, samples)
+        with torch.autocast(device_type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            output = model(x)
+        loss, _ = segmentation_loss(method, output, y, state, samples)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -53,29 +58,32 @@ def main() -> None:
     print(f"device={device} threads={torch.get_num_threads()} torch={torch.__version__}")
     for size in args.sizes:
         for method in args.methods:
-            seed_everything(0)
-            p = profile.with_(image_size=size, unet_width=args.width)
-            model = build_unet(p, method).to(device).to(memory_format=torch.channels_last)
-            optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-            step = step_fn(model, method, optimizer, p.hcnn_train_samples)
-            x = torch.rand(args.batch, 3, size, size, device=device).to(
-                memory_format=torch.channels_last
-            )
-            y = (torch.rand(args.batch, size, size, device=device) > 0.5).long()
-            model.train()
-            for _ in range(3):
-                step(x, y)
-            times = []
-            for _ in range(args.steps):
-                sync(device)
-                t = time.perf_counter()
-                step(x, y)
-                sync(device)
-                times.append(time.perf_counter() - t)
-            per_batch = statistics.median(times)
-            print(
-                f"{size:4d}px  {method:9s} width {args.width}: {args.batch / per_batch:7.1f} img/s"
-            )
+            rates = {}
+            for dtype in (None, torch.bfloat16) if device.type == "cpu" else (None,):
+                seed_everything(0)
+                p = profile.with_(image_size=size, unet_width=args.width)
+                model = build_unet(p, method).to(device).to(memory_format=torch.channels_last)
+                optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+                step = step_fn(model, method, optimizer, p.hcnn_train_samples, dtype)
+                x = torch.rand(args.batch, 3, size, size, device=device).to(
+                    memory_format=torch.channels_last
+                )
+                y = (torch.rand(args.batch, size, size, device=device) > 0.5).long()
+                model.train()
+                for _ in range(3):
+                    step(x, y)
+                times = []
+                for _ in range(args.steps):
+                    sync(device)
+                    t = time.perf_counter()
+                    step(x, y)
+                    sync(device)
+                    times.append(time.perf_counter() - t)
+                rates["bfloat16" if dtype else "float32"] = args.batch / statistics.median(times)
+            line = ", ".join(f"{k} {v:7.1f} img/s" for k, v in rates.items())
+            if len(rates) == 2:
+                line += f", bfloat16 / float32 speed {rates['bfloat16'] / rates['float32']:.2f}x"
+            print(f"{size:4d}px  {method:9s} width {args.width}: {line}")
 
         # One real epoch through the data path at this size, plain U-Net.
         n = 160 if size <= 96 else 48

@@ -127,8 +127,11 @@ show_source(UNet.prefix, UNet.forward_from_prefix)
 # `pick_device()` takes CUDA when present, then Apple's MPS, then the CPU
 # (`SEGQUAL_DEVICE=cpu` forces a choice). On CUDA the forward pass runs under automatic
 # mixed precision: convolutions in float16 on the tensor cores, the loss in float32, with
-# a gradient scaler so that small gradients do not underflow. The model is kept in the
-# `channels_last` memory layout, which both GPUs and CPUs convolve faster. The loop never
+# a gradient scaler so that small gradients do not underflow. On a CPU the profiles
+# train in float32; `cpu_precision="bfloat16"` is a speed knob for f (the forward pass
+# in bfloat16 under `torch.autocast`, the loss, the weights and Adam in float32), faster
+# on CPUs with bfloat16 instructions, with other weights for the same seed. The model is
+# kept in the `channels_last` memory layout, which both GPUs and CPUs convolve faster. The loop never
 # asks the GPU for a number before the end of an epoch, so the GPU is never left waiting.
 #
 # The loss is the pixel-wise cross-entropy
@@ -149,7 +152,14 @@ show_source(UNet.prefix, UNet.forward_from_prefix)
 # %% mystnb={"image": {"alt": "Learning curve of the U-Net: training loss and validation Jaccard per epoch"}}
 root = prepare_data(P)
 f = fit_segmentation(P, "max_prob", seed, root, device)
-print(f.path.name, "|", len(f.history), "epochs")
+print(
+    f.path.name,
+    "|",
+    len(f.history),
+    "epochs",
+    "|",
+    f"{device.type}, cpu_precision={P.cpu_precision}",
+)
 ax = plot_learning_curve(f.history, title=f"U-Net f, seed {seed}")
 
 # %% [markdown]

@@ -44,6 +44,14 @@ class Profile:
     2000/150/600 on ``colab`` and ``paper``).
     ``crossfit_folds`` is the number of folds K of chapter 11's cross-fitting (K more
     plain U-Nets per seed, each trained on a fraction (K - 1) / K of the training images).
+    ``cpu_precision`` is the precision of f's training on a CPU: ``"float32"`` (every
+    profile), or ``"bfloat16"`` for mixed precision (the forward pass under
+    ``torch.autocast`` in bfloat16; the loss, the weights and Adam in float32), about
+    1.3-1.5x faster on CPUs with bfloat16 instructions but other weights for the same
+    seed (``benchmarks/train_throughput.py``; what it costs the comparisons:
+    ``benchmarks/regime_sweep.py``, variant ``bf16``). g always trains in float32 on a
+    CPU (with bfloat16 some of its runs were unstable), and prediction is float32. On a
+    CUDA device f and g train in float16 mixed precision.
     """
 
     name: str
@@ -65,6 +73,13 @@ class Profile:
     hcnn_train_samples: int
     rca_references: int
     crossfit_folds: int
+    cpu_precision: str = "float32"
+
+    def __post_init__(self):
+        if self.cpu_precision not in CPU_PRECISIONS:
+            raise ValueError(
+                f"cpu_precision={self.cpu_precision!r}: choose one of {CPU_PRECISIONS}"
+            )
 
     def with_(self, **changes) -> Profile:
         """A copy with some fields changed (exercises, quick experiments, a profile shrunk
@@ -92,6 +107,7 @@ class Profile:
         return dataclasses.asdict(self)
 
 
+CPU_PRECISIONS = ("float32", "bfloat16")
 # The types of Profile's fields (annotations are strings, from __future__ annotations).
 _FIELD_TYPES = {"str": str, "int": int, "float": (int, float), "tuple[int, ...]": tuple}
 

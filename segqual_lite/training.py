@@ -99,6 +99,8 @@ def training_key(
         parts["lce"] = {"lambda0": LCE_LAMBDA0, "budget": LCE_BUDGET, "hints": "per-image"}
     if fold is not None:
         parts["fold"] = list(fold)
+    if profile.cpu_precision != "float32":  # the keys of float32 profiles stay as they were
+        parts["cpu_precision"] = profile.cpu_precision
     return artifact_key("f", **parts)
 
 
@@ -159,14 +161,15 @@ def _adam(params, lr: float) -> torch.optim.Adam:
     return torch.optim.Adam(params, lr=lr, foreach=True)
 
 
-def _train_epoch(model, optimizer, scaler, loader, loss_fn: LossFn, state, device, use_amp):
-    """One pass over ``loader``; returns the mean loss and the mean of each extra."""
+def _train_epoch(model, optimizer, scaler, loader, loss_fn: LossFn, state, device, amp_dtype):
+    """One pass over ``loader``; returns the mean loss and the mean of each extra. The
+    forward pass runs under autocast in ``amp_dtype`` (None: off)."""
     sums: dict[str, torch.Tensor] = {"loss": torch.zeros((), device=device)}
     seen = 0
     for x, target in loader:
         x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
         target = target.to(device, non_blocking=True)
-        with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             output = model(x)
         loss, extras = loss_fn(output, target, state)
         for name, value in extras.items():
@@ -197,12 +200,16 @@ def fit_checkpointed(
     state: dict | None = None,
     after_epoch: Callable[[nn.Module, dict], dict] | None = None,
     stop_after_epoch: int | None = None,
+    cpu_precision: str = "float32",
 ) -> TrainedModel:
     """The loop shared by f and g: load-if-cached, resume, checkpoint every epoch.
 
     Adam at ``lr``; batches of ``dataset`` shuffled by a generator seeded with ``seed``
     (and restored on resume), each fetched as ``dataset[list of indices]`` (see
-    :func:`_shuffled_batches`); automatic mixed precision on CUDA. ``loss_fn(output,
+    :func:`_shuffled_batches`); mixed precision: float16 with a gradient scaler on CUDA,
+    bfloat16 on a CPU when ``cpu_precision="bfloat16"`` (f's knob, see
+    :class:`~segqual_lite.config.Profile`), the loss in float32 either way (each
+    ``loss_fn`` casts). ``loss_fn(output,
     target, state)`` returns ``(loss, extras)``, the extras averaged into the epoch's
     history record; ``after_epoch(model, state)`` adds to that record (f's validation
     Jaccard). ``state`` holds tensors carried from step to step (LCE's lambda) and is
@@ -226,6 +233,13 @@ def fit_checkpointed(
         optimizer = _adam(model.parameters(), lr)
         use_amp = device.type == "cuda"
         scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+        amp_dtype = (
+            torch.float16
+            if use_amp
+            else torch.bfloat16
+            if device.type == "cpu" and cpu_precision == "bfloat16"
+            else None
+        )
         loader_gen = torch.Generator().manual_seed(seed)
         loader = _shuffled_batches(dataset, batch_size, loader_gen, pin_memory=use_amp)
         state = {k: v.to(device) for k, v in (state or {}).items()}
@@ -249,7 +263,9 @@ def fit_checkpointed(
         )
         for epoch in bar:
             model.train()
-            record = _train_epoch(model, optimizer, scaler, loader, loss_fn, state, device, use_amp)
+            record = _train_epoch(
+                model, optimizer, scaler, loader, loss_fn, state, device, amp_dtype
+            )
             record = {
                 "epoch": epoch + 1,
                 **record,
@@ -353,4 +369,5 @@ def fit_segmentation(
         state={"lam": torch.tensor(LCE_LAMBDA0)} if unet == "lce" else None,
         after_epoch=after_epoch,
         stop_after_epoch=stop_after_epoch,
+        cpu_precision=profile.cpu_precision,
     )

@@ -119,6 +119,30 @@ def test_f_trains_to_the_same_weights_as_with_the_previous_loop(
     assert now.history == before.history
 
 
+def test_bfloat16_training_on_a_cpu_is_a_profile_knob(synth_root, tmp_path, monkeypatch):
+    """f's mixed precision on a CPU: the same seed gives the same weights, float32 other
+    weights; each precision has its own cache key (g's follows from f's), and float32's
+    keys are unchanged."""
+    from segqual_lite.quality import quality_key
+
+    fp32 = PROFILE.with_(cpu_precision="float32", epochs_f=1)
+    bf16 = PROFILE.with_(cpu_precision="bfloat16", epochs_f=1)
+    runs = {}
+    for name, profile in (("fp32", fp32), ("bf16", bf16), ("bf16-again", bf16)):
+        monkeypatch.setenv("SEGQUAL_HOME", str(tmp_path / name))
+        runs[name] = weights(fit_segmentation(profile, "hcnn", 0, synth_root, CPU, False).model)
+    assert same(runs["bf16"], runs["bf16-again"])
+    assert not same(runs["bf16"], runs["fp32"])
+    assert all(v.dtype != torch.bfloat16 for v in runs["bf16"].values())  # float32 weights
+    assert all(torch.isfinite(v).all() for v in runs["bf16"].values() if v.is_floating_point())
+    key32, key16 = (training_key(p, "hcnn", 0, synth_root) for p in (fp32, bf16))
+    assert "cpu_precision" not in key32 and key16["cpu_precision"] == "bfloat16"
+    g32, g16 = (quality_key(p, "max_prob", 0, synth_root, "train") for p in (fp32, bf16))
+    assert g32 != g16 and g16["source"]["f"]["cpu_precision"] == "bfloat16"
+    with pytest.raises(ValueError, match="cpu_precision='float16'.*bfloat16"):
+        PROFILE.with_(cpu_precision="float16")
+
+
 # ---- Cross-fitting folds (chapter 11) ------------------------------------------------------
 def test_crossfit_folds_partition_the_images():
     fold = crossfit_folds(11, 3, seed=5)
