@@ -7,7 +7,8 @@ batches (model compute only), in float32 and, on a CPU, in bfloat16 mixed precis
 ``tiny`` profile's ``cpu_precision``; forward under ``torch.autocast``) with the ratio of
 the two, then one real epoch through ``fit_checkpointed``'s data
 path (whole batches, batched dihedral augmentation) on synthetic data, and the share of
-that epoch spent in model compute. Prints figures; asserts nothing.
+that epoch spent in model compute. The thread count is ``$SEGQUAL_THREADS`` (default 1,
+the book's setting). Prints figures; asserts nothing.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import time
 
 import torch
 
-from segqual_lite.config import get_profile, pick_device, seed_everything
+from segqual_lite.config import fix_threads, get_profile, pick_device, seed_everything
 from segqual_lite.data import ISIC2017, make_synthetic_isic
 from segqual_lite.training import _shuffled_batches, build_unet
 from segqual_lite.uncertainty import LCE_LAMBDA0, segmentation_loss
@@ -53,6 +54,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--methods", nargs="+", default=["max_prob", "hcnn", "lce"])
     args = parser.parse_args()
+    fix_threads()
     device = pick_device()
     profile = get_profile("tiny")
     print(f"device={device} threads={torch.get_num_threads()} torch={torch.__version__}")

@@ -46,12 +46,13 @@ class Profile:
     plain U-Nets per seed, each trained on a fraction (K - 1) / K of the training images).
     ``cpu_precision`` is the precision of f's training on a CPU: ``"float32"`` (every
     profile), or ``"bfloat16"`` for mixed precision (the forward pass under
-    ``torch.autocast`` in bfloat16; the loss, the weights and Adam in float32), about
-    1.3-1.5x faster on CPUs with bfloat16 instructions but other weights for the same
-    seed (``benchmarks/train_throughput.py``; what it costs the comparisons:
+    ``torch.autocast`` in bfloat16; the loss, the weights and Adam in float32): faster
+    on CPUs with bfloat16 instructions (``benchmarks/train_throughput.py`` prints the
+    ratio), but other weights for the same seed (what that does to the comparisons:
     ``benchmarks/regime_sweep.py``, variant ``bf16``). g always trains in float32 on a
-    CPU (with bfloat16 some of its runs were unstable), and prediction is float32. On a
-    CUDA device f and g train in float16 mixed precision.
+    CPU (in a 5-seed sweep with g in bfloat16 too, 2 of its 30 runs ranked failures far
+    worse than any float32 run), and prediction is float32. On a CUDA device f and g
+    train in float16 mixed precision.
     """
 
     name: str
@@ -107,7 +108,7 @@ class Profile:
         return dataclasses.asdict(self)
 
 
-CPU_PRECISIONS = ("float32", "bfloat16")
+CPU_PRECISIONS = ("float32", "bfloat16")  # Profile.cpu_precision
 # The types of Profile's fields (annotations are strings, from __future__ annotations).
 _FIELD_TYPES = {"str": str, "int": int, "float": (int, float), "tuple[int, ...]": tuple}
 
