@@ -131,8 +131,9 @@ show_source(UNet.prefix, UNet.forward_from_prefix)
 # train in float32; `cpu_precision="bfloat16"` is a speed knob for f (the forward pass
 # in bfloat16 under `torch.autocast`, the loss, the weights and Adam in float32), faster
 # on CPUs with bfloat16 instructions, with other weights for the same seed. The model is
-# kept in the `channels_last` memory layout, which both GPUs and CPUs convolve faster. The loop never
-# asks the GPU for a number before the end of an epoch, so the GPU is never left waiting.
+# kept in the `channels_last` memory layout, which both GPUs and CPUs convolve faster.
+# The loop never asks the GPU for a number before the end of an epoch, so the GPU is
+# never left waiting.
 #
 # The loss is the pixel-wise cross-entropy
 #
@@ -152,14 +153,7 @@ show_source(UNet.prefix, UNet.forward_from_prefix)
 # %% mystnb={"image": {"alt": "Learning curve of the U-Net: training loss and validation Jaccard per epoch"}}
 root = prepare_data(P)
 f = fit_segmentation(P, "max_prob", seed, root, device)
-print(
-    f.path.name,
-    "|",
-    len(f.history),
-    "epochs",
-    "|",
-    f"{device.type}, cpu_precision={P.cpu_precision}",
-)
+print(f.path.name, "|", len(f.history), "epochs")
 ax = plot_learning_curve(f.history, title=f"U-Net f, seed {seed}")
 
 # %% [markdown]
