@@ -73,6 +73,12 @@ def _check_alpha(alpha: float) -> None:
         raise ValueError(f"alpha is the miscoverage rate, strictly between 0 and 1; got {alpha}")
 
 
+def _rank(n: int, alpha: float) -> int:
+    """⌈(n+1)(1-α)⌉: which smallest of n calibration scores is the conformal quantile
+    (the tolerance absorbs float rounding)."""
+    return math.ceil((n + 1) * (1 - alpha) - 1e-9)
+
+
 def min_calibration(alpha: float) -> int:
     """The fewest calibration cases for which :func:`conformal_quantile` at ``alpha``
     exists: ⌈(1 - α)/α⌉ (9 for 90% coverage)."""
@@ -94,7 +100,7 @@ def conformal_quantile(scores, alpha: float) -> float:
     if not np.all(np.isfinite(s)):
         raise ValueError("calibration scores contain NaN or inf")
     n = s.size
-    rank = math.ceil((n + 1) * (1 - alpha) - 1e-9)  # the tolerance absorbs float rounding
+    rank = _rank(n, alpha)
     if rank > n:
         needed = min_calibration(alpha)
         raise ValueError(
@@ -231,8 +237,8 @@ def coverage_band(
             f"{n_calibration} calibration cases are too few for alpha={alpha} "
             f"(at least {min_calibration(alpha)})"
         )
-    rank = math.ceil((n_calibration + 1) * (1 - alpha) - 1e-9)
-    a, b = rank, n_calibration + 1 - rank
+    a = _rank(n_calibration, alpha)
+    b = n_calibration + 1 - a
     rng = np.random.default_rng(seed)
     runs = rng.binomial(n_test, rng.beta(a, b, 100_000)) / n_test
     tail = 100 * (1 - level) / 2

@@ -196,7 +196,11 @@ def shift_job(
     device = device or pick_device()
     methods = sorted({get_row(row).method for row in SHIFT_ROWS})
     clean = {m: segment_split(profile, m, seed, root, "test", device, False) for m in methods}
-    train = {m: segment_split(profile, m, seed, root, "train", device, False) for m in methods}
+    train = {  # what the training-free rows' scores are mapped to a Jaccard on
+        r.method: segment_split(profile, r.method, seed, root, "train", device, False)
+        for r in map(get_row, SHIFT_ROWS)
+        if r.score
+    }
     quality = {
         row: fit_quality(profile, row, seed, root, device=device, progress=False)
         for row in SHIFT_ROWS

@@ -183,13 +183,17 @@ def _mean_softmax_prediction(mean: torch.Tensor, parts: list[torch.Tensor]) -> P
     return Prediction(mean, predicted_class(mean), entropy(mean), {"agreement": agreement})
 
 
-def _expected_entropy(parts: list[torch.Tensor]) -> torch.Tensor:
-    """:func:`segqual_lite.scores.expected_entropy` of the K softmaxes ``parts``, summed
-    one at a time (no [K, B, C, H, W] stack)."""
-    total = entropy(parts[0])
+def _average(parts: list[torch.Tensor]) -> torch.Tensor:
+    """The mean of ``parts``, summed one at a time in their order (no stack)."""
+    total = parts[0].clone()
     for p in parts[1:]:
-        total += entropy(p)
+        total.add_(p)
     return total / len(parts)
+
+
+def _expected_entropy(parts: list[torch.Tensor]) -> torch.Tensor:
+    """:func:`segqual_lite.scores.expected_entropy` of the K softmaxes ``parts``."""
+    return _average([entropy(p) for p in parts])
 
 
 @torch.inference_mode()
@@ -200,10 +204,7 @@ def predict_ensemble(models: list[nn.Module], x: torch.Tensor) -> Prediction:
     if not models:
         raise ValueError("an ensemble needs at least one model")
     parts = [predict(model, x, "max_prob").probs for model in models]
-    total = parts[0].clone()
-    for p in parts[1:]:
-        total.add_(p)
-    return _mean_softmax_prediction(total / len(models), parts)
+    return _mean_softmax_prediction(_average(parts), parts)
 
 
 @torch.inference_mode()
@@ -216,10 +217,7 @@ def predict_tta(model: nn.Module, x: torch.Tensor) -> Prediction:
         undo_dihedral(predict(model, dihedral(x, i), "max_prob").probs, i)
         for i in range(len(DIHEDRAL))
     ]
-    total = parts[0].clone()
-    for p in parts[1:]:
-        total.add_(p)
-    return _mean_softmax_prediction(total / len(DIHEDRAL), parts)
+    return _mean_softmax_prediction(_average(parts), parts)
 
 
 def mc_dropout_mean_softmax(
