@@ -4,7 +4,7 @@
     python -m segqual_lite data check DIR
     python -m segqual_lite data download DIR [--mirror URL] [--profile P] [--set FIELD=VALUE]
     python -m segqual_lite reproduce --profile tiny|colab|paper [--data DIR] [--out DIR]
-                                     [--rows ROW ...] [--seeds N ...] [--beyond]
+                                     [--rows ROW ...] [--seeds 0-15|0,2,5-7] [--beyond]
                                      [--counterfactual] [--workers N] [--set FIELD=VALUE]
                                      [--executor slurm|local [--partition P] [--gpus N]
                                       [--time MIN] [--mem GB] [--cpus N]]
@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from .cluster import EXECUTORS, GridJobsFailed, Scheduler
-from .config import get_profile, parse_overrides
+from .config import get_profile, parse_overrides, parse_seeds
 from .data import (
     DataError,
     check_isic2017,
@@ -32,6 +32,7 @@ from .data import (
     prepare_data,
 )
 from .experiment import (
+    COUNTERFACTUAL_FOLDER,
     counterfactual_jobs,
     grid_jobs,
     merge_results,
@@ -78,12 +79,15 @@ def _cmd_download(args) -> int:
 
 
 def _cmd_reproduce(args) -> int:
+    # Everything given is checked before any work (data, workers, progress bars).
     profile = _profile(args)
     rows = tuple(args.rows or (*TABLE_ROWS, *CONTROL_ROWS))
-    seeds = tuple(args.seeds) if args.seeds else profile.seeds
+    seeds = parse_seeds(" ".join(args.seeds)) if args.seeds else profile.seeds
     counterfactual = args.counterfactual and profile.data == "synthetic"
     if args.counterfactual and not counterfactual:
         print(f"no counterfactual: profile {profile.name!r} reads real data, not synthetic")
+    # Every file goes under --out when it is given: the counterfactual in a subfolder.
+    counterfactual_out = Path(args.out) / COUNTERFACTUAL_FOLDER if args.out else None
     # The workers start (and import) while the data are made.
     local = args.workers > 1 and not args.executor
     with worker_pool(args.workers) if local else contextlib.nullcontext() as pool:
@@ -99,7 +103,7 @@ def _cmd_reproduce(args) -> int:
         elif local:  # the grid's and the counterfactual's jobs share the workers
             extended = EXTENDED_ROWS if args.beyond else ()
             jobs = grid_jobs(profile, (*rows, *extended), seeds, root)
-            jobs |= counterfactual_jobs(profile) if counterfactual else {}
+            jobs |= counterfactual_jobs(profile, seeds=seeds) if counterfactual else {}
             run_jobs(profile, jobs, args.workers, pool=pool)
     result = run_grid(
         profile,
@@ -113,7 +117,9 @@ def _cmd_reproduce(args) -> int:
     _print_tables(result)
     print(f"results in {result.out}")
     if counterfactual:
-        out = run_counterfactual(profile, scheduler=scheduler).out
+        out = run_counterfactual(
+            profile, seeds=seeds, out=counterfactual_out, scheduler=scheduler
+        ).out
         print(f"counterfactual (no ambiguous rims) in {out}")
     return 0
 
@@ -136,7 +142,7 @@ def _add_set(parser: argparse.ArgumentParser) -> None:
         "--set",
         action="append",
         metavar="FIELD=VALUE",
-        help="change a field of the profile, e.g. --set epochs_f=1 --set seeds=0,1 "
+        help="change a field of the profile, e.g. --set epochs_f=1 --set seeds=0-3 "
         "(results go to a profile named after the changes)",
     )
 
@@ -185,14 +191,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     reproduce.add_argument("--profile", default="tiny", choices=["tiny", "colab", "paper"])
     reproduce.add_argument("--data", help="data folder (default: prepared for the profile)")
-    reproduce.add_argument("--out", help="results folder (default: _build/results/<profile>)")
+    reproduce.add_argument(
+        "--out",
+        help="results folder, every file of the run under it (default: "
+        "_build/results/<profile>; the cache of models and maps stays in $SEGQUAL_HOME)",
+    )
     reproduce.add_argument(
         "--rows",
         nargs="+",
         choices=[*TABLE_ROWS, *CONTROL_ROWS, *EXTENDED_ROWS],
         help="a subset of the rows (default: those of Table 1 and their controls)",
     )
-    reproduce.add_argument("--seeds", nargs="+", type=int, help="a subset of the seeds")
+    reproduce.add_argument(
+        "--seeds",
+        nargs="+",
+        metavar="SEEDS",
+        help="the seeds to run, as integers and ranges: 0-15, 0,2,5-7 or 0 1 2 "
+        "(default: the profile's)",
+    )
     reproduce.add_argument(
         "--beyond",
         action="store_true",
@@ -202,8 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument(
         "--counterfactual",
         action="store_true",
-        help="also run chapter 10's counterfactual: the same synthetic data without "
-        "ambiguous rims (synthetic profiles only)",
+        help="also run chapter 10's counterfactual: every uncertainty row and its control "
+        "on the same synthetic data without ambiguous rims, into <out>/counterfactual "
+        "(synthetic profiles only)",
     )
     reproduce.add_argument(
         "--workers",

@@ -24,10 +24,11 @@ and, when the rows of chapters 11 and 12 (:data:`~segqual_lite.rows.EXTENDED_ROW
 
 Every number of the tables is recomputable from the predictions files.
 
-:func:`run_counterfactual` (``reproduce --counterfactual``) runs the comparison of Max
-Probability with its control, No Uncertainty, again on the same synthetic data without
-ambiguous rims (:data:`COUNTERFACTUAL_DATA`, :data:`COUNTERFACTUAL_ROW`), into the
-``counterfactual`` folder beside the results (chapter 10).
+:func:`run_counterfactual` (``reproduce --counterfactual``) runs the comparison of each
+uncertainty row with its control again on the same synthetic data without ambiguous
+rims (:data:`COUNTERFACTUAL_DATA`, :data:`COUNTERFACTUAL_ROWS`), into the
+``counterfactual`` folder inside the results folder (chapter 10); :func:`merge_results`
+merges those folders too.
 
 ``workers=N`` (``reproduce --workers N``) first does the grid's work in N processes
 (:func:`run_jobs`): jobs that each make one artifact (a U-Net, a split's masks and maps,
@@ -96,7 +97,8 @@ __all__ = [
     "run_grid",
     "run_counterfactual",
     "COUNTERFACTUAL_DATA",
-    "COUNTERFACTUAL_ROW",
+    "COUNTERFACTUAL_ROWS",
+    "COUNTERFACTUAL_FOLDER",
     "grid_jobs",
     "row_jobs",
     "counterfactual_jobs",
@@ -183,34 +185,43 @@ def run_grid(
 
 
 # Chapter 10's counterfactual: the mechanism the synthetic data build in (lesions whose
-# extent is ambiguous, chapter 01) removed, and the row whose comparison with its control
-# it repeats.
+# extent is ambiguous, chapter 01) removed, and the rows whose comparisons with their
+# controls it repeats: every uncertainty row (the analysis plan fixes all four).
 COUNTERFACTUAL_DATA = {"ambiguous_rim": 0.0}
-COUNTERFACTUAL_ROW = "max_prob"
+COUNTERFACTUAL_ROWS = METHODS
+COUNTERFACTUAL_FOLDER = "counterfactual"  # beside the results, under --out
 
 
-def _counterfactual_grid(profile: Profile) -> tuple[tuple[str, str], Path]:
-    """The counterfactual's rows (the row's control first) and its data, made if needed."""
-    rows = (control_of(COUNTERFACTUAL_ROW), COUNTERFACTUAL_ROW)
-    return rows, prepare_data(profile, hard_cases=COUNTERFACTUAL_DATA)
+def _counterfactual_grid(
+    profile: Profile, rows: tuple[str, ...] = COUNTERFACTUAL_ROWS
+) -> tuple[tuple[str, ...], Path]:
+    """The counterfactual's rows (each row's control with it) and its data, made if
+    needed."""
+    grid = tuple(dict.fromkeys(r for row in rows for r in (control_of(row), row)))
+    return grid, prepare_data(profile, hard_cases=COUNTERFACTUAL_DATA)
 
 
 def run_counterfactual(
     profile: Profile,
+    rows: tuple[str, ...] = COUNTERFACTUAL_ROWS,
+    seeds: tuple[int, ...] | None = None,
+    out: str | Path | None = None,
     workers: int = 1,
     device: torch.device | None = None,
     progress: bool | None = None,
     scheduler=None,
 ) -> GridResult:
-    """:func:`run_grid` for :data:`COUNTERFACTUAL_ROW` and its control on ``profile``'s
-    synthetic data made without ambiguous rims (every other image the same), written to
-    ``results_dir(profile) / "counterfactual"``. Cached like the grid."""
-    rows, root = _counterfactual_grid(profile)
+    """:func:`run_grid` for ``rows`` and their controls on ``profile``'s synthetic data
+    made without ambiguous rims (every other image the same), for ``seeds`` (default the
+    profile's), written to ``out`` (default ``results_dir(profile) / "counterfactual"``;
+    ``reproduce --out DIR`` gives ``DIR/counterfactual``). Cached like the grid."""
+    grid, root = _counterfactual_grid(profile, rows)
     return run_grid(
         profile,
-        rows=rows,
+        rows=grid,
+        seeds=seeds,
         data_root=root,
-        out=results_dir(profile) / "counterfactual",
+        out=out or results_dir(profile) / COUNTERFACTUAL_FOLDER,
         device=device,
         progress=progress,
         workers=workers,
@@ -218,10 +229,14 @@ def run_counterfactual(
     )
 
 
-def counterfactual_jobs(profile: Profile) -> dict[tuple, frozenset[tuple]]:
+def counterfactual_jobs(
+    profile: Profile,
+    rows: tuple[str, ...] = COUNTERFACTUAL_ROWS,
+    seeds: tuple[int, ...] | None = None,
+) -> dict[tuple, frozenset[tuple]]:
     """The jobs (:func:`grid_jobs`) of :func:`run_counterfactual`, to run with others."""
-    rows, root = _counterfactual_grid(profile)
-    return grid_jobs(profile, rows, profile.seeds, root)
+    grid, root = _counterfactual_grid(profile, rows)
+    return grid_jobs(profile, grid, tuple(seeds or profile.seeds), root)
 
 
 def grid_jobs(
@@ -528,7 +543,9 @@ def merge_results(folders: list[str | Path], out: str | Path, profile_name: str 
     :func:`merge_predictions`). When every folder holds chapter 11's
     ``beyond_predictions.csv`` (``reproduce --beyond``), those are merged and
     ``beyond.csv`` is written too; chapter 12's ``conformal.csv`` and ``shift.csv`` are
-    concatenated from the folders that hold them, ordered by seed."""
+    concatenated from the folders that hold them, ordered by seed; the counterfactuals
+    (``<folder>/counterfactual``) of the folders that hold one are merged into
+    ``<out>/counterfactual`` the same way."""
     folders = [Path(f) for f in folders]
     with_beyond = [f for f in folders if (f / "beyond_predictions.csv").is_file()]
     if with_beyond and len(with_beyond) < len(folders):
@@ -549,4 +566,9 @@ def merge_results(folders: list[str | Path], out: str | Path, profile_name: str 
         if parts:
             merged = pd.concat(parts, ignore_index=True).drop_duplicates()
             write_text(Path(out) / name, csv_text(merged.sort_values("seed", kind="stable")))
+    # The counterfactuals (reproduce --counterfactual) of the folders that hold one.
+    counterfactuals = [f / COUNTERFACTUAL_FOLDER for f in folders]
+    counterfactuals = [f for f in counterfactuals if (f / "predictions.csv").is_file()]
+    if counterfactuals:
+        merge_results(counterfactuals, Path(out) / COUNTERFACTUAL_FOLDER, profile_name)
     return GridResult(predictions, table, beyond, Path(out))

@@ -337,15 +337,14 @@ def test_jobs_that_wait_for_missing_jobs_are_refused():
         experiment.run_jobs(GRID, jobs, workers=2)
 
 
-def test_the_counterfactual_runs_the_row_and_its_control_on_data_without_rims(
+def test_the_counterfactual_runs_the_rows_and_their_controls_on_data_without_rims(
     tmp_path, monkeypatch
 ):
     monkeypatch.setenv("SEGQUAL_HOME", str(tmp_path))
     monkeypatch.setenv("SEGQUAL_RESULTS", str(tmp_path / "results"))
     small = GRID.with_(n_train=16, n_val=4, n_test=12, seeds=(0,), epochs_f=1, epochs_g=1)
-    result = experiment.run_counterfactual(small, progress=False)
-    control = experiment.control_of(experiment.COUNTERFACTUAL_ROW)
-    assert set(result.predictions["method"]) == {experiment.COUNTERFACTUAL_ROW, control}
+    result = experiment.run_counterfactual(small, rows=("max_prob",), progress=False)
+    assert set(result.predictions["method"]) == {"max_prob", "no_uncertainty"}
     assert result.out == tmp_path / "results" / "counterfactual"
     data = {p.name for p in (tmp_path / "data").iterdir()}
     assert len(data) == 1 and "synthetic-" in next(iter(data))  # only the rim-free folder
