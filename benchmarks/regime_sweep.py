@@ -4,7 +4,7 @@ For each variant (changes to the profile and to the synthetic data's hard cases)
 seed, trains f and g for the rows No Uncertainty, Max Probability, MC-dropout and LCE and
 the controls of the last two, then prints, per variant: f's mean Jaccard and share of
 failures on its training and test images, and each uncertainty row against its control
-(improvement, positive = row better, with the two-level 95% interval of
+(improvement, positive = row better, with the 95% t interval of
 :mod:`segqual_lite.stats`) on RMSE (a fraction), AUROC and detection error (points).
 
     python benchmarks/regime_sweep.py --seeds 0 1 2 3 4 --workers 8 [--variants NAME ...]

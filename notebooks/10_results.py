@@ -42,7 +42,7 @@ from IPython.display import Markdown, display
 
 from segqual_lite.config import start_chapter
 from segqual_lite.data import prepare_data, read_hard_cases
-from segqual_lite.experiment import COUNTERFACTUAL_ROW, run_counterfactual, run_grid
+from segqual_lite.experiment import run_counterfactual, run_grid
 from segqual_lite.explorer import explorer_lesions, uncertainty_explorer
 from segqual_lite.metrics import FAILURE_THRESHOLD, auroc
 from segqual_lite.rows import METHODS, TABLE_ROWS, control_of, label
@@ -287,8 +287,8 @@ print(
 
 # %%
 if P.data == "synthetic":
-    counterfactual = run_counterfactual(P, device=device)
-    row, control = COUNTERFACTUAL_ROW, control_of(COUNTERFACTUAL_ROW)
+    row, control = "max_prob", control_of("max_prob")
+    counterfactual = run_counterfactual(P, rows=(row,), device=device)
     runs = {"with rims": result.predictions, "without rims": counterfactual.predictions}
     outcome = {}
     for name, predictions in runs.items():
