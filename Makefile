@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROFILE ?= tiny
 
-.PHONY: book test unit lint format notebooks student chromium clean
+.PHONY: book test unit lint format notebooks student chromium clean reference
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,14 @@ format: $(STAMP)
 # Regenerate the committed .ipynb files from their .py sources (outputs stay empty).
 notebooks: $(STAMP)
 	$(BIN)/jupytext --to ipynb --update notebooks/[0-9][0-9]_*.py
+
+# The reference run of book/analysis_plan.md (20 seeds of tiny and the counterfactual:
+# about an hour on 2 CPU cores, minutes on a larger machine), into results/reference/.
+# Cached models are reused: an interrupted run resumes where it stopped.
+WORKERS ?= 2
+reference: $(STAMP)
+	SEGQUAL_HOME=_build/artifacts SEGQUAL_PROGRESS=0 $(BIN)/python -m segqual_lite reference \
+	  --profile $(PROFILE) --workers $(WORKERS)
 
 # Student copies of the chapters, exercise solutions removed, in student/.
 student: $(STAMP)

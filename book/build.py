@@ -9,8 +9,8 @@
    contents are copied to ``<out>/stage``; paths there equal paths in the repository, so
    the Colab links point at the committed ``.ipynb`` files.
 3. Execution. First the grid of the results chapters (every row, every seed, and chapter
-   10's counterfactual) is trained and segmented by ``reproduce --beyond
-   [--counterfactual] --workers N`` in N single-threaded processes
+   10's counterfactual unless the profile's reference run holds it) is trained and
+   segmented by ``reproduce --beyond [--counterfactual] --workers N`` in N single-threaded processes
    (N = the CPU count), so the chapters mostly load. Then papermill runs each chapter
    exactly once, injecting ``profile``, in N processes side by side; the injected-parameters
    cell is tagged ``remove-cell``. A chapter whose source, package code and profile are
@@ -47,6 +47,7 @@ import nbformat
 import papermill
 import yaml
 
+from segqual_lite.reference import reference_folder
 from segqual_lite.timing import TIMINGS_ENV  # where the package appends its phases
 
 REPO = Path(__file__).resolve().parents[1]
@@ -117,8 +118,10 @@ def toc_chapters(toc_path: Path) -> list[str]:
 
 
 def package_digest() -> str:
+    """The package's code and the reference runs the chapters read (results/reference)."""
     h = hashlib.sha256()
-    for p in sorted((REPO / "segqual_lite").rglob("*.py")):
+    files = [*(REPO / "segqual_lite").rglob("*.py"), *(REPO / "results").rglob("*")]
+    for p in sorted(f for f in files if f.is_file()):
         h.update(p.relative_to(REPO).as_posix().encode())
         h.update(p.read_bytes())
     return h.hexdigest()
@@ -228,7 +231,8 @@ def prepare_grid(profile: str, out: Path, workers: int) -> dict[str, float]:
     phases = out / "grid.phases.jsonl"
     phases.unlink(missing_ok=True)
     cmd = [sys.executable, "-m", "segqual_lite", "reproduce", "--profile", profile, "--beyond"]
-    cmd += ["--counterfactual"]
+    # Chapter 10 reads the counterfactual from the reference run when the profile has one.
+    cmd += [] if reference_folder(profile) else ["--counterfactual"]
     cmd += ["--workers", str(workers), "--out", str(out / "grid-results")]
     log(f"grid: training and segmenting in {workers} worker processes")
     start = time.perf_counter()

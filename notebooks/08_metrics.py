@@ -43,11 +43,13 @@ from textwrap import fill
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from IPython.display import display
 from sklearn.metrics import precision_recall_curve, roc_curve
 
 from segqual_lite import metrics
 from segqual_lite.config import start_chapter
-from segqual_lite.stats import compare
+from segqual_lite.reference import load_reference
+from segqual_lite.stats import compare, simulate_coverage
 from segqual_lite.viz import error_overlay, fit_width
 
 # %% tags=["parameters"]
@@ -246,11 +248,17 @@ except ValueError as err:
 #    images and their difference is taken: $\Delta_s = m(\text{row}) - m(\text{control})$,
 #    signed so that a positive $\Delta_s$ means the row is better (lower RMSE or
 #    detection error, higher AUROC).
-# 2. **A two-level bootstrap** {footcite}`davison1997bootstrap` for the mean
-#    $\bar\Delta = \frac{1}{S}\sum_s \Delta_s$: draw $S$ seeds with replacement, and
-#    within each drawn seed draw the test images with replacement (the same images for
-#    both rows); recompute $\bar\Delta$; repeat. The 2.5th and 97.5th percentiles of the
-#    replicates are a 95% interval that counts both sources of variation.
+# 2. **An interval that counts the seeds.** The mean $\bar\Delta = \frac{1}{k}\sum_s
+#    \Delta_s$ over $k$ seeds errs for two reasons. The training runs: the $\Delta_s$
+#    scatter with standard deviation $s$, and their mean is known to
+#    $t_{k-1}\, s/\sqrt{k}$ (Student's $t$ with $k - 1$ degrees of freedom, since $s$
+#    itself is estimated from only $k$ values). The test images: every seed is scored on
+#    the *same* images, so their luck is shared by all seeds and does not average away;
+#    its variance $v$ is estimated by resampling the test images (the same resample for
+#    every seed and both rows) and recomputing $\bar\Delta$. The two half-widths add in
+#    quadrature:
+#
+#    $$\bar\Delta \pm \sqrt{\left(t_{k-1}\,\frac{s}{\sqrt k}\right)^2 + \left(1.96\sqrt{v}\right)^2}.$$
 #
 # A difference is called *better* or *worse* only when its interval excludes 0. Here on
 # simulated predictions for three seeds, where the row's predictions are less noisy than
@@ -291,9 +299,56 @@ for s in range(3):
     print(
         f"seed {s}: improvement {c.estimate:+.3f}, test images only [{c.low:+.3f}, {c.high:+.3f}]"
     )
-print(
-    f"all seeds, two levels: [{both_levels.low:+.3f}, {both_levels.high:+.3f}] ({both_levels.unit})"
+print(f"all seeds: [{both_levels.low:+.3f}, {both_levels.high:+.3f}] ({both_levels.unit})")
+
+# %% [markdown]
+# Beside the mean, the verdict gives the share of seeds on which the row beats its
+# control, with a 95% Wilson interval: the chance that the row wins one more paired
+# training run {footcite}`bouthillier2021accounting`. With three seeds that interval is
+# wide whatever happens.
+#
+# ## Does an interval keep its promise? Check it by simulation
+#
+# A 95% interval should miss the truth 5% of the time. Whether it does can be checked
+# without any training: simulate many runs of $k$ seeds in which the row is **no better
+# at all**, draw per-seed differences with the spreads measured on this book's data
+# (from one training run to the next, and from the test images), and count how often
+# each interval claims an effect, that is, excludes 0. Two intervals are compared: the
+# one above, and the **percentile bootstrap** over seeds and test images that earlier
+# editions of this book used (draw $k$ seeds with replacement, add each one's image
+# noise, take the 2.5th and 97.5th percentiles of the mean). The spreads come from the
+# book's reference run (chapter 10) when it is there, Max Probability against No
+# Uncertainty on AUROC:
+
+# %%
+reference = load_reference(P)
+if reference is not None:
+    measured = compare(reference.predictions, "max_prob", "no_uncertainty", "auroc", n_boot=300)
+    seed_sd, image_sd, n_ref = measured.seed_sd, measured.image_sd, len(reference.seeds)
+    source = f"the reference run, {n_ref} seeds"
+else:  # no reference for this profile: the spreads the analysis plan started from
+    seed_sd, image_sd, n_ref = 2.3, 0.46, 20
+    source = "the analysis plan's figures"
+print(f"per-seed sd {seed_sd:.2f}, test-image sd {image_sd:.2f} AUROC points ({source})")
+claims = pd.DataFrame(
+    {
+        f"{k} seeds": {
+            name: f"{1 - share:.1%}"
+            for name, share in simulate_coverage(k, seed_sd, image_sd, n_sim=2000).items()
+        }
+        for k in (3, n_ref)
+    }
 )
+claims.index = ["t interval, widened for the images", "percentile bootstrap"]
+display(claims.rename_axis("claims an effect that is not there (should be 5%)"))
+
+# %% [markdown]
+# The bootstrap over three seeds excludes 0 roughly whenever all three differences
+# share a sign, which with no effect happens for one comparison in four (one in eight
+# in each direction) before the image noise is even counted: resampling three numbers
+# cannot show how far a fourth might fall. The $t$ quantile for 2 degrees of freedom (4.30 instead of 1.96)
+# is what pays for that. `stats.simulate_coverage` runs this check, and the test suite
+# runs it at 3 seeds and at the reference's number.
 
 # %% [markdown]
 # ## Exercises
@@ -344,8 +399,9 @@ print({k: (round(summary[k], 4), round(cubed[k], 4)) for k in metrics.METRICS})
 # - RMSE judges the predicted values; detection error, AUROC and AUPR judge only how well
 #   they separate passes from failures.
 # - AUPR is average precision here; other conventions give different numbers.
-# - Two rows are compared per seed on the same test images, with a 95% interval from a
-#   two-level bootstrap over seeds and test images.
+# - Two rows are compared per seed on the same test images, with a 95% interval that
+#   counts the seeds (Student's $t$) and the shared test images; a simulation with no
+#   effect checks that it claims one about 5% of the time.
 #
 # ## References
 #

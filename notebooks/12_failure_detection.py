@@ -239,8 +239,10 @@ display(display_table(shown[shown["metric"].isin(keep)]))
 # AUGRC depends on the masks as well as on the ranking: a row whose U-Net fails less
 # scores lower even with the same ranking skill. So the comparisons below are made on
 # the *same masks*, paired per seed on the same test images, with chapter 08's
-# two-level bootstrap (improvement = the control's AUGRC minus the row's, a fraction of
-# the test images; positive means the row is better). The pairs are fixed in advance,
+# interval (improvement = the control's AUGRC minus the row's, a fraction of the test
+# images; positive means the row is better). These rows are not in the book's reference
+# run (its [analysis plan](../book/analysis_plan.md) fixes these pairs and says why), so
+# they rest on this build's few seeds and decide little. The pairs are fixed in advance,
 # not picked by their AUGRC on this test split (that would tune on it): the benchmark's
 # question, each agreement against the $g$ that reads the same method's map and masks;
 # ValUES's question, each aggregation of the Max Probability map against its image

@@ -9,6 +9,7 @@
                                      [--executor slurm|local [--partition P] [--gpus N]
                                       [--time MIN] [--mem GB] [--cpus N]]
     python -m segqual_lite merge DIR [DIR ...] --out DIR
+    python -m segqual_lite reference [--profile tiny] [--seeds 0-19] [--workers N] [--out DIR]
 
 Data faults exit with status 2 and a message naming each file, never a traceback.
 """
@@ -17,7 +18,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import shlex
 import sys
+import time
 from pathlib import Path
 
 from .cluster import EXECUTORS, GridJobsFailed, Scheduler
@@ -41,6 +44,7 @@ from .experiment import (
     run_jobs,
     worker_pool,
 )
+from .reference import PLANNED_SEEDS, REFERENCE_DIR, pack_reference
 from .rows import CONTROL_ROWS, EXTENDED_ROWS, TABLE_ROWS
 
 EXIT_DATA_ERROR = 2
@@ -134,6 +138,26 @@ def _cmd_merge(args) -> int:
     result = merge_results(args.folders, args.out, args.profile or "")
     _print_tables(result)
     print(f"merged {len(args.folders)} result folders into {result.out}")
+    return 0
+
+
+def _cmd_reference(args) -> int:
+    """``reproduce --counterfactual`` for the planned seeds into a work folder, then the
+    reference packed from it (:func:`segqual_lite.reference.pack_reference`)."""
+    profile = _profile(args)
+    seeds = parse_seeds(args.seeds or PLANNED_SEEDS[args.profile])
+    work = Path(args.work or Path("_build") / "reference-work" / profile.name)
+    out = Path(args.out or REFERENCE_DIR / profile.name)
+    start = time.perf_counter()
+    reproduce = ["reproduce", "--profile", args.profile, "--counterfactual"]
+    reproduce += ["--seeds", " ".join(map(str, seeds)), "--workers", str(args.workers)]
+    reproduce += [f"--set={s}" for s in args.set or []] + ["--out", str(work)]
+    status = main(reproduce)
+    if status:
+        return status
+    command = shlex.join(["python", "-m", "segqual_lite", *args.argv])
+    pack_reference(work, out, profile, seeds, command, time.perf_counter() - start)
+    print(f"reference of {profile.name} ({len(seeds)} seeds) in {out}")
     return 0
 
 
@@ -267,11 +291,30 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("--out", required=True, help="folder for the merged results")
     merge.add_argument("--profile", help="profile name for the table's caption")
     merge.set_defaults(func=_cmd_merge)
+
+    reference = commands.add_parser(
+        "reference",
+        help="the reference run of book/analysis_plan.md: reproduce --counterfactual for the "
+        "planned seeds, packed with its provenance into results/reference/<profile>",
+    )
+    reference.add_argument("--profile", default="tiny", choices=sorted(PLANNED_SEEDS))
+    reference.add_argument(
+        "--seeds", help="the seeds (default: the plan's, 0-19 on tiny); a subset can be merged"
+    )
+    reference.add_argument("--workers", type=int, default=1, help="processes side by side")
+    reference.add_argument("--out", help="reference folder (default: results/reference/<profile>)")
+    reference.add_argument(
+        "--work", help="the run's results folder (default: _build/reference-work/<profile>)"
+    )
+    _add_set(reference)
+    reference.set_defaults(func=_cmd_reference)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    args.argv = argv
     try:
         return args.func(args)
     except DataError as err:

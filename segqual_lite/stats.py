@@ -39,7 +39,7 @@ from scipy.stats import binomtest, rankdata
 from scipy.stats import t as student_t
 
 from .metrics import FAILURE_THRESHOLD
-from .rows import label
+from .rows import control_of, label
 from .tables import LOWER_IS_BETTER, in_paper_units, predictions_frame
 
 __all__ = [
@@ -56,6 +56,11 @@ __all__ = [
     "bootstrap_interval",
     "simulate_coverage",
     "power",
+    "compare_rows",
+    "gain_difference",
+    "RIM_VERDICTS",
+    "rim_verdict",
+    "power_curve",
 ]
 
 COMPARED_METRICS = ("rmse", "auroc", "detection_error")
@@ -389,3 +394,86 @@ def power(
     )
     low = d.mean(axis=1) - half
     return float(np.mean(low > 0))
+
+
+# ---- the comparisons of the analysis plan (book/analysis_plan.md) -----------------------
+def compare_rows(predictions, rows, metrics=COMPARED_METRICS, n_boot: int = 1000) -> list:
+    """:func:`compare` of each row in ``rows`` with its control on each of ``metrics``:
+    the comparisons A of the analysis plan when ``rows`` are the paper's four methods."""
+    return [compare(predictions, r, control_of(r), m, n_boot=n_boot) for r in rows for m in metrics]
+
+
+def gain_difference(with_: Comparison, without: Comparison, level: float = 0.95) -> Comparison:
+    """The gain of ``with_`` minus the gain of ``without`` (the same row, control and
+    metric on two data sets, the same seeds), seed by seed, with :func:`t_interval` and
+    the two runs' image variances added: the counterfactual's difference of the gains."""
+    seeds = [s for s in with_.per_seed if s in without.per_seed]
+    per_seed = {s: with_.per_seed[s] - without.per_seed[s] for s in seeds}
+    image_var = with_.image_sd**2 + without.image_sd**2
+    low, high = t_interval(per_seed.values(), image_var, level)
+    return Comparison(
+        with_.row,
+        with_.control,
+        with_.metric,
+        per_seed,
+        float(np.mean(list(per_seed.values()))),
+        low,
+        high,
+        level,
+        min(with_.n_images, without.n_images),
+        image_sd=float(np.sqrt(image_var)),
+        beats=beat_probability(per_seed.values(), level),
+    )
+
+
+RIM_VERDICTS = {
+    "carried": "the rims carry the gain",
+    "independent": "the gain does not depend on the rims",
+    "nothing": "decides nothing",
+}
+
+
+def rim_verdict(with_: Comparison, without: Comparison, difference: Comparison) -> str:
+    """The analysis plan's verdict on the counterfactual of one row and metric, a key of
+    :data:`RIM_VERDICTS`: ``"carried"`` when the gain with rims is resolved and the
+    difference of the gains lies above 0, ``"independent"`` when the gain is resolved on
+    both data sets, else ``"nothing"``."""
+    if with_.outcome == "better" and difference.outcome == "better":
+        return "carried"
+    if with_.outcome == "better" and without.outcome == "better":
+        return "independent"
+    return "nothing"
+
+
+def power_curve(
+    comparison: Comparison, ks, n_draws: int = 2000, level: float = 0.95, seed: int = 0
+) -> pd.DataFrame:
+    """For each k in ``ks``: the share of ``n_draws`` draws of k seeds, **with
+    replacement**, from the comparison's seeds (a reference run) whose interval resolves
+    the comparison in the direction of the reference's mean (``resolved``), and the share
+    that resolve it the other way (``wrong_way``). Drawing with replacement keeps the
+    draws independent as k nears the number of seeds (without replacement they share most
+    seeds, and power is overstated)."""
+    rng = np.random.default_rng(seed)
+    d = np.array(list(comparison.per_seed.values()), float)
+    z = student_t.ppf(0.5 + level / 2, np.inf) * comparison.image_sd
+    sign = 1.0 if comparison.estimate >= 0 else -1.0
+    records = []
+    for k in ks:
+        drawn = d[rng.integers(0, len(d), size=(n_draws, k))]
+        half = np.hypot(
+            student_t.ppf(0.5 + level / 2, k - 1) * drawn.std(axis=1, ddof=1) / np.sqrt(k), z
+        )
+        low, high = drawn.mean(axis=1) - half, drawn.mean(axis=1) + half
+        right = (low > 0) if sign > 0 else (high < 0)
+        wrong = (high < 0) if sign > 0 else (low > 0)
+        records.append(
+            {
+                "row": comparison.row,
+                "metric": comparison.metric,
+                "k": k,
+                "resolved": float(right.mean()),
+                "wrong_way": float(wrong.mean()),
+            }
+        )
+    return pd.DataFrame(records)

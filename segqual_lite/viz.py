@@ -49,6 +49,7 @@ __all__ = [
     "plot_figure3",
     "plot_risk_coverage",
     "plot_forest",
+    "plot_power",
 ]
 
 
@@ -441,18 +442,20 @@ def plot_risk_coverage(predictions, seed: int | None = None, reference: str = "m
     return fig
 
 
-def plot_forest(comparisons, title: str | None = None):
+def plot_forest(comparisons, title: str | None = None, marked=None, marked_label: str = ""):
     """A forest plot of paired comparisons (chapters 10 and 11): one panel per metric, one
     line per row against its control, each seed's improvement as a small dot, the mean
-    as a large one and its two-level bootstrap interval as a bar; right of the dashed
-    line the row is better. ``comparisons`` are :class:`~segqual_lite.stats.Comparison`
-    objects."""
+    as a large one and its 95% interval (:func:`segqual_lite.stats.t_interval`) as a bar;
+    right of the dashed line the row is better. ``comparisons`` are
+    :class:`~segqual_lite.stats.Comparison` objects. ``marked``, comparisons of the same
+    rows from another run (a build's few seeds beside a reference), adds their per-seed
+    improvements as orange diamonds just above each line, named ``marked_label``."""
     metrics = list(dict.fromkeys(c.metric for c in comparisons))
     pairs = list(dict.fromkeys((c.row, c.control) for c in comparisons))
     fig, axes = plt.subplots(
         1,
         len(metrics),
-        figsize=(PAGE_WIDTH, 0.6 * len(pairs) + 1.3),
+        figsize=(PAGE_WIDTH, 0.6 * len(pairs) + 1.3 + (0.3 if marked else 0)),
         sharey=True,
         squeeze=False,
     )
@@ -475,6 +478,21 @@ def plot_forest(comparisons, title: str | None = None):
                 linewidths=0,
             )
             ax.scatter([c.estimate], [y], s=45, color=colour, edgecolor="k", zorder=4)
+            other = next(
+                (m for m in marked or () if (m.row, m.control) == pair and m.metric == metric),
+                None,
+            )
+            if other is not None:
+                ax.scatter(
+                    list(other.per_seed.values()),
+                    [y - 0.28] * len(other.per_seed),
+                    s=22,
+                    marker="D",
+                    facecolor="none",
+                    edgecolor="tab:orange",
+                    linewidths=1.2,
+                    zorder=5,
+                )
         ax.axvline(0, color="k", ls="--", lw=0.8)
         unit = next(c.unit for c in comparisons if c.metric == metric)
         ax.set_title(f"{metric}\n({unit})")
@@ -483,8 +501,56 @@ def plot_forest(comparisons, title: str | None = None):
     axes[0, 0].set_yticklabels([f"{label(r)}\nvs {label(c)}" for r, c in pairs])
     axes[0, 0].invert_yaxis()
     fig.supxlabel("improvement of the row over its control (right: the row is better)")
+    if marked:
+        n = len(comparisons[0].per_seed)
+        handles = [
+            mpl.lines.Line2D([], [], ls="", marker="o", color="k", alpha=0.45, ms=4),
+            mpl.lines.Line2D([], [], ls="", marker="D", mfc="none", mec="tab:orange", ms=5),
+        ]
+        fig.legend(
+            handles,
+            [f"one of the {n} seeds", marked_label or "another run's seeds"],
+            loc="lower center",
+            ncol=2,
+            frameon=False,
+            bbox_to_anchor=(0.5, 0.0),
+        )
     if title:
         fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0.06 if marked else 0, 1, 1))
+    return fig
+
+
+def plot_power(curves: pd.DataFrame, metric: str = "auroc", n_build: int | None = None):
+    """The power curve of a reference run (chapter 10), from
+    :func:`segqual_lite.stats.power_curve`: for each row, the share of draws of k seeds
+    that resolve its comparison on ``metric`` in the reference's direction (solid) and
+    the share that resolve it the wrong way (dashed), against k; a dotted line at 80%
+    and, when given, at the build's ``n_build`` seeds."""
+    part = curves[curves["metric"] == metric]
+    fig, ax = plt.subplots(figsize=fit_width(PAGE_WIDTH, 3.3))
+    for i, (row, lines) in enumerate(part.groupby("row", sort=False)):
+        colour = plt.get_cmap("tab10")(i)
+        ax.plot(lines["k"], 100 * lines["resolved"], color=colour, lw=2, label=label(row))
+        ax.plot(lines["k"], 100 * lines["wrong_way"], color=colour, lw=1.2, ls="--")
+    ax.axhline(80, color="k", ls=":", lw=0.8)
+    if n_build:
+        ax.axvline(n_build, color="tab:orange", ls=":", lw=1.2)
+        ax.annotate(
+            f"a build: {n_build} seeds",
+            (n_build, 97),
+            xytext=(4, 0),
+            textcoords="offset points",
+            color="tab:orange",
+            fontsize=8,
+            va="top",
+        )
+    ax.set_xlabel("seeds drawn from the reference (k)")
+    ax.set_ylabel("share of draws (%)")
+    ax.set_ylim(-2, 102)
+    ax.set_title(f"{METRIC_LABELS.get(metric, metric)}: resolved (solid), the wrong way (dashed)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="center right", fontsize=8)
     fig.tight_layout()
     return fig
 

@@ -165,3 +165,21 @@ def test_chapter_figures_fit_the_text_column_at_150_dpi(built_site):
             assert width <= 7.3 * 150, f"{page.name}: {src} is {width / 150:.1f} inches wide"
             checked += 1
     assert checked > 20
+
+
+def test_the_build_s_seeds_match_the_reference_run(built_site):
+    """The build's seeds against the shipped reference's same seeds: equal in the same
+    environment, within the tolerance in another; a stale reference fails here with the
+    command that regenerates it (load_reference raises)."""
+    from segqual_lite.config import get_profile
+    from segqual_lite.reference import check_build, load_reference
+
+    reference = load_reference(get_profile("tiny"))
+    assert reference is not None, "no results/reference/tiny: run `make reference`"
+    assert len(reference.seeds) >= 16 and reference.counterfactual is not None
+    check = check_build(reference, REPO / "_build" / "results" / "tiny" / "predictions.csv")
+    assert check.seeds == (0, 1, 2)
+    assert check.ok, check.line()
+    page = (built_site[0] / "notebooks" / "10_results.html").read_text()
+    said = "equal the reference" if check.same_environment else "floating-point results differ"
+    assert said in page  # chapter 10 says which, in one line

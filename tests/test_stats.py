@@ -3,7 +3,19 @@ import pytest
 from helpers import prediction_records
 
 from segqual_lite import metrics
-from segqual_lite.stats import compare, comparisons_frame, resampled_metric
+from segqual_lite.stats import (
+    beat_probability,
+    compare,
+    compare_rows,
+    comparisons_frame,
+    gain_difference,
+    power,
+    power_curve,
+    resampled_metric,
+    rim_verdict,
+    simulate_coverage,
+    t_interval,
+)
 
 
 def _case(n=200, seed=0, ties=False):
@@ -108,3 +120,67 @@ def test_augrc_comparison_counts_lower_as_better_in_fractions_of_the_images():
     )
     assert c.estimate > 0 and c.unit == "a fraction of the test images"
     assert "+0.0" in c.verdict()  # four decimals
+
+
+# ---- the interval's coverage, the chance of beating, power ---------------------------------
+def _measured_spreads():
+    """The per-seed and test-image spreads of the AUROC comparisons of the shipped
+    reference run (points of %), or, without one, the spreads measured before it (the
+    analysis plan: per-seed sd 1.7 to 2.9 points, images a fifth of that)."""
+    from segqual_lite.config import get_profile
+    from segqual_lite.reference import load_reference
+    from segqual_lite.rows import METHODS
+
+    reference = load_reference(get_profile("tiny"))
+    if reference is None:
+        return [(1.7, 0.34), (2.9, 0.58)], 20
+    comparisons = compare_rows(reference.predictions, METHODS, ("auroc",), n_boot=300)
+    return [(c.seed_sd, c.image_sd) for c in comparisons], len(reference.seeds)
+
+
+def test_the_t_interval_keeps_its_coverage_at_3_seeds_and_at_the_reference_s():
+    """With no effect, the t interval covers 0 within 2 points of 95% at 3 seeds and at
+    the reference's number of seeds, for the spreads measured here; the former
+    percentile bootstrap over 3 seeds does not."""
+    spreads, n_seeds = _measured_spreads()
+    for seed_sd, image_sd in spreads:
+        for k in (3, n_seeds):
+            coverage = simulate_coverage(k, seed_sd, image_sd, n_sim=3000, seed=k)
+            assert abs(coverage["t"] - 0.95) <= 0.02, (k, seed_sd, image_sd, coverage)
+        assert simulate_coverage(3, seed_sd, image_sd, n_sim=1000)["bootstrap"] < 0.9
+
+
+def test_t_interval_is_the_student_t_when_the_images_add_nothing():
+    from scipy.stats import t
+
+    d = np.array([0.8, 5.2, 2.4])
+    low, high = t_interval(d, image_var=0.0)
+    half = t.ppf(0.975, 2) * d.std(ddof=1) / np.sqrt(3)
+    np.testing.assert_allclose([low, high], [d.mean() - half, d.mean() + half])
+    wider = t_interval(d, image_var=1.0)
+    assert wider[0] < low and wider[1] > high
+    assert np.isnan(t_interval([1.0])[0])
+
+
+def test_beat_probability_counts_ties_as_half_with_a_wilson_interval():
+    share, low, high = beat_probability([1.0, -1.0, 0.0, 2.0])
+    assert share == pytest.approx(0.625) and 0 < low < share < high < 1
+    assert beat_probability([1.0] * 20)[1] > 0.8
+
+
+def test_power_grows_with_the_seeds_and_the_effect():
+    assert power(2.0, 2.5, 0.3, 3) < power(2.0, 2.5, 0.3, 20) < power(4.0, 2.5, 0.3, 20)
+    assert power(0.0, 2.5, 0.3, 20) < 0.05
+
+
+def test_power_curve_and_the_difference_of_gains():
+    strong = compare(_predictions({s: 0.05 for s in range(8)}), "g", "control", "rmse")
+    curve = power_curve(strong, ks=[2, 8], n_draws=200)
+    assert list(curve["k"]) == [2, 8] and curve["resolved"].iloc[1] >= curve["resolved"].iloc[0]
+    assert (curve["wrong_way"] == 0).all()
+    weak = compare(_predictions({s: 0.0 for s in range(8)}), "g", "control", "rmse")
+    diff = gain_difference(strong, weak)
+    assert diff.estimate == pytest.approx(strong.estimate - weak.estimate)
+    assert diff.outcome == "better" and rim_verdict(strong, weak, diff) == "carried"
+    assert rim_verdict(strong, strong, gain_difference(strong, strong)) == "independent"
+    assert rim_verdict(weak, strong, gain_difference(weak, strong)) == "nothing"

@@ -1,0 +1,260 @@
+"""What a reader should conclude from a run: the analysis plan's verdicts as one table
+and as paragraphs of prose, each sentence computed from the numbers (chapter 10's
+Conclusions; ``book/analysis_plan.md`` fixes the comparisons and the rules).
+
+The inputs are the plan's comparisons (:func:`segqual_lite.stats.compare_rows`) on the
+data with ambiguous rims and without them, and a few facts the run measured; nothing
+here trains or loads anything, so the sentences stay true when the run is regenerated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from .rows import PAPER_TABLE1, control_of, label
+from .stats import COMPARED_METRICS, RIM_VERDICTS, Comparison, gain_difference, rim_verdict
+from .tables import METRICS
+
+__all__ = ["Evidence", "counterfactual_frame", "verdict_table", "conclusions_markdown"]
+
+_FMT = {"rmse": "{:+.3f}", "auroc": "{:+.1f}", "detection_error": "{:+.1f}"}
+_NAMES = {"rmse": "RMSE", "auroc": "AUROC", "detection_error": "detection error"}
+
+
+@dataclass
+class Evidence:
+    """The plan's comparisons and the facts the conclusions cite.
+
+    ``comparisons``: the 12 comparisons on the data with rims; ``counterfactual``: the
+    same on the data without them (or None); ``seeds``: how many seeds they rest on;
+    ``baseline_auroc``: the control No Uncertainty's mean AUROC (%) over those seeds;
+    ``train_test_gap``: f's mean Jaccard on its training images minus on the test
+    images (one seed); ``power_at_build``: ``{row: share of draws of ``build_seeds``
+    seeds that resolve its AUROC comparison}``."""
+
+    comparisons: list[Comparison]
+    counterfactual: list[Comparison] | None
+    seeds: int
+    baseline_auroc: float
+    train_test_gap: float
+    build_seeds: int
+    power_at_build: dict[str, float]
+
+    def get(self, row: str, metric: str, counterfactual: bool = False) -> Comparison:
+        pool = self.counterfactual if counterfactual else self.comparisons
+        return next(c for c in pool if c.row == row and c.metric == metric)
+
+    @property
+    def rows(self) -> list[str]:
+        return list(dict.fromkeys(c.row for c in self.comparisons))
+
+
+def _cell(c: Comparison) -> str:
+    fmt = _FMT.get(c.metric, "{:+.3g}")
+    return f"{fmt.format(c.estimate)} [{fmt.format(c.low)}, {fmt.format(c.high)}]"
+
+
+def counterfactual_frame(comparisons: list[Comparison], counterfactual: list[Comparison]):
+    """One line per row and metric: the gain with rims (``comparisons``), without them
+    (``counterfactual``), their difference (each a mean with its 95% interval, in the
+    metric's unit) and the plan's verdict (:func:`segqual_lite.stats.rim_verdict`)."""
+    records = []
+    for with_ in comparisons:
+        without = next(c for c in counterfactual if (c.row, c.metric) == (with_.row, with_.metric))
+        diff = gain_difference(with_, without)
+        records.append(
+            {
+                "row": label(with_.row),
+                "metric": f"{_NAMES[with_.metric]} ({with_.unit})",
+                "gain with rims": _cell(with_),
+                "gain without rims": _cell(without),
+                "difference": _cell(diff),
+                "verdict": RIM_VERDICTS[rim_verdict(with_, without, diff)],
+            }
+        )
+    return pd.DataFrame(records)
+
+
+def verdict_table(evidence: Evidence) -> pd.DataFrame:
+    """The table of verdicts: per row, each metric's improvement over the control with
+    its interval and outcome, the share of seeds on which the row is better (AUROC), and
+    whether the paper's finding holds (RMSE and AUROC both better)."""
+    records = []
+    for row in evidence.rows:
+        record = {"row": label(row), "control": label(control_of(row))}
+        for metric in COMPARED_METRICS:
+            c = evidence.get(row, metric)
+            record[f"{_NAMES[metric]} ({c.unit})"] = f"{_cell(c)} {c.outcome}"
+        auroc = evidence.get(row, "auroc")
+        share, low, high = auroc.beats
+        record["AUROC better on (share of seeds)"] = f"{share:.0%} [{low:.0%}, {high:.0%}]"
+        record["paper's finding"] = "holds" if _holds(evidence, row) else "not shown"
+        records.append(record)
+    return pd.DataFrame(records)
+
+
+def _holds(evidence: Evidence, row: str) -> bool:
+    return all(evidence.get(row, m).outcome == "better" for m in ("rmse", "auroc"))
+
+
+def _names(rows) -> str:
+    return _names_plain([label(r) for r in rows])
+
+
+def _by_row(pairs) -> str:
+    """``[(row, metric), ...]`` as "Max Probability (RMSE and AUROC); LCE (AUROC)"."""
+    metrics: dict[str, list[str]] = {}
+    for row, metric in pairs:
+        metrics.setdefault(row, []).append(_NAMES[metric])
+    return "; ".join(f"{label(r)} ({_names_plain(ms)})" for r, ms in metrics.items())
+
+
+def _names_plain(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _paper_gains() -> tuple[float, float]:
+    base = PAPER_TABLE1["no_uncertainty"][METRICS.index("auroc")][0]
+    gains = [PAPER_TABLE1[r][METRICS.index("auroc")][0] - base for r in ("max_prob", "lce")]
+    return base, max(gains)
+
+
+def conclusions_markdown(evidence: Evidence) -> str:
+    """The Conclusions as Markdown paragraphs (module docstring)."""
+    rows = evidence.rows
+    holds = [r for r in rows if _holds(evidence, r)]
+    auroc_only = [
+        r for r in rows if r not in holds and evidence.get(r, "auroc").outcome == "better"
+    ]
+    rmse_better = [r for r in rows if evidence.get(r, "rmse").outcome == "better"]
+    worse = [c for c in evidence.comparisons if c.outcome == "worse"]
+    gains = {r: evidence.get(r, "auroc").estimate for r in rows}
+    paragraphs = []
+
+    # 1. Where the paper's claim holds.
+    first = f"**On {evidence.seeds} seeds, "
+    if holds:
+        first += (
+            f"the paper's finding holds for {_names(holds)}**: the map lowers g's RMSE and "
+            "raises its AUROC, both resolved."
+        )
+    else:
+        first += (
+            "the paper's finding, a map that lowers g's RMSE and raises its AUROC, holds "
+            "for no row.**"
+        )
+    if auroc_only:
+        first += (
+            f" For {_names(auroc_only)} the map helps g rank the images, raising AUROC by "
+            + ", ".join(f"{gains[r]:+.1f}" for r in auroc_only)
+            + " points, "
+            + (
+                "but RMSE is not resolved: g ranks failures better without predicting "
+                "the Jaccard index more accurately."
+                if not rmse_better
+                else "while RMSE is resolved only for "
+                + _names([r for r in rmse_better if r in auroc_only] or rmse_better)
+                + "."
+            )
+        )
+    rest = [r for r in rows if r not in holds and r not in auroc_only]
+    if rest:
+        means = ", ".join(f"{gains[r]:+.1f}" for r in rest)
+        first += f" For {_names(rest)} no AUROC gain is resolved (mean {means} points)."
+    if worse:
+        first += " Resolved as worse than the control: " + "; ".join(
+            f"{label(c.row)} on {_NAMES[c.metric]} ({_cell(c)} {c.unit})" for c in worse
+        )
+        first += "."
+    paragraphs.append(first)
+
+    # 2. The strong baseline.
+    paper_base, paper_gain = _paper_gains()
+    largest = max(gains, key=gains.get)
+    strong = evidence.baseline_auroc > paper_base
+    paragraphs.append(
+        ("**The baseline is strong.** " if strong else "**The baseline.** ")
+        + f"g without a map reaches an AUROC of {evidence.baseline_auroc:.1f}% here, "
+        f"against {paper_base:.1f}% in the paper, where the best map added "
+        f"{paper_gain:.1f} points. Here the largest mean gain is {gains[largest]:+.1f} "
+        f"points ({label(largest)})"
+        + (
+            ": from the image and the mask alone, g already ranks most failures, and "
+            "there is less left for a map to add."
+            if strong
+            else "."
+        )
+    )
+
+    # 3. f's train/test gap.
+    gap = evidence.train_test_gap
+    gap_words = (
+        f"better on its training images than on the test images by {gap:.3f} in mean Jaccard"
+        if gap > 0.01
+        else f"no better on its training images than on the test images ({gap:+.3f} in "
+        "mean Jaccard)"
+    )
+    paragraphs.append(
+        "**f's train/test gap.** The paper's explanation is that g learns "
+        "from f's segmentations of f's own training images, which f fits better than new "
+        "ones, so that g sees too few failures in training and needs the map to recognise "
+        f"them at test time. Here f is {gap_words}"
+        + (
+            ": g meets failures in training about as often as at test time, so the part "
+            "of the paper's mechanism that the map repairs is small here."
+            if gap <= 0.01
+            else "."
+        )
+    )
+
+    # 4. The rims.
+    if evidence.counterfactual:
+        verdicts = {
+            (r, m): rim_verdict(
+                evidence.get(r, m),
+                evidence.get(r, m, counterfactual=True),
+                gain_difference(evidence.get(r, m), evidence.get(r, m, counterfactual=True)),
+            )
+            for r in rows
+            for m in COMPARED_METRICS
+        }
+        carried = [k for k, v in verdicts.items() if v == "carried"]
+        independent = [k for k, v in verdicts.items() if v == "independent"]
+        text = (
+            "**The rim cases.** Some synthetic lesions have an ambiguous rim: faint "
+            "pigment that the annotator included for half of them, a coin flip that no "
+            "image can predict, so f is unsure along the whole rim. On the same data "
+            "without such rims, "
+        )
+        if carried:
+            text += (
+                "the gain shrinks by a resolved margin for "
+                + _by_row(carried)
+                + ": there the map helps g mostly by marking the lesions whose label is a "
+                "coin flip."
+            )
+        else:
+            text += "no gain shrinks by a resolved margin: the rims do not carry a gain."
+        if independent:
+            text += " The gain stays resolved without the rims for " + _by_row(independent) + "."
+        undecided = len(verdicts) - len(carried) - len(independent)
+        if undecided:
+            text += (
+                f" For the other {undecided} of {len(verdicts)} the counterfactual decides nothing."
+            )
+        paragraphs.append(text)
+
+    # 5. A build's few seeds.
+    if evidence.power_at_build and evidence.build_seeds < evidence.seeds:
+        low, high = min(evidence.power_at_build.values()), max(evidence.power_at_build.values())
+        share = f"{low:.0%}" if f"{low:.0%}" == f"{high:.0%}" else f"{low:.0%} to {high:.0%}"
+        paragraphs.append(
+            f"**{evidence.build_seeds} seeds decide little.** Drawn from these "
+            f"{evidence.seeds} seeds, {evidence.build_seeds} seeds resolve an AUROC "
+            f"comparison in {share} of draws. A build's own "
+            "verdicts come and go with its training runs; the verdicts above rest on the "
+            "reference run, whose comparisons the analysis plan fixed before it was run."
+        )
+    return "\n\n".join(paragraphs)

@@ -1,0 +1,326 @@
+"""The reference run: many seeds of the same code, shipped with the book, on which the
+verdicts of chapters 10 to 12 rest (``book/analysis_plan.md`` fixes its comparisons).
+
+A build trains 3 seeds, which show the spread but decide little. The reference holds
+N seeds of the same profile, made by ``make reference`` (``python -m segqual_lite
+reference``, the grid and its counterfactual through ``reproduce``), in
+``results/reference/<profile>/``:
+
+* ``predictions.csv.gz``: the per-image predictions (the columns of ``predictions.csv``)
+  of every row of Table 1 and every control, for every seed;
+* ``counterfactual/predictions.csv.gz``: the same for the counterfactual's rows, on the
+  data without ambiguous rims;
+* ``table1.md``: Table 1 over the N seeds;
+* ``run.json``: the provenance: commit, the artifact store's code versions, the profile,
+  torch, the CPU's capability, threads, device, wall time and the exact command.
+
+:func:`load_reference` refuses a **stale** reference (code versions or profile other than
+the code's) with the command that regenerates it; :func:`check_build` compares a build's
+seeds with the reference's same seeds: equal in the same environment, within
+:data:`TOLERANCE` in another.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import platform
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .config import Profile, torch_threads
+from .store import CODE_VERSIONS, write_bytes, write_text
+from .tables import (
+    csv_text,
+    format_table_md,
+    per_seed_arrays,
+    read_predictions,
+    seed_metrics,
+    table_from_predictions,
+)
+
+__all__ = [
+    "REFERENCE_DIR",
+    "REFERENCE_ENV",
+    "REGENERATE",
+    "PLANNED_SEEDS",
+    "TOLERANCE",
+    "Reference",
+    "StaleReference",
+    "BuildCheck",
+    "environment",
+    "reference_folder",
+    "pack_reference",
+    "load_reference",
+    "check_build",
+]
+
+REFERENCE_DIR = Path("results") / "reference"  # in the repository
+REFERENCE_ENV = "SEGQUAL_REFERENCE"  # a folder of references elsewhere (one per profile)
+REGENERATE = "make reference"  # the documented command (Makefile)
+# Another environment (torch, CPU capability, threads): the largest difference allowed in
+# a per-seed metric between a build and the reference, as fractions (RMSE in J; AUROC and
+# detection error 5 points of %).
+TOLERANCE = {"rmse": 0.03, "auroc": 0.05, "detection_error": 0.05}
+# The seeds of each profile's reference, fixed by book/analysis_plan.md (N = 20 on tiny).
+PLANNED_SEEDS = {"tiny": "0-19"}
+PREDICTIONS = "predictions.csv.gz"
+COUNTERFACTUAL = "counterfactual"
+
+
+class StaleReference(RuntimeError):
+    """The reference was made by other code or another profile than the code's."""
+
+
+def environment(device: str = "cpu") -> dict:
+    """What decides floating-point results beyond the code: torch's version, the CPU's
+    vector instructions, the CPU threads per process and the device."""
+    return {
+        "torch": torch.__version__,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "threads": torch_threads(),
+        "device": device,
+    }
+
+
+@dataclass
+class Reference:
+    """A loaded reference run (module docstring)."""
+
+    folder: Path
+    run: dict
+    predictions: pd.DataFrame
+    counterfactual: pd.DataFrame | None = None
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        return tuple(self.run["seeds"])
+
+    @property
+    def environment(self) -> dict:
+        return self.run["environment"]
+
+
+def _repository() -> Path:
+    return Path(__file__).resolve().parents[1]
+
+
+def reference_folder(profile_name: str) -> Path | None:
+    """The reference folder of ``profile_name``: under ``$SEGQUAL_REFERENCE`` when set,
+    else ``results/reference/<profile>`` of the repository this package was installed
+    from, of the current folder or of its parent (a chapter runs in ``notebooks/``);
+    None when there is none (a profile without a reference, a package installed without
+    the repository)."""
+    bases = [Path(os.environ[REFERENCE_ENV])] if os.environ.get(REFERENCE_ENV) else []
+    bases += [d / REFERENCE_DIR for d in (_repository(), Path.cwd(), Path.cwd().parent)]
+    for base in bases:
+        if (base / profile_name / "run.json").is_file():
+            return base / profile_name
+    return None
+
+
+def _gzip_csv(frame: pd.DataFrame) -> bytes:
+    """CSV text, gzipped without a time stamp: the same predictions give the same bytes."""
+    buffer = io.BytesIO()
+    with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0, compresslevel=9) as out:
+        out.write(csv_text(frame).encode())
+    return buffer.getvalue()
+
+
+def _commit() -> str:
+    try:
+        found = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=_repository(), capture_output=True, text=True
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "segqual_lite"],
+            cwd=_repository(),
+            capture_output=True,
+            text=True,
+        )
+    except OSError:
+        return "unknown"
+    if found.returncode:
+        return "unknown"
+    return found.stdout.strip() + (" (package modified)" if dirty.stdout.strip() else "")
+
+
+def pack_reference(
+    results: str | Path,
+    out: str | Path,
+    profile: Profile,
+    seeds: tuple[int, ...],
+    command: str,
+    wall_s: float,
+    device: str = "cpu",
+) -> Path:
+    """Write the reference of ``profile`` into ``out`` from the results folder of a run
+    of ``reproduce --counterfactual --seeds ...`` (its ``predictions.csv`` and
+    ``counterfactual/predictions.csv``), with the provenance (module docstring)."""
+    results, out = Path(results), Path(out)
+    predictions = read_predictions(results / "predictions.csv")
+    missing = sorted(set(seeds) - set(predictions["seed"]))
+    if missing:
+        raise ValueError(f"{results / 'predictions.csv'} lacks seeds {missing}: run them first")
+    write_bytes(out / PREDICTIONS, _gzip_csv(predictions))
+    table = table_from_predictions(predictions)
+    write_text(out / "table1.md", format_table_md(table, profile.name))
+    counterfactual = results / COUNTERFACTUAL / "predictions.csv"
+    if counterfactual.is_file():
+        write_bytes(out / COUNTERFACTUAL / PREDICTIONS, _gzip_csv(read_predictions(counterfactual)))
+    run = {
+        "profile": profile.key(),
+        "seeds": list(seeds),
+        "rows": list(dict.fromkeys(predictions["method"])),
+        "counterfactual_rows": (
+            list(dict.fromkeys(read_predictions(counterfactual)["method"]))
+            if counterfactual.is_file()
+            else []
+        ),
+        "code_versions": dict(CODE_VERSIONS),
+        "commit": _commit(),
+        "environment": environment(device),
+        "python": platform.python_version(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "wall_s": round(wall_s, 1),
+        "command": command,
+    }
+    write_text(out / "run.json", json.dumps(run, indent=1) + "\n")
+    return out
+
+
+def load_reference(profile: Profile, folder: str | Path | None = None) -> Reference | None:
+    """The reference of ``profile`` (from ``folder``, else :func:`reference_folder`), or
+    None when there is none. A reference made by other code versions of the artifact
+    store or another profile raises :class:`StaleReference`, naming the difference and
+    the command that regenerates it: stale evidence is never shown."""
+    folder = Path(folder) if folder else reference_folder(profile.name)
+    if folder is None:
+        return None
+    run = json.loads((folder / "run.json").read_text())
+    problems = [
+        f"code version of {kind!r} is {run['code_versions'].get(kind)} there, {version} here"
+        for kind, version in CODE_VERSIONS.items()
+        if run["code_versions"].get(kind) != version
+    ]
+    problems += [
+        f"profile field {name!r} is {run['profile'].get(name)!r} there, {value!r} here"
+        for name, value in profile.key().items()
+        if name != "seeds" and _json(run["profile"].get(name)) != _json(value)
+    ]
+    if problems:
+        raise StaleReference(
+            f"the reference in {folder} is stale: {'; '.join(problems)}. Regenerate it with "
+            f"`{REGENERATE}` (or `PROFILE={profile.name} {REGENERATE}`), then commit it"
+        )
+    counterfactual = folder / COUNTERFACTUAL / PREDICTIONS
+    return Reference(
+        folder,
+        run,
+        read_predictions(folder / PREDICTIONS),
+        read_predictions(counterfactual) if counterfactual.is_file() else None,
+    )
+
+
+def _json(value):
+    return json.loads(json.dumps(value))
+
+
+@dataclass
+class BuildCheck:
+    """A build's seeds against the reference's same seeds (:func:`check_build`)."""
+
+    seeds: tuple[int, ...]
+    same_environment: bool
+    differing: dict = field(default_factory=dict)  # environment field: (reference, build)
+    max_difference: float = 0.0  # largest |predicted J| difference over shared images
+    metric_differences: dict = field(default_factory=dict)  # metric: largest |difference|
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def line(self) -> str:
+        """One line for the chapter: equal, or within the tolerance on another CPU."""
+        seeds = ", ".join(map(str, self.seeds))
+        if self.problems:
+            return f"This build's seeds {seeds} do NOT match the reference: " + "; ".join(
+                self.problems
+            )
+        if self.same_environment:
+            return (
+                f"This build's seeds {seeds} equal the reference's, image for image (same "
+                "code, torch, CPU instructions and threads)."
+            )
+        differs = ", ".join(f"{k} {a} there, {b} here" for k, a, b in self._differing())
+        return (
+            f"This machine's floating-point results differ from the reference's ({differs}): "
+            f"seeds {seeds} agree within the tolerance, the largest per-seed difference "
+            + ", ".join(f"{m} {v:.3f}" for m, v in self.metric_differences.items())
+            + "."
+        )
+
+    def _differing(self):
+        return [(k, *v) for k, v in self.differing.items()]
+
+
+def check_build(
+    reference: Reference, predictions, environment_now: dict | None = None
+) -> BuildCheck:
+    """Compare the per-image ``predictions`` of a build with the reference's on the seeds
+    both hold (every row both hold). In the same environment (:func:`environment`) the
+    predictions must be equal; in another, each per-seed metric within
+    :data:`TOLERANCE`. The problems found are listed in the result."""
+    env = environment_now or environment()
+    ref_env = reference.environment
+    differing = {k: (ref_env.get(k), env[k]) for k in env if ref_env.get(k) != env[k]}
+    build = read_predictions(predictions) if isinstance(predictions, str | Path) else predictions
+    keys = ["method", "seed", "image_id"]
+    merged = build.merge(reference.predictions, on=keys, suffixes=("", "_reference"))
+    seeds = tuple(sorted(set(merged["seed"])))
+    result = BuildCheck(seeds, not differing, differing)
+    if merged.empty:
+        result.problems.append("no seed and row in common with the reference")
+        return result
+    for column in ("true_jaccard", "predicted_jaccard"):
+        gap = np.abs(merged[column] - merged[f"{column}_reference"])
+        result.max_difference = max(result.max_difference, float(gap.max()))
+    if result.same_environment:
+        unequal = merged[
+            (merged["predicted_jaccard"] != merged["predicted_jaccard_reference"])
+            | (merged["true_jaccard"] != merged["true_jaccard_reference"])
+        ]
+        if len(unequal):
+            first = unequal.iloc[0]
+            result.problems.append(
+                f"{len(unequal)} of {len(merged)} predictions differ in the same environment, "
+                f"e.g. {first['method']} seed {first['seed']} image {first['image_id']}"
+            )
+        return result
+    ours = per_seed_arrays(merged[[*keys, "true_jaccard", "predicted_jaccard"]])
+    theirs = per_seed_arrays(
+        merged[keys].assign(
+            true_jaccard=merged["true_jaccard_reference"],
+            predicted_jaccard=merged["predicted_jaccard_reference"],
+        )
+    )
+    for metric, tolerance in TOLERANCE.items():
+        worst = 0.0
+        for method, by_seed in ours.items():
+            for seed, arrays in by_seed.items():
+                a = seed_metrics(method, seed, *arrays)[metric]
+                b = seed_metrics(method, seed, *theirs[method][seed])[metric]
+                if np.isfinite(a) and np.isfinite(b):
+                    worst = max(worst, abs(a - b))
+        result.metric_differences[metric] = worst
+        if worst > tolerance:
+            result.problems.append(f"{metric} differs by {worst:.3f} > {tolerance} on some seed")
+    return result

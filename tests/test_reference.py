@@ -1,0 +1,106 @@
+"""The reference run: packing with provenance, refusing stale evidence, checking a build."""
+
+import gzip
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from helpers import prediction_records
+
+from segqual_lite.config import get_profile
+from segqual_lite.reference import (
+    REGENERATE,
+    StaleReference,
+    check_build,
+    environment,
+    load_reference,
+    pack_reference,
+    reference_folder,
+)
+from segqual_lite.tables import csv_text, predictions_frame
+
+TINY = get_profile("tiny")
+
+
+def _predictions(seeds, shift=0.0, n=40):
+    rows = []
+    for seed in seeds:
+        rng = np.random.default_rng(seed)
+        true = rng.uniform(0.3, 1.0, n)
+        for method in ("no_uncertainty", "max_prob"):
+            pred = np.clip(true + 0.1 * rng.standard_normal(n) + shift, 0, 1)
+            rows += prediction_records(method, seed, true, pred)
+    return predictions_frame(rows)
+
+
+@pytest.fixture
+def packed(tmp_path):
+    results = tmp_path / "results"
+    (results / "counterfactual").mkdir(parents=True)
+    (results / "predictions.csv").write_text(csv_text(_predictions(range(5))))
+    (results / "counterfactual" / "predictions.csv").write_text(csv_text(_predictions([0, 1])))
+    out = pack_reference(results, tmp_path / "ref" / "tiny", TINY, tuple(range(5)), "cmd", 1.0)
+    return out
+
+
+def test_a_packed_reference_loads_with_its_provenance_byte_stable(packed, tmp_path):
+    reference = load_reference(TINY, packed)
+    assert reference.seeds == (0, 1, 2, 3, 4)
+    assert reference.run["command"] == "cmd" and reference.run["environment"] == environment()
+    assert set(reference.run) >= {"commit", "code_versions", "profile", "wall_s", "python"}
+    pd.testing.assert_frame_equal(reference.predictions, _predictions(range(5)))
+    assert set(reference.counterfactual["seed"]) == {0, 1}
+    first = (packed / "predictions.csv.gz").read_bytes()
+    pack_reference(tmp_path / "results", packed, TINY, tuple(range(5)), "cmd", 2.0)
+    assert (packed / "predictions.csv.gz").read_bytes() == first  # no time stamp inside
+    assert gzip.decompress(first).decode().startswith("method,seed,image_id")
+
+
+def test_a_reference_missing_seeds_is_refused(tmp_path):
+    (tmp_path / "predictions.csv").write_text(csv_text(_predictions([0])))
+    with pytest.raises(ValueError, match=r"lacks seeds \[1\]"):
+        pack_reference(tmp_path, tmp_path / "out", TINY, (0, 1), "cmd", 1.0)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("code_versions", {"f": -1}, "code version of 'f' is -1 there"),
+        ("profile", {"epochs_f": 99}, "profile field 'epochs_f' is 99 there"),
+    ],
+)
+def test_a_stale_reference_fails_and_names_the_command(packed, field, value, message):
+    run = json.loads((packed / "run.json").read_text())
+    run[field] = {**run[field], **value}
+    (packed / "run.json").write_text(json.dumps(run))
+    with pytest.raises(StaleReference, match=message) as err:
+        load_reference(TINY, packed)
+    assert REGENERATE in str(err.value)
+
+
+def test_the_reference_is_found_through_the_environment(packed, monkeypatch):
+    monkeypatch.setenv("SEGQUAL_REFERENCE", str(packed.parent))
+    assert reference_folder("tiny") == packed
+    assert reference_folder("no-such-profile") is None
+
+
+def test_a_build_equals_the_reference_in_the_same_environment(packed):
+    reference = load_reference(TINY, packed)
+    build = _predictions(range(3))
+    check = check_build(reference, build)
+    assert check.ok and check.same_environment and check.seeds == (0, 1, 2)
+    assert "equal the reference's" in check.line()
+    build.loc[5, "predicted_jaccard"] += 1e-9  # one image, one bit of difference
+    check = check_build(reference, build)
+    assert not check.ok and "1 of 240 predictions differ" in check.problems[0]
+
+
+def test_another_environment_is_held_to_the_tolerance(packed):
+    reference = load_reference(TINY, packed)
+    elsewhere = {**environment(), "cpu_capability": "AVX2"}
+    close = check_build(reference, _predictions(range(3), shift=0.002), elsewhere)
+    assert close.ok and not close.same_environment
+    assert "floating-point results differ" in close.line() and "AVX2" in close.line()
+    far = check_build(reference, _predictions(range(3), shift=0.2), elsewhere)
+    assert not far.ok and any("rmse differs" in p for p in far.problems)
