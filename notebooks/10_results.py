@@ -43,6 +43,7 @@ from IPython.display import Markdown, display
 
 from segqual_lite.conclusions import (
     Evidence,
+    baseline_auroc,
     conclusions_markdown,
     counterfactual_frame,
     verdict_table,
@@ -135,8 +136,8 @@ else:
 # This build's three seeds and the reference's, side by side: each cell is the mean
 # improvement of the row over its control with its 95% interval, then the verdict
 # (*better* or *worse* when the interval excludes 0). The last column is the share of
-# the reference's seeds on which the row beats its control, with its 95% interval
-# {footcite}`bouthillier2021accounting`.
+# the seeds (the reference's, when there is one) on which the row beats its control,
+# with its 95% interval {footcite}`bouthillier2021accounting`.
 
 # %%
 build_comparisons = compare_rows(result.predictions, METHODS)
@@ -153,8 +154,8 @@ side_by_side = pd.DataFrame(
         "row": label(c.row),
         "metric": f"{c.metric} ({c.unit})",
         f"this build, {len(b.per_seed)} seeds": cell(b),
-        f"reference, {len(c.per_seed)} seeds": cell(c),
-        "better on (reference)": f"{c.beats[0]:.0%} [{c.beats[1]:.0%}, {c.beats[2]:.0%}]",
+        **({f"reference, {len(c.per_seed)} seeds": cell(c)} if reference else {}),
+        "better on": f"{c.beats[0]:.0%} [{c.beats[1]:.0%}, {c.beats[2]:.0%}]",
     }
     for b, c in zip(build_comparisons, comparisons, strict=True)
 )
@@ -353,8 +354,7 @@ facts = Evidence(
     comparisons=comparisons,
     counterfactual=counterfactual,
     seeds=len(comparisons[0].per_seed),
-    baseline_auroc=100
-    * np.mean([auroc(*a) for a in per_seed_arrays(evidence)["no_uncertainty"].values()]),
+    baseline_auroc=baseline_auroc(evidence),
     train_test_gap=gap,
     build_seeds=len(P.seeds),
     power_at_build=power_at_build,

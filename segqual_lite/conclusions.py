@@ -9,15 +9,22 @@ here trains or loads anything, so the sentences stay true when the run is regene
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import pandas as pd
 
 from .rows import PAPER_TABLE1, control_of, label
 from .stats import COMPARED_METRICS, RIM_VERDICTS, Comparison, gain_difference, rim_verdict
-from .tables import METRICS
+from .tables import METRICS, per_seed_arrays, seed_metrics
 
-__all__ = ["Evidence", "counterfactual_frame", "verdict_table", "conclusions_markdown"]
+__all__ = [
+    "Evidence",
+    "baseline_auroc",
+    "counterfactual_frame",
+    "verdict_table",
+    "conclusions_markdown",
+]
 
 _FMT = {"rmse": "{:+.3f}", "auroc": "{:+.1f}", "detection_error": "{:+.1f}"}
 _NAMES = {"rmse": "RMSE", "auroc": "AUROC", "detection_error": "detection error"}
@@ -49,6 +56,14 @@ class Evidence:
     @property
     def rows(self) -> list[str]:
         return list(dict.fromkeys(c.row for c in self.comparisons))
+
+
+def baseline_auroc(predictions, row: str = "no_uncertainty") -> float:
+    """The mean AUROC over seeds of ``row`` (%), NaN when it is undefined on every seed."""
+    by_seed = per_seed_arrays(predictions)[row]
+    values = [seed_metrics(row, s, *arrays)["auroc"] for s, arrays in by_seed.items()]
+    finite = [v for v in values if math.isfinite(v)]
+    return 100 * sum(finite) / len(finite) if finite else math.nan
 
 
 def _cell(c: Comparison) -> str:
@@ -121,6 +136,49 @@ def _paper_gains() -> tuple[float, float]:
     return base, max(gains)
 
 
+def _baseline(evidence: Evidence, gains: dict[str, float]) -> str | None:
+    paper_base, paper_gain = _paper_gains()
+    largest = max(gains, key=gains.get)
+    if not (math.isfinite(evidence.baseline_auroc) and math.isfinite(gains[largest])):
+        return None
+    strong = evidence.baseline_auroc > paper_base
+    return (
+        ("**The baseline is strong.** " if strong else "**The baseline.** ")
+        + f"g without a map reaches an AUROC of {evidence.baseline_auroc:.1f}% here, "
+        f"against {paper_base:.1f}% in the paper, where the best map added "
+        f"{paper_gain:.1f} points. Here the largest mean gain is {gains[largest]:+.1f} "
+        f"points ({label(largest)})"
+        + (
+            ": from the image and the mask alone, g already ranks most failures, and "
+            "there is less left for a map to add."
+            if strong
+            else "."
+        )
+    )
+
+
+def _gap(evidence: Evidence) -> str | None:
+    gap = evidence.train_test_gap
+    if not math.isfinite(gap):
+        return None
+    if gap > 0.01:
+        found = (
+            f"better on its training images than on the test images by {gap:.3f} in mean Jaccard."
+        )
+    else:
+        found = (
+            f"no better on its training images than on the test images ({gap:+.3f} in mean "
+            "Jaccard): g learns from segmentations about as good as those it will judge, "
+            "so the part of the paper's mechanism that the map repairs is missing here."
+        )
+    return (
+        "**f's train/test gap.** The paper's explanation is that g learns from f's "
+        "segmentations of f's own training images, which f fits better than new ones, so "
+        "that g sees too few failures in training and needs the map to recognise them at "
+        f"test time. Here f is {found}"
+    )
+
+
 def conclusions_markdown(evidence: Evidence) -> str:
     """The Conclusions as Markdown paragraphs (module docstring)."""
     rows = evidence.rows
@@ -170,44 +228,8 @@ def conclusions_markdown(evidence: Evidence) -> str:
         first += "."
     paragraphs.append(first)
 
-    # 2. The strong baseline.
-    paper_base, paper_gain = _paper_gains()
-    largest = max(gains, key=gains.get)
-    strong = evidence.baseline_auroc > paper_base
-    paragraphs.append(
-        ("**The baseline is strong.** " if strong else "**The baseline.** ")
-        + f"g without a map reaches an AUROC of {evidence.baseline_auroc:.1f}% here, "
-        f"against {paper_base:.1f}% in the paper, where the best map added "
-        f"{paper_gain:.1f} points. Here the largest mean gain is {gains[largest]:+.1f} "
-        f"points ({label(largest)})"
-        + (
-            ": from the image and the mask alone, g already ranks most failures, and "
-            "there is less left for a map to add."
-            if strong
-            else "."
-        )
-    )
-
-    # 3. f's train/test gap.
-    gap = evidence.train_test_gap
-    gap_words = (
-        f"better on its training images than on the test images by {gap:.3f} in mean Jaccard"
-        if gap > 0.01
-        else f"no better on its training images than on the test images ({gap:+.3f} in "
-        "mean Jaccard)"
-    )
-    paragraphs.append(
-        "**f's train/test gap.** The paper's explanation is that g learns "
-        "from f's segmentations of f's own training images, which f fits better than new "
-        "ones, so that g sees too few failures in training and needs the map to recognise "
-        f"them at test time. Here f is {gap_words}"
-        + (
-            ": g meets failures in training about as often as at test time, so the part "
-            "of the paper's mechanism that the map repairs is small here."
-            if gap <= 0.01
-            else "."
-        )
-    )
+    # 2. The baseline, and 3. f's train/test gap (when the run measured them).
+    paragraphs += [p for p in (_baseline(evidence, gains), _gap(evidence)) if p]
 
     # 4. The rims.
     if evidence.counterfactual:
@@ -228,6 +250,7 @@ def conclusions_markdown(evidence: Evidence) -> str:
             "image can predict, so f is unsure along the whole rim. On the same data "
             "without such rims, "
         )
+        gained = [k for k in verdicts if evidence.get(*k).outcome == "better"]
         if carried:
             text += (
                 "the gain shrinks by a resolved margin for "
@@ -235,14 +258,22 @@ def conclusions_markdown(evidence: Evidence) -> str:
                 + ": there the map helps g mostly by marking the lesions whose label is a "
                 "coin flip."
             )
+        elif gained:
+            text += "no resolved gain shrinks by a resolved margin."
         else:
-            text += "no gain shrinks by a resolved margin: the rims do not carry a gain."
+            text += "there is no resolved gain whose source it could show."
         if independent:
             text += " The gain stays resolved without the rims for " + _by_row(independent) + "."
         undecided = len(verdicts) - len(carried) - len(independent)
-        if undecided:
+        if undecided == len(verdicts):
             text += (
-                f" For the other {undecided} of {len(verdicts)} the counterfactual decides nothing."
+                f" The counterfactual decides nothing for any of the {len(verdicts)} row and "
+                "metric pairs."
+            )
+        elif undecided:
+            text += (
+                f" For the other {undecided} of {len(verdicts)} row and metric pairs it "
+                "decides nothing."
             )
         paragraphs.append(text)
 

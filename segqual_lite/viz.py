@@ -500,7 +500,10 @@ def plot_forest(comparisons, title: str | None = None, marked=None, marked_label
     axes[0, 0].set_yticks(range(len(pairs)))
     axes[0, 0].set_yticklabels([f"{label(r)}\nvs {label(c)}" for r, c in pairs])
     axes[0, 0].invert_yaxis()
-    fig.supxlabel("improvement of the row over its control (right: the row is better)")
+    fig.supxlabel(
+        "improvement of the row over its control (right: the row is better)",
+        y=0.06 if marked else None,
+    )
     if marked:
         n = len(comparisons[0].per_seed)
         handles = [
@@ -517,7 +520,7 @@ def plot_forest(comparisons, title: str | None = None, marked=None, marked_label
         )
     if title:
         fig.suptitle(title)
-    fig.tight_layout(rect=(0, 0.06 if marked else 0, 1, 1))
+    fig.tight_layout(rect=(0, 0.1 if marked else 0, 1, 1))
     return fig
 
 
@@ -545,6 +548,7 @@ def plot_power(curves: pd.DataFrame, metric: str = "auroc", n_build: int | None 
             fontsize=8,
             va="top",
         )
+    ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))
     ax.set_xlabel("seeds drawn from the reference (k)")
     ax.set_ylabel("share of draws (%)")
     ax.set_ylim(-2, 102)

@@ -56,4 +56,5 @@ def test_no_row_holding_is_said_plainly():
     text = conclusions_markdown(_evidence(none, none, gap=0.05))
     assert "holds for no row" in text
     assert "better on its training images than on the test images by 0.050" in text
-    assert "no gain shrinks by a resolved margin" in text
+    assert "no resolved gain whose source it could show" in text
+    assert "decides nothing for any of the 12" in text
