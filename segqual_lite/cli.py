@@ -143,20 +143,23 @@ def _cmd_merge(args) -> int:
 
 def _cmd_reference(args) -> int:
     """``reproduce --counterfactual`` for the planned seeds into a work folder, then the
-    reference packed from it (:func:`segqual_lite.reference.pack_reference`)."""
+    reference packed from it (:func:`segqual_lite.reference.pack_reference`); with
+    ``--from-results``, packed from a finished (e.g. merged) results folder instead."""
     profile = _profile(args)
     seeds = parse_seeds(args.seeds or PLANNED_SEEDS[args.profile])
-    work = Path(args.work or Path("_build") / "reference-work" / profile.name)
+    work = Path(args.from_results or args.work or Path("_build") / "reference-work" / profile.name)
     out = Path(args.out or REFERENCE_DIR / profile.name)
     start = time.perf_counter()
-    reproduce = ["reproduce", "--profile", args.profile, "--counterfactual"]
-    reproduce += ["--seeds", " ".join(map(str, seeds)), "--workers", str(args.workers)]
-    reproduce += [f"--set={s}" for s in args.set or []] + ["--out", str(work)]
-    status = main(reproduce)
-    if status:
-        return status
+    if not args.from_results:
+        reproduce = ["reproduce", "--profile", args.profile, "--counterfactual"]
+        reproduce += ["--seeds", " ".join(map(str, seeds)), "--workers", str(args.workers)]
+        reproduce += [f"--set={s}" for s in args.set or []] + ["--out", str(work)]
+        status = main(reproduce)
+        if status:
+            return status
     command = shlex.join(["python", "-m", "segqual_lite", *args.argv])
-    pack_reference(work, out, profile, seeds, command, time.perf_counter() - start)
+    wall = None if args.from_results else time.perf_counter() - start
+    pack_reference(work, out, profile, seeds, command, wall)
     print(f"reference of {profile.name} ({len(seeds)} seeds) in {out}")
     return 0
 
@@ -305,6 +308,12 @@ def build_parser() -> argparse.ArgumentParser:
     reference.add_argument("--out", help="reference folder (default: results/reference/<profile>)")
     reference.add_argument(
         "--work", help="the run's results folder (default: _build/reference-work/<profile>)"
+    )
+    reference.add_argument(
+        "--from-results",
+        metavar="DIR",
+        help="pack a finished results folder instead of running (reproduce --counterfactual "
+        "run by seeds elsewhere and merged with `merge`)",
     )
     _add_set(reference)
     reference.set_defaults(func=_cmd_reference)

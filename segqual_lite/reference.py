@@ -158,12 +158,13 @@ def pack_reference(
     profile: Profile,
     seeds: tuple[int, ...],
     command: str,
-    wall_s: float,
+    wall_s: float | None,
     device: str = "cpu",
 ) -> Path:
     """Write the reference of ``profile`` into ``out`` from the results folder of a run
     of ``reproduce --counterfactual --seeds ...`` (its ``predictions.csv`` and
-    ``counterfactual/predictions.csv``), with the provenance (module docstring)."""
+    ``counterfactual/predictions.csv``), with the provenance (module docstring);
+    ``wall_s`` None when the results were run elsewhere and only packed here."""
     results, out = Path(results), Path(out)
     predictions = read_predictions(results / "predictions.csv")
     missing = sorted(set(seeds) - set(predictions["seed"]))
@@ -189,7 +190,7 @@ def pack_reference(
         "environment": environment(device),
         "python": platform.python_version(),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
-        "wall_s": round(wall_s, 1),
+        "wall_s": None if wall_s is None else round(wall_s, 1),  # None: packed, not run
         "command": command,
     }
     write_text(out / "run.json", json.dumps(run, indent=1) + "\n")

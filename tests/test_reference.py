@@ -104,3 +104,21 @@ def test_another_environment_is_held_to_the_tolerance(packed):
     assert "floating-point results differ" in close.line() and "AVX2" in close.line()
     far = check_build(reference, _predictions(range(3), shift=0.2), elsewhere)
     assert not far.ok and any("rmse differs" in p for p in far.problems)
+
+
+def test_the_command_line_packs_a_finished_results_folder(packed, tmp_path):
+    from segqual_lite.cli import main
+
+    out = tmp_path / "cli-ref"
+    results = tmp_path / "results"
+    assert (
+        main(["reference", "--from-results", str(results), "--seeds", "0-4", "--out", str(out)])
+        == 0
+    )
+    run = json.loads((out / "run.json").read_text())
+    assert run["seeds"] == [0, 1, 2, 3, 4] and run["wall_s"] is None
+    assert run["command"].startswith("python -m segqual_lite reference --from-results")
+    assert (
+        main(["reference", "--from-results", str(results), "--seeds", "0-7", "--out", str(out)])
+        == 2
+    )
