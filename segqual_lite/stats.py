@@ -217,19 +217,25 @@ class Comparison:
         )
 
 
+def _half_width(d: np.ndarray, image_var, level: float) -> np.ndarray:
+    """Half-width of :func:`t_interval` for per-seed improvements along the last axis of
+    ``d`` (one or many runs at once)."""
+    k = d.shape[-1]
+    return np.hypot(
+        student_t.ppf(0.5 + level / 2, k - 1) * d.std(axis=-1, ddof=1) / np.sqrt(k),
+        student_t.ppf(0.5 + level / 2, np.inf) * np.sqrt(image_var),
+    )
+
+
 def t_interval(per_seed, image_var: float = 0.0, level: float = 0.95) -> tuple[float, float]:
     """The interval of the mean of the per-seed improvements (module docstring): the
     Student-t half-width over the seeds and the normal half-width of the test images
     (variance ``image_var`` of the mean), added in quadrature; NaNs for fewer than two
     seeds."""
     d = np.asarray(list(per_seed), float)
-    k = len(d)
-    if k < 2 or not np.all(np.isfinite(d)):
+    if len(d) < 2 or not np.all(np.isfinite(d)):
         return np.nan, np.nan
-    half = np.hypot(
-        student_t.ppf(0.5 + level / 2, k - 1) * d.std(ddof=1) / np.sqrt(k),
-        student_t.ppf(0.5 + level / 2, np.inf) * np.sqrt(image_var),
-    )
+    half = float(_half_width(d, image_var, level))
     return float(d.mean() - half), float(d.mean() + half)
 
 
@@ -388,11 +394,7 @@ def power(
     above 0 when the true improvement is ``effect`` (the analysis plan's power)."""
     rng = np.random.default_rng(seed)
     d, image_var = _simulated_seeds(effect, seed_sd, image_sd, k, n_sim, n_images, rng)
-    half = np.hypot(
-        student_t.ppf(0.5 + level / 2, k - 1) * d.std(axis=1, ddof=1) / np.sqrt(k),
-        student_t.ppf(0.5 + level / 2, np.inf) * np.sqrt(image_var),
-    )
-    low = d.mean(axis=1) - half
+    low = d.mean(axis=1) - _half_width(d, image_var, level)
     return float(np.mean(low > 0))
 
 
@@ -456,14 +458,11 @@ def power_curve(
     seeds, and power is overstated)."""
     rng = np.random.default_rng(seed)
     d = np.array(list(comparison.per_seed.values()), float)
-    z = student_t.ppf(0.5 + level / 2, np.inf) * comparison.image_sd
     sign = 1.0 if comparison.estimate >= 0 else -1.0
     records = []
     for k in ks:
         drawn = d[rng.integers(0, len(d), size=(n_draws, k))]
-        half = np.hypot(
-            student_t.ppf(0.5 + level / 2, k - 1) * drawn.std(axis=1, ddof=1) / np.sqrt(k), z
-        )
+        half = _half_width(drawn, comparison.image_sd**2, level)
         low, high = drawn.mean(axis=1) - half, drawn.mean(axis=1) + half
         right = (low > 0) if sign > 0 else (high < 0)
         wrong = (high < 0) if sign > 0 else (low > 0)
