@@ -46,6 +46,7 @@ from segqual_lite.conclusions import (
     baseline_auroc,
     conclusions_markdown,
     counterfactual_frame,
+    interval_text,
     verdict_table,
 )
 from segqual_lite.config import start_chapter
@@ -144,17 +145,16 @@ build_comparisons = compare_rows(result.predictions, METHODS)
 comparisons = compare_rows(evidence, METHODS) if reference else build_comparisons
 
 
-def cell(c):
-    fmt = "{:+.3f}" if c.metric == "rmse" else "{:+.1f}"
-    return f"{fmt.format(c.estimate)} [{fmt.format(c.low)}, {fmt.format(c.high)}] {c.outcome}"
-
-
 side_by_side = pd.DataFrame(
     {
         "row": label(c.row),
         "metric": f"{c.metric} ({c.unit})",
-        f"this build, {len(b.per_seed)} seeds": cell(b),
-        **({f"reference, {len(c.per_seed)} seeds": cell(c)} if reference else {}),
+        f"this build, {len(b.per_seed)} seeds": f"{interval_text(b)} {b.outcome}",
+        **(
+            {f"reference, {len(c.per_seed)} seeds": f"{interval_text(c)} {c.outcome}"}
+            if reference
+            else {}
+        ),
         "better on": f"{c.beats[0]:.0%} [{c.beats[1]:.0%}, {c.beats[2]:.0%}]",
     }
     for b, c in zip(build_comparisons, comparisons, strict=True)
@@ -177,9 +177,19 @@ fig = plot_forest(
 # %% [markdown]
 # ## Why three seeds mislead
 #
-# Look at the spread of the dots on one line of the forest plot: a training run moves
-# an improvement by several AUROC points, as much as the effect being measured. How
-# often would a build of $k$ seeds resolve each comparison? Drawing $k$ of the
+# How far does one training run move an improvement? The spread of the dots on each
+# line of the forest plot, for AUROC, beside the mean it is to measure:
+
+# %%
+for c in comparisons:
+    if c.metric == "auroc":
+        print(
+            f"{label(c.row):16s} mean {c.estimate:+.1f}, sd over seeds {c.seed_sd:.1f}, "
+            f"test-image sd of the mean {c.image_sd:.1f} (AUROC points)"
+        )
+
+# %% [markdown]
+# How often would a build of $k$ seeds resolve each comparison? Drawing $k$ of the
 # reference's seeds with replacement, 2000 times for each $k$, and computing the
 # interval of each draw gives the share of draws that resolve it in the reference's
 # direction (solid) and the share that resolve it the wrong way (dashed):
@@ -193,13 +203,14 @@ power_at_build = dict(zip(at_build["row"], at_build["resolved"], strict=True))
 print(
     f"AUROC, share of {len(P.seeds)}-seed draws that resolve the comparison: "
     + ", ".join(f"{label(r)} {v:.0%}" for r, v in power_at_build.items())
+    + f"; the wrong way: at most {at_build['wrong_way'].max():.0%}"
 )
 
 # %% [markdown]
-# With a few seeds most draws resolve nothing, and the verdict of a build depends on
-# which training runs happen; a wrong-way verdict is rarer, but not impossible. The
-# curves flatten as $k$ grows, since the test images' share of the interval does not
-# shrink with more seeds.
+# A build's own verdict is the solid curve read at its number of seeds: whether it
+# resolves a comparison depends on which training runs happen. The curves flatten as
+# $k$ grows, since the test images' share of the interval does not shrink with more
+# seeds.
 #
 # ## Where the maps help: a counterfactual
 #

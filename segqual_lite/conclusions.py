@@ -21,6 +21,7 @@ from .tables import METRICS, per_seed_arrays, seed_metrics
 __all__ = [
     "Evidence",
     "baseline_auroc",
+    "interval_text",
     "counterfactual_frame",
     "verdict_table",
     "conclusions_markdown",
@@ -66,7 +67,9 @@ def baseline_auroc(predictions, row: str = "no_uncertainty") -> float:
     return 100 * sum(finite) / len(finite) if finite else math.nan
 
 
-def _cell(c: Comparison) -> str:
+def interval_text(c: Comparison) -> str:
+    """``"+1.2 [+0.3, +2.1]"``: the mean improvement and its interval, in the metric's
+    unit (RMSE to 3 decimals, points of % to 1)."""
     fmt = _FMT.get(c.metric, "{:+.3g}")
     return f"{fmt.format(c.estimate)} [{fmt.format(c.low)}, {fmt.format(c.high)}]"
 
@@ -83,9 +86,9 @@ def counterfactual_frame(comparisons: list[Comparison], counterfactual: list[Com
             {
                 "row": label(with_.row),
                 "metric": f"{_NAMES[with_.metric]} ({with_.unit})",
-                "gain with rims": _cell(with_),
-                "gain without rims": _cell(without),
-                "difference": _cell(diff),
+                "gain with rims": interval_text(with_),
+                "gain without rims": interval_text(without),
+                "difference": interval_text(diff),
                 "verdict": RIM_VERDICTS[rim_verdict(with_, without, diff)],
             }
         )
@@ -101,7 +104,7 @@ def verdict_table(evidence: Evidence) -> pd.DataFrame:
         record = {"row": label(row), "control": label(control_of(row))}
         for metric in COMPARED_METRICS:
             c = evidence.get(row, metric)
-            record[f"{_NAMES[metric]} ({c.unit})"] = f"{_cell(c)} {c.outcome}"
+            record[f"{_NAMES[metric]} ({c.unit})"] = f"{interval_text(c)} {c.outcome}"
         auroc = evidence.get(row, "auroc")
         share, low, high = auroc.beats
         record["AUROC better on (share of seeds)"] = f"{share:.0%} [{low:.0%}, {high:.0%}]"
@@ -223,7 +226,7 @@ def conclusions_markdown(evidence: Evidence) -> str:
         first += f" For {_names(rest)} no AUROC gain is resolved (mean {means} points)."
     if worse:
         first += " Resolved as worse than the control: " + "; ".join(
-            f"{label(c.row)} on {_NAMES[c.metric]} ({_cell(c)} {c.unit})" for c in worse
+            f"{label(c.row)} on {_NAMES[c.metric]} ({interval_text(c)} {c.unit})" for c in worse
         )
         first += "."
     paragraphs.append(first)
