@@ -173,6 +173,7 @@ class Comparison:
     n_images: int
     image_sd: float = 0.0  # sd of the mean improvement over test-image resamples (sqrt v)
     beats: tuple[float, float, float] = (np.nan, np.nan, np.nan)  # beat_probability
+    undefined_seeds: tuple[int, ...] = ()  # seeds left out: the metric undefined there
 
     @property
     def seed_sd(self) -> float:
@@ -187,19 +188,25 @@ class Comparison:
     @property
     def outcome(self) -> str:
         """``"better"`` or ``"worse"`` when the interval excludes 0; ``"undefined"`` when
-        the metric is not defined on some seed's test images (all pass, or all fail: a
-        run far too short or small, such as a rehearsal); else ``"unresolved"``."""
+        the metric is defined on no seed's test images (all pass, or all fail: a run far
+        too short or small, such as a rehearsal); else ``"unresolved"``."""
         if not np.isfinite(self.estimate):
             return "undefined"
         return "better" if self.low > 0 else "worse" if self.high < 0 else "unresolved"
+
+    def _left_out(self) -> str:
+        if not self.undefined_seeds:
+            return ""
+        seeds = ", ".join(map(str, self.undefined_seeds))
+        return f" (seed {seeds} left out: {self.metric} undefined there)"
 
     def verdict(self) -> str:
         """One sentence, worded by the numbers, naming the unit and the interval."""
         if self.outcome == "undefined":
             return (
                 f"{label(self.row)} cannot be compared with {label(self.control)} on "
-                f"{self.metric}: it is undefined when all test images of a seed pass or all "
-                "fail"
+                f"{self.metric}: it is undefined when all test images of every seed pass or "
+                "all fail"
             )
         fmt = {"rmse": "{:+.3f}", "augrc": "{:+.4f}"}.get(self.metric, "{:+.1f}")
         seeds = ", ".join(fmt.format(v) for v in self.per_seed.values())
@@ -212,8 +219,9 @@ class Comparison:
             f"{label(self.row)} is {what} on {self.metric}: improvement "
             f"{fmt.format(self.estimate)} ({self.unit}), {self.level:.0%} interval "
             f"[{fmt.format(self.low)}, {fmt.format(self.high)}] over {len(self.per_seed)} "
-            f"seeds and {self.n_images} test images; better on {self.beats[0]:.0%} of the "
-            f"seeds [{self.beats[1]:.0%}, {self.beats[2]:.0%}]; per seed {seeds}"
+            f"seeds{self._left_out()} and {self.n_images} test images; better on "
+            f"{self.beats[0]:.0%} of the seeds [{self.beats[1]:.0%}, {self.beats[2]:.0%}]; "
+            f"per seed {seeds}"
         )
 
 
@@ -265,7 +273,9 @@ def compare(
     per-seed improvements, its :func:`t_interval` widened by the variance of that mean
     over ``n_boot`` resamples of the test images (the same images for every seed and
     both rows; drawn from a generator seeded by ``seed``, so reproducible), and
-    :func:`beat_probability`."""
+    :func:`beat_probability`. A seed on which the metric is undefined (every test image
+    of one row passes, or every one fails: no AUROC) is left out and listed in
+    ``undefined_seeds``; when it is undefined on every seed, so is the comparison."""
     arrays = paired_arrays(predictions, row, control)
     sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
     rng = np.random.default_rng(seed)
@@ -280,7 +290,14 @@ def compare(
         )
         diffs.append(sign * in_paper_units(metric, 1.0) * diff)
     diffs = np.array(diffs)  # [seed, 1 + n_boot]: the whole test split, then the resamples
-    per_seed = dict(zip(arrays, map(float, diffs[:, 0]), strict=True))
+    # A seed on which the metric is undefined (all its test images pass, or all fail) is
+    # left out and named; with none defined the comparison is undefined.
+    defined = np.isfinite(diffs[:, 0])
+    undefined = tuple(s for s, ok in zip(arrays, defined, strict=True) if not ok)
+    if defined.any():
+        diffs = diffs[defined]
+    seeds = [s for s in arrays if s not in undefined] or list(arrays)
+    per_seed = dict(zip(seeds, map(float, diffs[:, 0]), strict=True))
     estimate = float(np.mean(diffs[:, 0]))
     image_var = float(np.nanvar(np.mean(diffs[:, 1:], axis=0), ddof=1))
     low, high = t_interval(per_seed.values(), image_var, level)
@@ -299,6 +316,7 @@ def compare(
         n,
         image_sd=float(np.sqrt(image_var)),
         beats=beat_probability(per_seed.values(), level),
+        undefined_seeds=undefined if defined.any() else (),
     )
 
 
@@ -318,6 +336,7 @@ def comparisons_frame(comparisons: list[Comparison]) -> pd.DataFrame:
                 "high": c.high,
                 "outcome": c.outcome,
                 "seeds": len(c.per_seed),
+                "left out": ", ".join(map(str, c.undefined_seeds)),
                 "better on": c.beats[0],
                 "better on, low": c.beats[1],
                 "better on, high": c.beats[2],

@@ -94,20 +94,30 @@ def test_the_bootstrap_is_seeded_and_tabulated():
         compare(rows, "g", "nothing", "rmse")
 
 
-def test_a_metric_undefined_on_a_seed_is_reported_as_such(recwarn):
-    """When every test image of a seed fails (a run of one epoch), AUROC has no value:
-    the comparison says so instead of calling it unresolved; RMSE is still compared."""
-    rows = _predictions({0: 0.02, 1: 0.04})
+def test_a_seed_where_the_metric_is_undefined_is_left_out_and_named(recwarn):
+    """When every test image of a seed fails (a collapsed training run), AUROC has no
+    value there: that seed is left out of the AUROC comparison and named; RMSE keeps
+    it. When AUROC is undefined on every seed (a run of one epoch), the comparison says
+    so instead of calling it unresolved."""
+    rows = _predictions({0: 0.02, 1: 0.04, 2: 0.03})
     for r in rows:
         if r["seed"] == 0:
             r["true_jaccard"] *= 0.6  # below 0.7: every image of seed 0 fails
     auroc = compare(rows, "g", "control", "auroc", n_boot=50)
-    assert auroc.outcome == "undefined"
-    assert auroc.verdict() == (
-        "g cannot be compared with control on auroc: it is undefined when all test images "
-        "of a seed pass or all fail"
+    assert auroc.undefined_seeds == (0,) and list(auroc.per_seed) == [1, 2]
+    assert auroc.outcome != "undefined" and "(seed 0 left out: auroc undefined there)" in (
+        auroc.verdict()
     )
-    assert compare(rows, "g", "control", "rmse", n_boot=50).outcome != "undefined"
+    rmse = compare(rows, "g", "control", "rmse", n_boot=50)
+    assert list(rmse.per_seed) == [0, 1, 2] and rmse.undefined_seeds == ()
+    for r in rows:
+        r["true_jaccard"] *= 0.6  # every image of every seed fails
+    none = compare(rows, "g", "control", "auroc", n_boot=50)
+    assert none.outcome == "undefined"
+    assert none.verdict() == (
+        "g cannot be compared with control on auroc: it is undefined when all test images "
+        "of every seed pass or all fail"
+    )
 
 
 def test_augrc_comparison_counts_lower_as_better_in_fractions_of_the_images():
