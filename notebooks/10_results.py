@@ -160,6 +160,13 @@ side_by_side = pd.DataFrame(
     for b, c in zip(build_comparisons, comparisons, strict=True)
 )
 display(side_by_side.style.hide(axis="index"))
+for c in comparisons:  # the analysis plan's amendment: undefined seeds are named
+    for s in c.undefined_seeds:
+        true_j = evidence[(evidence["method"] == c.row) & (evidence["seed"] == s)]["true_jaccard"]
+        print(
+            f"{label(c.row)} against its control, {c.metric}: seed {s} left out, where the "
+            f"{label(c.row)} U-Net fails all {len(true_j)} test images (mean J {true_j.mean():.2f})"
+        )
 
 # %% [markdown]
 # The same comparisons as a forest plot of the reference: each small dot is one of its
