@@ -59,6 +59,7 @@ from segqual_lite.rows import METHODS, TABLE_ROWS, label
 from segqual_lite.segment import segment_split
 from segqual_lite.stats import compare_rows, power_curve
 from segqual_lite.tables import (
+    display_frame,
     display_table,
     format_table_md,
     per_seed_arrays,
@@ -130,17 +131,19 @@ if reference is None:
     print(f"no reference run for profile {P.name!r}: the verdicts below rest on this run")
 else:
     evidence, evidence_cf = reference.predictions, reference.counterfactual
-    print(fill(check_build(reference, result.predictions).line(), 88))
-    print(f"reference: {len(reference.seeds)} seeds, made by `{reference.run['command']}`")
+    print(fill(check_build(reference, result.predictions).line(), 76))
+    print(f"reference: {len(reference.seeds)} seeds, made by")
+    print(f"    {reference.run['command']}")
 
 # %% [markdown]
-# This build's three seeds and the reference's, side by side: each cell is the mean
-# improvement of the row over its control with its 95% interval, then the verdict
-# (*better* or *worse* when the interval excludes 0). The last column is the share of
-# the seeds (the reference's, when there is one) on which the row beats its control,
-# with its 95% interval {footcite}`bouthillier2021accounting`.
+# This build's seeds and the reference's, side by side: each cell is the mean
+# improvement of the row over its control (RMSE a fraction of J, AUROC and detection
+# error points of %), its 95% interval on the next line, then the verdict (*better* or
+# *worse* when the interval excludes 0). The last column is the share of the seeds (the
+# reference's, when there is one) on which the row beats its control, with its 95%
+# interval {footcite}`bouthillier2021accounting`.
 
-# %%
+# %% tags=["hide-input"]
 build_comparisons = compare_rows(result.predictions, METHODS)
 comparisons = compare_rows(evidence, METHODS) if reference else build_comparisons
 
@@ -148,18 +151,18 @@ comparisons = compare_rows(evidence, METHODS) if reference else build_comparison
 side_by_side = pd.DataFrame(
     {
         "row": label(c.row),
-        "metric": f"{c.metric} ({c.unit})",
-        f"this build, {len(b.per_seed)} seeds": f"{interval_text(b)} {b.outcome}",
+        "metric": c.metric.replace("_", " "),
+        f"this build, {len(b.per_seed)} seeds": f"{interval_text(b, chr(10))}\n{b.outcome}",
         **(
-            {f"reference, {len(c.per_seed)} seeds": f"{interval_text(c)} {c.outcome}"}
+            {f"reference, {len(c.per_seed)} seeds": f"{interval_text(c, chr(10))}\n{c.outcome}"}
             if reference
             else {}
         ),
-        "better on": f"{c.beats[0]:.0%} [{c.beats[1]:.0%}, {c.beats[2]:.0%}]",
+        "better on": f"{c.beats[0]:.0%}\n[{c.beats[1]:.0%},\u00a0{c.beats[2]:.0%}]",
     }
     for b, c in zip(build_comparisons, comparisons, strict=True)
 )
-display(side_by_side.style.hide(axis="index"))
+display(display_frame(side_by_side))
 
 # %% [markdown]
 # The same comparisons as a forest plot of the reference: each small dot is one of its
@@ -181,12 +184,10 @@ fig = plot_forest(
 # line of the forest plot, for AUROC, beside the mean it is to measure:
 
 # %%
+print("AUROC improvement (points of %): mean, sd over seeds, test-image sd of the mean")
 for c in comparisons:
     if c.metric == "auroc":
-        print(
-            f"{label(c.row):16s} mean {c.estimate:+.1f}, sd over seeds {c.seed_sd:.1f}, "
-            f"test-image sd of the mean {c.image_sd:.1f} (AUROC points)"
-        )
+        print(f"  {label(c.row):16s} {c.estimate:+5.1f} {c.seed_sd:5.1f} {c.image_sd:5.1f}")
 
 # %% [markdown]
 # How often would a build of $k$ seeds resolve each comparison? Drawing $k$ of the
@@ -201,9 +202,12 @@ fig = plot_power(curves, "auroc", n_build=len(P.seeds))
 at_build = curves[(curves["metric"] == "auroc") & (curves["k"] == min(len(P.seeds), max(ks)))]
 power_at_build = dict(zip(at_build["row"], at_build["resolved"], strict=True))
 print(
-    f"AUROC, share of {len(P.seeds)}-seed draws that resolve the comparison: "
-    + ", ".join(f"{label(r)} {v:.0%}" for r, v in power_at_build.items())
-    + f"; the wrong way: at most {at_build['wrong_way'].max():.0%}"
+    fill(
+        f"AUROC, share of {len(P.seeds)}-seed draws that resolve the comparison: "
+        + ", ".join(f"{label(r)} {v:.0%}" for r, v in power_at_build.items())
+        + f"; the wrong way: at most {at_build['wrong_way'].max():.0%}",
+        76,
+    )
 )
 
 # %% [markdown]
@@ -222,17 +226,24 @@ print(
 # image is drawn exactly as before). The plan's rule: the rims **carry** a gain when it
 # is resolved with them and the difference of the gains (with minus without, per seed)
 # lies above 0; a gain resolved on both data sets **does not depend on** them; else
-# the counterfactual decides nothing.
+# the counterfactual decides nothing. Each cell is a mean gain with its 95% interval
+# on the next line (RMSE a fraction of J, the others points of %):
 
 # %%
 if evidence_cf is None and P.data == "synthetic":
     evidence_cf = run_counterfactual(P, device=device).predictions
 counterfactual = compare_rows(evidence_cf, METHODS) if evidence_cf is not None else None
 if counterfactual:
-    display(counterfactual_frame(comparisons, counterfactual).style.hide(axis="index"))
+    display(display_frame(counterfactual_frame(comparisons, counterfactual)))
 else:
     print("real ISIC 2017 data: the counterfactual needs the synthetic generator")
-# The analysis plan's amendment: a seed on which a metric is undefined is named.
+
+# %% [markdown]
+# The analysis plan's amendment: a seed on which a comparison's metric is undefined
+# (every test image of the row passes, or every one fails) is left out of that
+# comparison. Those left out, if any:
+
+# %% tags=["hide-input"]
 runs = [("", comparisons, evidence), ("without rims, ", counterfactual, evidence_cf)]
 for where, compared, predictions in runs:
     for c in compared or ():
@@ -241,11 +252,14 @@ for where, compared, predictions in runs:
                 "true_jaccard"
             ]
             side = "fail" if (true_j < FAILURE_THRESHOLD).all() else "pass"
-            print(
+            text = (
                 f"{where}{label(c.row)}, {c.metric}: seed {s} left out; there the "
                 f"{label(c.row)} U-Net's mean test Jaccard is {true_j.mean():.2f} and all "
                 f"{len(true_j)} test images {side}, so {c.metric} is undefined"
             )
+            print(fill(text, 76, subsequent_indent="    "))
+if not any(c.undefined_seeds for _, compared, _ in runs for c in compared or ()):
+    print("none: every metric is defined on every seed")
 
 # %% [markdown]
 # ## Figure 2: segmentations and their uncertainty maps
@@ -372,9 +386,11 @@ print(
 #
 # What should a student take from this chapter? The verdicts of the analysis plan, on
 # the evidence above, and what the runs measured about why; every sentence below is
-# computed from the numbers, so it stays true when the reference is regenerated.
+# computed from the numbers, so it stays true when the reference is regenerated. First
+# the verdicts, one line per uncertainty row against its control (each cell: the mean
+# improvement, its 95% interval, the outcome):
 
-# %%
+# %% tags=["hide-input"]
 facts = Evidence(
     comparisons=comparisons,
     counterfactual=counterfactual,
@@ -384,7 +400,7 @@ facts = Evidence(
     build_seeds=len(P.seeds),
     power_at_build=power_at_build,
 )
-display(verdict_table(facts).style.hide(axis="index"))
+display(display_frame(verdict_table(facts)))
 display(Markdown(conclusions_markdown(facts)))
 
 # %% [markdown]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .rows import PAPER_TABLE1, control_of, label
+from .rows import PAPER_TABLE1, label
 from .stats import COMPARED_METRICS, RIM_VERDICTS, Comparison, gain_difference, rim_verdict
 from .tables import METRICS, per_seed_arrays, seed_metrics
 
@@ -67,17 +67,19 @@ def baseline_auroc(predictions, row: str = "no_uncertainty") -> float:
     return 100 * sum(finite) / len(finite) if finite else math.nan
 
 
-def interval_text(c: Comparison) -> str:
+def interval_text(c: Comparison, sep: str = " ") -> str:
     """``"+1.2 [+0.3, +2.1]"``: the mean improvement and its interval, in the metric's
-    unit (RMSE to 3 decimals, points of % to 1)."""
+    unit (RMSE to 3 decimals, points of % to 1), ``sep`` between them (a newline in
+    tables); the interval never breaks across lines."""
     fmt = _FMT.get(c.metric, "{:+.3g}")
-    return f"{fmt.format(c.estimate)} [{fmt.format(c.low)}, {fmt.format(c.high)}]"
+    return f"{fmt.format(c.estimate)}{sep}[{fmt.format(c.low)},\u00a0{fmt.format(c.high)}]"
 
 
 def counterfactual_frame(comparisons: list[Comparison], counterfactual: list[Comparison]):
     """One line per row and metric: the gain with rims (``comparisons``), without them
-    (``counterfactual``), their difference (each a mean with its 95% interval, in the
-    metric's unit) and the plan's verdict (:func:`segqual_lite.stats.rim_verdict`)."""
+    (``counterfactual``), their difference (each the mean, then its 95% interval on a
+    line of its own, in the metric's unit: RMSE a fraction of J, the others points of %)
+    and the plan's verdict (:func:`segqual_lite.stats.rim_verdict`)."""
     records = []
     for with_ in comparisons:
         without = next(c for c in counterfactual if (c.row, c.metric) == (with_.row, with_.metric))
@@ -85,10 +87,10 @@ def counterfactual_frame(comparisons: list[Comparison], counterfactual: list[Com
         records.append(
             {
                 "row": label(with_.row),
-                "metric": f"{_NAMES[with_.metric]} ({with_.unit})",
-                "gain with rims": interval_text(with_),
-                "gain without rims": interval_text(without),
-                "difference": interval_text(diff),
+                "metric": _NAMES[with_.metric],
+                "gain with rims": interval_text(with_, "\n"),
+                "gain without rims": interval_text(without, "\n"),
+                "difference": interval_text(diff, "\n"),
                 "verdict": RIM_VERDICTS[rim_verdict(with_, without, diff)],
             }
         )
@@ -96,18 +98,18 @@ def counterfactual_frame(comparisons: list[Comparison], counterfactual: list[Com
 
 
 def verdict_table(evidence: Evidence) -> pd.DataFrame:
-    """The table of verdicts: per row, each metric's improvement over the control with
-    its interval and outcome, the share of seeds on which the row is better (AUROC), and
-    whether the paper's finding holds (RMSE and AUROC both better)."""
+    """The table of verdicts: per row (against its control), each metric's improvement
+    (the mean, its interval on the next line, then the outcome), the share of seeds on
+    which the row's AUROC is better with its interval, and whether the paper's finding
+    holds (RMSE and AUROC both better)."""
     records = []
     for row in evidence.rows:
-        record = {"row": label(row), "control": label(control_of(row))}
+        record = {"row": label(row)}
         for metric in COMPARED_METRICS:
             c = evidence.get(row, metric)
-            record[f"{_NAMES[metric]} ({c.unit})"] = f"{interval_text(c)} {c.outcome}"
-        auroc = evidence.get(row, "auroc")
-        share, low, high = auroc.beats
-        record["AUROC better on (share of seeds)"] = f"{share:.0%} [{low:.0%}, {high:.0%}]"
+            record[_NAMES[metric]] = f"{interval_text(c, chr(10))}\n{c.outcome}"
+        share, low, high = evidence.get(row, "auroc").beats
+        record["AUROC better on"] = f"{share:.0%}\nof seeds\n[{low:.0%},\u00a0{high:.0%}]"
         record["paper's finding"] = "holds" if _holds(evidence, row) else "not shown"
         records.append(record)
     return pd.DataFrame(records)

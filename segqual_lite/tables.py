@@ -69,6 +69,7 @@ __all__ = [
     "table_caption",
     "wide_table",
     "display_table",
+    "display_frame",
     "format_table_md",
     "csv_text",
 ]
@@ -262,16 +263,21 @@ def display_table(table: pd.DataFrame):
     whose cells give the paper's numbers on a line of their own and never break inside
     ``mean ± std``, in a smaller font, so that the columns fit the page."""
     wide = wide_table(table, paper_sep="\n")
-    return (
-        wide.style.hide(axis="index", names=True)
-        .format(lambda v: v.replace(" ± ", "\u00a0±\u00a0") if isinstance(v, str) else v)
-        .set_table_attributes('class="dataframe"')
-        .set_table_styles(
-            [
-                {"selector": "", "props": "font-size: 0.85em"},
-                {"selector": "td", "props": "white-space: pre-line; text-align: right"},
-            ]
-        )
+    styled = display_frame(wide, index=True)
+    return styled.format(lambda v: v.replace(" ± ", "\u00a0±\u00a0") if isinstance(v, str) else v)
+
+
+def display_frame(frame: pd.DataFrame, index: bool = False):
+    """Any table of text cells as the chapters show it: an HTML table in a smaller font
+    whose cells break lines only where they hold a newline (chapters 10 to 12's
+    comparison tables put an interval on a line of its own); the index hidden unless
+    ``index``."""
+    styled = frame.style.hide(axis="index", names=True) if index else frame.style.hide()
+    return styled.set_table_attributes('class="dataframe"').set_table_styles(
+        [
+            {"selector": "", "props": "font-size: 0.85em"},
+            {"selector": "td", "props": "white-space: pre-line; text-align: right"},
+        ]
     )
 
 
