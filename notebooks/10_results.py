@@ -358,13 +358,14 @@ print(
 train_j = segment_split(P, "max_prob", P.seeds[0], root, "train", device).jaccard
 test_j = sets["max_prob"].jaccard
 gap = train_j.mean() - test_j.mean()
-print(
+said = (
     f"plain U-Net, seed {P.seeds[0]}: mean J {train_j.mean():.3f} on its training images, "
     f"{test_j.mean():.3f} on the test images ({abs(gap):.3f} {'better' if gap > 0 else 'worse'} "
     f"on the training images); below {FAILURE_THRESHOLD}: "
     f"{np.mean(train_j < FAILURE_THRESHOLD):.0%} of training, "
     f"{np.mean(test_j < FAILURE_THRESHOLD):.0%} of test images"
 )
+print(fill(said, 76))
 
 # %% [markdown]
 # Chapter 11 trains $g$ on out-of-fold segmentations instead.

@@ -273,12 +273,13 @@ def display_frame(frame: pd.DataFrame, index: bool = False):
     comparison tables put an interval on a line of its own); the index hidden unless
     ``index``."""
     styled = frame.style.hide(axis="index", names=True) if index else frame.style.hide()
-    return styled.set_table_attributes('class="dataframe"').set_table_styles(
-        [
-            {"selector": "", "props": "font-size: 0.85em"},
-            {"selector": "td", "props": "white-space: pre-line; text-align: right"},
-        ]
-    )
+    styles = [
+        {"selector": "", "props": "font-size: 0.85em"},
+        {"selector": "td", "props": "white-space: pre-line; text-align: right"},
+    ]
+    if not index:  # the first column names the line
+        styles.append({"selector": "td:first-child", "props": "text-align: left"})
+    return styled.set_table_attributes('class="dataframe"').set_table_styles(styles)
 
 
 def format_table_md(table: pd.DataFrame, profile_name: str = "", title: str = "Table 1") -> str:
