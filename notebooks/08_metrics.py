@@ -251,26 +251,28 @@ except ValueError as err:
 #    detection error, higher AUROC).
 # 2. **An interval that counts the seeds.** The mean $\bar\Delta = \frac{1}{k}\sum_s
 #    \Delta_s$ over $k$ seeds errs for two reasons. The training runs: the $\Delta_s$
-#    scatter with standard deviation $s$, and their mean is known to
-#    $t_{k-1}\, s/\sqrt{k}$ (Student's $t$ with $k - 1$ degrees of freedom, since $s$
-#    itself is estimated from only $k$ values). The test images: every seed is scored on
-#    the *same* images, so their luck is shared by all seeds and does not average away;
-#    its variance $v$ is estimated by resampling the test images (the same resample for
-#    every seed and both rows) and recomputing $\bar\Delta$. The two half-widths add in
-#    quadrature:
+#    scatter with standard deviation $\hat\sigma$, and their mean is known to
+#    $t_{0.975,\,k-1}\, \hat\sigma/\sqrt{k}$ (the 97.5th percentile of Student's $t$ with
+#    $k - 1$ degrees of freedom, since $\hat\sigma$ itself is estimated from only $k$
+#    values). The test images: every seed is scored on the *same* images, so their luck
+#    is shared by all seeds and does not average away; its variance $\omega^2$ is
+#    estimated by resampling the test images (the same resample for every seed and both
+#    rows) and recomputing $\bar\Delta$. The two half-widths add in quadrature:
 #
-#    $$\bar\Delta \pm \sqrt{\left(t_{k-1}\,\frac{s}{\sqrt k}\right)^2 + \left(1.96\sqrt{v}\right)^2}.$$
+#    $$\bar\Delta \pm \sqrt{\left(t_{0.975,\,k-1}\,\frac{\hat\sigma}{\sqrt k}\right)^2 + \left(1.96\,\omega\right)^2}.$$
 #
 # A difference is called *better* or *worse* only when its interval excludes 0. Here on
-# simulated predictions for three seeds, where the row's predictions are less noisy than
-# the control's by an amount that changes from seed to seed:
+# simulated predictions for three seeds, scored on the same 300 test images, where the
+# row's predictions are less noisy than the control's by an amount that changes from
+# seed to seed:
 
 # %%
 rng = np.random.default_rng(0)
 ids = [f"ISIC_{i:07d}" for i in range(300)]
 parts = []
+true = rng.uniform(0.3, 1.0, 300)  # the same test images for every seed
 for s, gain in enumerate((0.01, 0.04, 0.07)):  # the row's noise is lower by `gain`
-    true, noise = rng.uniform(0.3, 1.0, 300), rng.standard_normal(300)
+    noise = rng.standard_normal(300)
     for method, scale in (("no_uncertainty", 0.15), ("max_prob", 0.15 - gain)):
         predicted = true + scale * noise
         parts.append(
@@ -341,7 +343,13 @@ claims = pd.DataFrame(
         },
     }
 )
-print("share of 2000 simulated comparisons with no effect that claim one (should be 5%):")
+print(
+    fill(
+        "share of 2000 simulated comparisons with no effect that claim one (should be 5%; "
+        "the interval's coverage is 100% minus it):",
+        76,
+    )
+)
 display(display_frame(claims))
 
 # %% [markdown]

@@ -149,12 +149,13 @@ def _baseline(evidence: Evidence, gains: dict[str, float]) -> str | None:
     strong = evidence.baseline_auroc > paper_base
     return (
         ("**The baseline is strong.** " if strong else "**The baseline.** ")
-        + f"$g$ without a map reaches an AUROC of {evidence.baseline_auroc:.1f}% here, "
+        + f"*g* without a map reaches a mean AUROC of {evidence.baseline_auroc:.1f}% over the "
+        f"{evidence.seeds} seeds here, "
         f"against {paper_base:.1f}% in the paper, where the best map added "
         f"{paper_gain:.1f} points. Here the largest mean gain is {gains[largest]:+.1f} "
         f"points ({label(largest)})"
         + (
-            ": from the image and the mask alone, $g$ already ranks most failures, and "
+            ": from the image and the mask alone, *g* already ranks most failures, and "
             "there is less left for a map to add."
             if strong
             else "."
@@ -173,14 +174,14 @@ def _gap(evidence: Evidence) -> str | None:
     else:
         found = (
             f"no better on its training images than on the test images ({gap:+.3f} in mean "
-            "Jaccard): $g$ learns from segmentations about as good as those it will judge, "
+            "Jaccard): *g* learns from segmentations about as good as those it will judge, "
             "so the part of the paper's mechanism that the map repairs is missing here."
         )
     return (
-        "**$f$'s train/test gap.** The paper's explanation is that $g$ learns from $f$'s "
-        "segmentations of $f$'s own training images, which $f$ fits better than new ones, so "
-        "that $g$ sees too few failures in training and needs the map to recognise them at "
-        f"test time. Here $f$ is {found}"
+        "***f*'s train/test gap.** The paper's explanation is that *g* learns from *f*'s "
+        "segmentations of *f*'s own training images, which *f* fits better than new ones, so "
+        "that *g* sees too few failures in training and needs the map to recognise them at "
+        f"test time. Here *f* is {found}"
     )
 
 
@@ -196,25 +197,41 @@ def conclusions_markdown(evidence: Evidence) -> str:
     gains = {r: evidence.get(r, "auroc").estimate for r in rows}
     paragraphs = []
 
+    # 0. The bottom line.
+    _, paper_gain = _paper_gains()
+    finite = [g for g in gains.values() if math.isfinite(g)]
+    bottom = (
+        f"**In short:** the paper's finding is reproduced for {len(holds)} of the "
+        f"{len(rows)} uncertainty rows"
+        + (f" ({_names(holds)})" if holds else "")
+        + (
+            f", with mean AUROC gains of {min(finite):+.1f} to {max(finite):+.1f} points "
+            f"against up to {paper_gain:.1f} in the paper."
+            if finite
+            else "."
+        )
+    )
+    paragraphs.append(bottom)
+
     # 1. Where the paper's claim holds.
     first = f"**On {evidence.seeds} seeds, "
     if holds:
         first += (
-            f"the paper's finding holds for {_names(holds)}**: the map lowers $g$'s RMSE and "
+            f"the paper's finding holds for {_names(holds)}**: the map lowers *g*'s RMSE and "
             "raises its AUROC, both resolved."
         )
     else:
         first += (
-            "the paper's finding, a map that lowers $g$'s RMSE and raises its AUROC, holds "
+            "the paper's finding, a map that lowers *g*'s RMSE and raises its AUROC, holds "
             "for no row.**"
         )
     if auroc_only:
         first += (
-            f" For {_names(auroc_only)} the map helps $g$ rank the images, raising AUROC by "
+            f" For {_names(auroc_only)} the map helps *g* rank the images, raising AUROC by "
             + ", ".join(f"{gains[r]:+.1f}" for r in auroc_only)
             + " points, "
             + (
-                "but RMSE is not resolved: $g$ ranks failures better without predicting "
+                "but RMSE is not resolved: *g* ranks failures better without predicting "
                 "the Jaccard index more accurately."
                 if not rmse_better
                 else "while RMSE is resolved only for "
@@ -252,7 +269,7 @@ def conclusions_markdown(evidence: Evidence) -> str:
         text = (
             "**The rim cases.** Some synthetic lesions have an ambiguous rim: faint "
             "pigment that the annotator included for half of them, a coin flip that no "
-            "image can predict, so $f$ is unsure along the whole rim. On the same data "
+            "image can predict, so *f* is unsure along the whole rim. On the same data "
             "without such rims, "
         )
         gained = [k for k in verdicts if evidence.get(*k).outcome == "better"]
@@ -260,7 +277,7 @@ def conclusions_markdown(evidence: Evidence) -> str:
             text += (
                 "the gain shrinks by a resolved margin for "
                 + _by_row(carried)
-                + ": there the map helps $g$ mostly by marking the lesions whose label is a "
+                + ": there the map helps *g* mostly by marking the lesions whose label is a "
                 "coin flip."
             )
         elif gained:

@@ -467,7 +467,8 @@ def plot_forest(comparisons, title: str | None = None, marked=None, marked_label
             if c is None:
                 continue
             colour = {"better": "tab:green", "worse": "tab:red"}.get(c.outcome, "tab:grey")
-            ax.plot([c.low, c.high], [y, y], color=colour, lw=2.5, solid_capstyle="butt")
+            bar_y = y + (0.16 if marked else 0)  # the interval just below the seeds' dots
+            ax.plot([c.low, c.high], [bar_y] * 2, color=colour, lw=4, solid_capstyle="butt")
             ax.scatter(
                 list(c.per_seed.values()),
                 [y] * len(c.per_seed),
@@ -477,7 +478,7 @@ def plot_forest(comparisons, title: str | None = None, marked=None, marked_label
                 zorder=3,
                 linewidths=0,
             )
-            ax.scatter([c.estimate], [y], s=45, color=colour, edgecolor="k", zorder=4)
+            ax.scatter([c.estimate], [bar_y], s=45, color=colour, edgecolor="k", zorder=4)
             other = next(
                 (m for m in marked or () if (m.row, m.control) == pair and m.metric == metric),
                 None,
@@ -495,7 +496,7 @@ def plot_forest(comparisons, title: str | None = None, marked=None, marked_label
                 )
         ax.axvline(0, color="k", ls="--", lw=0.8)
         unit = next(c.unit for c in comparisons if c.metric == metric)
-        ax.set_title(f"{metric}\n({unit})")
+        ax.set_title(f"{METRIC_LABELS.get(metric, metric)}\n({unit})")
         ax.grid(axis="x", alpha=0.3)
     axes[0, 0].set_yticks(range(len(pairs)))
     axes[0, 0].set_yticklabels([f"{label(r)}\nvs {label(c)}" for r, c in pairs])
@@ -510,11 +511,17 @@ def plot_forest(comparisons, title: str | None = None, marked=None, marked_label
             mpl.lines.Line2D([], [], ls="", marker="o", color="k", alpha=0.45, ms=4),
             mpl.lines.Line2D([], [], ls="", marker="D", mfc="none", mec="tab:orange", ms=5),
         ]
+        names = [f"one of the {n} seeds", marked_label or "another run's seeds"]
+        outcomes = {c.outcome for c in comparisons}
+        for outcome, colour in (("better", "green"), ("worse", "red"), ("unresolved", "grey")):
+            if outcome in outcomes:
+                handles.append(mpl.lines.Line2D([], [], color=f"tab:{colour}", lw=4))
+                names.append(f"95% interval: {outcome}")
         fig.legend(
             handles,
-            [f"one of the {n} seeds", marked_label or "another run's seeds"],
+            names,
             loc="lower center",
-            ncol=2,
+            ncol=len(names),
             frameon=False,
             bbox_to_anchor=(0.5, 0.0),
         )
@@ -531,7 +538,7 @@ def plot_power(curves: pd.DataFrame, metric: str = "auroc", n_build: int | None 
     the share that resolve it the wrong way (dashed), against k; a dotted line at 80%
     and, when given, at the build's ``n_build`` seeds."""
     part = curves[curves["metric"] == metric]
-    fig, ax = plt.subplots(figsize=fit_width(PAGE_WIDTH, 3.3))
+    fig, ax = plt.subplots(figsize=fit_width(PAGE_WIDTH, 3.6))
     for i, (row, lines) in enumerate(part.groupby("row", sort=False)):
         colour = plt.get_cmap("tab10")(i)
         ax.plot(lines["k"], 100 * lines["resolved"], color=colour, lw=2, label=label(row))
@@ -554,8 +561,8 @@ def plot_power(curves: pd.DataFrame, metric: str = "auroc", n_build: int | None 
     ax.set_ylim(-2, 102)
     ax.set_title(f"{METRIC_LABELS.get(metric, metric)}: resolved (solid), the wrong way (dashed)")
     ax.grid(alpha=0.3)
-    ax.legend(loc="center right", fontsize=8)
-    fig.tight_layout()
+    fig.legend(loc="lower center", ncol=4, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     return fig
 
 
