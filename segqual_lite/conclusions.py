@@ -205,8 +205,8 @@ def conclusions_markdown(evidence: Evidence) -> str:
         f"{len(rows)} uncertainty rows"
         + (f" ({_names(holds)})" if holds else "")
         + (
-            f", with mean AUROC gains of {min(finite):+.1f} to {max(finite):+.1f} points "
-            f"against up to {paper_gain:.1f} in the paper."
+            f"; the {len(finite)} rows' mean AUROC gains are {min(finite):+.1f} to "
+            f"{max(finite):+.1f} points, against up to {paper_gain:.1f} in the paper."
             if finite
             else "."
         )
