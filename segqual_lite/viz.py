@@ -455,7 +455,7 @@ def plot_forest(comparisons, title: str | None = None, marked=None, marked_label
     fig, axes = plt.subplots(
         1,
         len(metrics),
-        figsize=(PAGE_WIDTH, 0.6 * len(pairs) + 1.3 + (0.3 if marked else 0)),
+        figsize=(PAGE_WIDTH, 0.6 * len(pairs) + 1.3 + (0.6 if marked else 0)),
         sharey=True,
         squeeze=False,
     )
@@ -503,7 +503,7 @@ def plot_forest(comparisons, title: str | None = None, marked=None, marked_label
     axes[0, 0].invert_yaxis()
     fig.supxlabel(
         "improvement of the row over its control (right: the row is better)",
-        y=0.06 if marked else None,
+        y=0.11 if marked else None,
     )
     if marked:
         n = len(comparisons[0].per_seed)
@@ -521,13 +521,13 @@ def plot_forest(comparisons, title: str | None = None, marked=None, marked_label
             handles,
             names,
             loc="lower center",
-            ncol=len(names),
+            ncol=2,
             frameon=False,
             bbox_to_anchor=(0.5, 0.0),
         )
     if title:
         fig.suptitle(title)
-    fig.tight_layout(rect=(0, 0.1 if marked else 0, 1, 1))
+    fig.tight_layout(rect=(0, 0.15 if marked else 0, 1, 1))
     return fig
 
 
