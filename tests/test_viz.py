@@ -96,10 +96,22 @@ def test_forest_plot_has_a_panel_per_metric_and_a_line_per_pair():
         compare(rows, "max_prob", "no_uncertainty", m, n_boot=100) for m in ("rmse", "auroc")
     ]
     fig = plot_forest(comparisons)
-    assert [ax.get_title().split("\n")[0] for ax in fig.axes] == ["rmse", "auroc"]
+    assert [ax.get_title().split("\n")[0] for ax in fig.axes] == ["RMSE ↓", "AUROC ↑"]
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == [
         "Max Probability\nvs No Uncertainty"
     ]
+    plt.close(fig)
+    # Another run's seeds (a build beside a reference) as diamonds, named in a legend.
+    first_two = [r for r in rows if r["seed"] < 2]
+    build = [compare(first_two, c.row, c.control, c.metric, n_boot=50) for c in comparisons]
+    fig = plot_forest(comparisons, marked=build, marked_label="this build's 2 seeds")
+    diamonds = [
+        c for ax in fig.axes for c in ax.collections if c.get_paths() and len(c.get_offsets()) == 2
+    ]
+    assert len(diamonds) == 2  # one set per panel, two seeds each
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend[:2] == ["one of the 3 seeds", "this build's 2 seeds"]
+    assert any(t.startswith("95% interval: ") for t in legend)
     plt.close(fig)
 
 
