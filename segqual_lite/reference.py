@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .config import Profile, torch_threads
+from .config import Profile, pick_device, torch_threads
 from .store import CODE_VERSIONS, write_bytes, write_text
 from .tables import (
     csv_text,
@@ -79,14 +79,15 @@ class StaleReference(RuntimeError):
     """The reference was made by other code or another profile than the code's."""
 
 
-def environment(device: str = "cpu") -> dict:
+def environment(device: str | None = None) -> dict:
     """What decides floating-point results beyond the code: torch's version, the CPU's
-    vector instructions, the CPU threads per process and the device."""
+    vector instructions, the CPU threads per process and the device (default: the one
+    :func:`~segqual_lite.config.pick_device` picks, as the runs do)."""
     return {
         "torch": torch.__version__,
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "threads": torch_threads(),
-        "device": device,
+        "device": device or pick_device().type,
     }
 
 
@@ -159,7 +160,7 @@ def pack_reference(
     seeds: tuple[int, ...],
     command: str,
     wall_s: float | None,
-    device: str = "cpu",
+    device: str | None = None,
 ) -> Path:
     """Write the reference of ``profile`` into ``out`` from the results folder of a run
     of ``reproduce --counterfactual --seeds ...`` (its ``predictions.csv`` and
