@@ -95,9 +95,8 @@ print(fill("files: " + ", ".join(sorted(p.name for p in result.out.iterdir())), 
 # %% [markdown]
 # ## Table 1
 #
-# Mean $\pm$ standard deviation over the profile's seeds; the paper's values (5 seeds on
-# ISIC 2017 at 224 px) in brackets. RMSE is a fraction, the other metrics percentages.
-# Every number is recomputed from `predictions.csv` on the next line, as a check.
+# This build's Table 1, beside the paper's (5 seeds on ISIC 2017 at 224 px). Every
+# number is recomputed from `predictions.csv` on the next line, as a check.
 
 # %%
 recomputed = table_from_predictions(read_predictions(result.out / "predictions.csv"))
@@ -353,7 +352,7 @@ explorer
 # show the paper's finding; each is measured here on this run.
 #
 # **How many failures there are.** AUROC and AUPR-Fail rest on the failing test images;
-# with few of them a single image moves the metrics:
+# the fewer there are, the more a single image moves these metrics. On this run:
 
 # %%
 first_rows = result.predictions[result.predictions["method"] == "max_prob"]
