@@ -27,7 +27,6 @@ __all__ = [
     "conclusions_markdown",
 ]
 
-_FMT = {"rmse": "{:+.3f}", "auroc": "{:+.1f}", "detection_error": "{:+.1f}"}
 _NAMES = {"rmse": "RMSE", "auroc": "AUROC", "detection_error": "detection error"}
 
 
@@ -71,7 +70,7 @@ def interval_text(c: Comparison, sep: str = " ") -> str:
     """``"+1.2 [+0.3, +2.1]"``: the mean improvement and its interval, in the metric's
     unit (RMSE to 3 decimals, points of % to 1), ``sep`` between them (a newline in
     tables); the interval never breaks across lines."""
-    fmt = _FMT.get(c.metric, "{:+.3g}")
+    fmt = c.number_format
     return f"{fmt.format(c.estimate)}{sep}[{fmt.format(c.low)},\u00a0{fmt.format(c.high)}]"
 
 

@@ -262,16 +262,13 @@ class BuildCheck:
                 f"This build's seeds {seeds} equal the reference's, image for image (same "
                 "code, torch, CPU instructions and threads)."
             )
-        differs = ", ".join(f"{k} {a} there, {b} here" for k, a, b in self._differing())
+        differs = ", ".join(f"{k} {a} there, {b} here" for k, (a, b) in self.differing.items())
         return (
             f"This machine's floating-point results differ from the reference's ({differs}): "
             f"seeds {seeds} agree within the tolerance, the largest per-seed difference "
             + ", ".join(f"{m} {v:.3f}" for m, v in self.metric_differences.items())
             + "."
         )
-
-    def _differing(self):
-        return [(k, *v) for k, v in self.differing.items()]
 
 
 def check_build(
