@@ -17,9 +17,10 @@ import pandas as pd
 
 from segqual_lite.conclusions import counterfactual_frame
 from segqual_lite.config import get_profile
+from segqual_lite.power import power_curve
 from segqual_lite.reference import load_reference
 from segqual_lite.rows import METHODS, label
-from segqual_lite.stats import compare_rows, comparisons_frame, power_curve
+from segqual_lite.stats import compare_rows, comparisons_frame
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 """How many seeds does the reference run need? Power and coverage of the book's interval.
 
-Prints, from simulation (:func:`segqual_lite.stats.power` and
-:func:`segqual_lite.stats.simulate_coverage`):
+Prints, from simulation (:func:`segqual_lite.power.power` and
+:func:`segqual_lite.power.simulate_coverage`):
 
 1. the power to resolve a true AUROC gain of ``--effect`` points (the share of simulated
    runs of k seeds whose 95% interval lies above 0), for per-seed spreads ``--seed-sd``
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import argparse
 
-from segqual_lite.stats import power, simulate_coverage
+from segqual_lite.power import power, simulate_coverage
 
 KS = (3, 8, 12, 16, 20, 24, 28)
 

@@ -5,7 +5,10 @@
 1. Web assets. The ipywidgets HTML manager (``embed.js`` and its fonts) and MathJax are
    fetched with ``npm pack`` (pinned versions, cached under ``<out>/npm``) and served by
    the site itself, so pages work with no network.
-2. Staging. ``_config.yml``, ``_toc.yml``, ``book/`` and the chapters of the table of
+2. Pairs. Each chapter's pair (``notebooks/NN_*.py``, the source, and the committed
+   ``.ipynb``) is synchronised with jupytext, the newer side's cells winning, so the build
+   shows an edit made on either side (and the ``.ipynb`` that Colab opens has it too).
+   Staging. ``_config.yml``, ``_toc.yml``, ``book/`` and the chapters of the table of
    contents are copied to ``<out>/stage``; paths there equal paths in the repository, so
    the Colab links point at the committed ``.ipynb`` files.
 3. Execution. First the grid of the results chapters (every row, every seed, and chapter
@@ -14,8 +17,10 @@
    (N = the CPU count), so the chapters mostly load. Then papermill runs each chapter
    exactly once, injecting ``profile``, in N processes side by side; the injected-parameters
    cell is tagged ``remove-cell``. A chapter whose source, package code and profile are
-   unchanged since its last execution is not run again (and when none must run, neither
-   is the grid).
+   unchanged since its last execution is not run again, and the grid runs only when a
+   results chapter must. Kernels talk to papermill over local IPC sockets and are shut
+   down without an interrupt, so a healthy build logs no warning; a failing chapter
+   stops the build with papermill's failing cell and traceback.
 4. Rendering. Jupyter Book builds the staged copy with execution off into ``<out>/html``.
 5. Accounting. Each executed chapter's wall time is split into kernel start, set-up
    (imports), the package's timed phases (data, each model trained or loaded, maps, g,
@@ -46,6 +51,9 @@ from pathlib import Path
 import nbformat
 import papermill
 import yaml
+from jupyter_client.manager import AsyncKernelManager
+from jupytext.cli import jupytext as jupytext_cli
+from traitlets import Unicode
 
 from segqual_lite.reference import reference_folder
 from segqual_lite.timing import TIMINGS_ENV  # where the package appends its phases
@@ -65,6 +73,49 @@ WEB_ASSETS = {
 
 def log(msg: str) -> None:
     print(f"[book] {msg}", flush=True)
+
+
+class QuietKernelManager(AsyncKernelManager):
+    """A kernel manager for papermill whose kernels need no TCP port (IPC sockets in
+    Jupyter's runtime folder, so the kernel has no unencrypted transport to warn about)
+    and are shut down by request alone: jupyter_client interrupts a kernel before its
+    shutdown request, and an idle kernel logs that interrupt as an error."""
+
+    transport = Unicode("ipc")
+
+    async def _async_interrupt_kernel(self) -> None:
+        if not self.shutting_down:  # a timeout's interrupt still reaches the kernel
+            await super()._async_interrupt_kernel()
+
+
+def run_notebook(src: Path, dst: Path, parameters: dict, cwd: Path) -> None:
+    """Execute the notebook ``src`` into ``dst`` with papermill on the book's kernel,
+    injecting ``parameters``; a failing cell raises papermill's error, which names the
+    cell and carries its traceback."""
+    papermill.execute_notebook(
+        str(src),
+        str(dst),
+        parameters=parameters,
+        kernel_name=KERNEL,
+        cwd=str(cwd),
+        progress_bar=False,
+        request_save_on_cell_execute=False,
+        kernel_manager_class=QuietKernelManager,
+    )
+
+
+def sync_pairs(sources: list[Path]) -> list[Path]:
+    """Synchronise each jupytext pair of ``sources`` (``notebooks/NN_*.py`` and its
+    ``.ipynb``) with ``jupytext --sync``: the cells of the newer file win, the outputs
+    of the ``.ipynb`` stay. Returns the files that changed."""
+    pairs = [f for src in sources for f in (src, src.with_suffix(".ipynb")) if f.exists()]
+    before = {f: f.read_bytes() for f in pairs}
+    for src in sources:
+        jupytext_cli(["--sync", "--quiet", str(src)])
+    changed = [f for f in pairs if f.read_bytes() != before[f]]
+    for f in changed:
+        log(f"{f.relative_to(REPO) if f.is_relative_to(REPO) else f}: updated from its pair")
+    return changed
 
 
 def fetch_web_assets(out: Path) -> Path:
@@ -179,15 +230,7 @@ def execute_chapter(
     start = time.perf_counter()
     log(f"{chapter}: executing (profile={profile})")
     try:
-        papermill.execute_notebook(
-            str(src),
-            str(tmp),
-            parameters={"profile": profile},
-            kernel_name=KERNEL,
-            cwd=str(env_dir),
-            progress_bar=False,
-            request_save_on_cell_execute=False,
-        )
+        run_notebook(src, tmp, {"profile": profile}, env_dir)
     finally:
         os.environ.pop(TIMINGS_ENV, None)
     wall = time.perf_counter() - start
@@ -212,13 +255,18 @@ def _execute_unit(chapters: list[str], stage: Path, profile: str, fingerprints: 
         execute_chapter(chapter, stage, profile, REPO, fingerprints[chapter])
 
 
+def reads_grid(chapter: str) -> bool:
+    """Whether ``chapter`` reads the grid's results (it calls ``run_grid``)."""
+    return "run_grid(" in (REPO / f"{chapter}.py").read_text()
+
+
 def work_units(chapters: list[str], estimate: dict[str, float]) -> list[list[str]]:
     """``chapters`` as units of work for processes side by side, longest first (each
     process takes the next unit when it is free). ``estimate``: seconds per chapter, from
     the last build (10 when unknown). The chapters that write the results folder (they
     call ``run_grid``) form one unit, in reading order, so the folder ends as the last
     of them leaves it."""
-    grid = [c for c in chapters if "run_grid(" in (REPO / f"{c}.py").read_text()]
+    grid = [c for c in chapters if reads_grid(c)]
     units = [grid] if grid else []
     units += [[c] for c in chapters if c not in grid]
     return sorted(units, key=lambda unit: -sum(estimate.get(c, 10.0) for c in unit))
@@ -386,7 +434,9 @@ def build(profile: str, out: Path, workers: int | None = None) -> Path:
     out = out.resolve()
     web = fetch_web_assets(out)
     stage = out / "stage"
-    notebooks = stage_sources(stage, toc_chapters(REPO / "_toc.yml"), web)
+    chapters = toc_chapters(REPO / "_toc.yml")
+    sync_pairs([REPO / f"{c}.py" for c in chapters if (REPO / f"{c}.py").exists()])
+    notebooks = stage_sources(stage, chapters, web)
     # Chapters write data and models under <out>/artifacts (read from SEGQUAL_HOME).
     home = out / "artifacts"
     home.mkdir(parents=True, exist_ok=True)
@@ -405,8 +455,9 @@ def build(profile: str, out: Path, workers: int | None = None) -> Path:
             log(f"{chapter}: unchanged, reusing its executed copy")
         if pending:
             chapters_start = time.perf_counter()
-            grid = prepare_grid(profile, out, workers)
-            (out / "grid-timings.json").write_text(json.dumps(grid, indent=1))
+            if any(reads_grid(c) for c in pending):
+                grid = prepare_grid(profile, out, workers)
+                (out / "grid-timings.json").write_text(json.dumps(grid, indent=1))
             estimate = previous_walls(out)
             # fork: the children need this module, which the tests load from its path
             context = multiprocessing.get_context("fork")

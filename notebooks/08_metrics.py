@@ -48,8 +48,9 @@ from sklearn.metrics import precision_recall_curve, roc_curve
 
 from segqual_lite import metrics
 from segqual_lite.config import start_chapter
+from segqual_lite.power import simulate_coverage
 from segqual_lite.reference import load_reference
-from segqual_lite.stats import compare, simulate_coverage
+from segqual_lite.stats import compare
 from segqual_lite.tables import display_frame
 from segqual_lite.viz import error_overlay, fit_width
 
@@ -359,7 +360,7 @@ display(display_frame(claims))
 # cannot show how far a fourth might fall. Where it over-claims at many seeds too, the
 # cause is the test images: it lets their luck average away over the seeds, although
 # every seed is scored on the same images. The $t$ quantile for 2 degrees of freedom (4.30 instead of 1.96)
-# is what pays for that. `stats.simulate_coverage` runs this check, and the test suite
+# is what pays for that. `power.simulate_coverage` runs this check, and the test suite
 # runs it at 3 seeds and at the reference's number.
 
 # %% [markdown]

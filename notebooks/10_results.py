@@ -54,10 +54,11 @@ from segqual_lite.data import prepare_data, read_hard_cases
 from segqual_lite.experiment import run_counterfactual, run_grid
 from segqual_lite.explorer import explorer_lesions, uncertainty_explorer
 from segqual_lite.metrics import FAILURE_THRESHOLD, auroc
+from segqual_lite.power import power_curve
 from segqual_lite.reference import check_build, load_reference
 from segqual_lite.rows import METHODS, TABLE_ROWS, label
 from segqual_lite.segment import segment_split
-from segqual_lite.stats import compare_rows, power_curve
+from segqual_lite.stats import compare_rows
 from segqual_lite.tables import (
     METRIC_LABELS,
     display_frame,

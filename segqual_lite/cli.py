@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from .cluster import EXECUTORS, GridJobsFailed, Scheduler
-from .config import get_profile, parse_overrides, parse_seeds
+from .config import get_profile, parse_overrides
 from .data import (
     DataError,
     check_isic2017,
@@ -34,18 +34,12 @@ from .data import (
     make_synthetic_isic,
     prepare_data,
 )
-from .experiment import (
-    COUNTERFACTUAL_FOLDER,
-    counterfactual_jobs,
-    grid_jobs,
-    merge_results,
-    run_counterfactual,
-    run_grid,
-    run_jobs,
-    worker_pool,
-)
+from .experiment import counterfactual_jobs, run_counterfactual, run_grid
 from .reference import PLANNED_SEEDS, REFERENCE_DIR, pack_reference
+from .results import COUNTERFACTUAL_FOLDER, merge_results
 from .rows import CONTROL_ROWS, EXTENDED_ROWS, TABLE_ROWS
+from .scheduler import grid_jobs, run_jobs, worker_pool
+from .seeds import parse_seeds
 
 EXIT_DATA_ERROR = 2
 EXIT_JOBS_FAILED = 1

@@ -1,15 +1,15 @@
 """The grid on an existing scheduler: ``reproduce --executor slurm|local`` (submitit).
 
-The grid's jobs (:func:`~segqual_lite.experiment.grid_jobs`: U-Nets, maps, quality
+The grid's jobs (:func:`~segqual_lite.scheduler.grid_jobs`: U-Nets, maps, quality
 networks, RCA) are gathered into **units**, one scheduler job each
 (:func:`grid_units`): per seed, one unit per U-Net the rows read (the plain U-Net with
 every row on its masks and RCA, HCNN's, LCE's, and with ``--beyond`` the cross-fitted
 fold U-Nets), so that a seed's three or four networks train side by side; the rows
 that need every seed (the deep ensemble) form one unit that starts after the units it
 needs. A unit does its jobs with the code of the sequential run
-(:func:`~segqual_lite.experiment.run_jobs`' job function), skipping those whose
+(:func:`~segqual_lite.scheduler.run_jobs`' job function), skipping those whose
 artifact is in the store, then writes the per-image predictions of its rows
-(:func:`~segqual_lite.experiment.predict_rows`) into the artifact store. The process
+(:func:`~segqual_lite.results.predict_rows`) into the artifact store. The process
 that submitted the units waits, printing a line per job as it is submitted, finishes
 or fails (with its log file), and merges the units' predictions in the order of the
 sequential run, so the tables are the sequential run's.
@@ -33,8 +33,9 @@ from pathlib import Path
 import pandas as pd
 
 from .config import Profile, fix_threads, home, pick_device
-from .experiment import _artifact, _run_job, predict_rows, row_jobs
+from .results import predict_rows
 from .rows import get_method, get_row
+from .scheduler import _artifact, _run_job, row_jobs
 from .store import digest, write_text
 from .tables import csv_text, predictions_frame, read_predictions
 
@@ -78,7 +79,7 @@ class Scheduler:
 
 @dataclass(frozen=True)
 class Unit:
-    """One scheduler job: ``jobs`` (of :func:`~segqual_lite.experiment.grid_jobs`, in an
+    """One scheduler job: ``jobs`` (of :func:`~segqual_lite.scheduler.grid_jobs`, in an
     order in which each comes after the jobs it needs), the ``(row, seed)`` predictions
     it writes, the units it waits for (``needs``) and every job its predictions come
     from (``sources``, its own and other units')."""
@@ -245,7 +246,7 @@ def run_units(
 ) -> pd.DataFrame:
     """Submit the units of the grid that are not done, each once the units it needs are,
     wait for them, and return every (row, seed)'s predictions in the order of
-    :func:`~segqual_lite.experiment.predict_rows`. Raises :class:`GridJobsFailed`, naming
+    :func:`~segqual_lite.results.predict_rows`. Raises :class:`GridJobsFailed`, naming
     each failed unit's log file, when any failed (the units that do not need it still
     run, so a rerun submits only the failed ones and those after them)."""
     root = Path(root).resolve()

@@ -13,9 +13,9 @@
 * **Does it survive shifted images?** :func:`shift_results` degrades the test images
   (:func:`segqual_lite.data.corrupt`: blur, noise, contrast loss, JPEG compression at
   :data:`SHIFT_SEVERITIES`) and reruns f and the quality estimators of
-  :data:`SHIFT_ROWS` on them, neither retrained: f's mean Jaccard and each estimator's
-  AUROC and AUGRC per corruption and severity. Cached per seed, a job of the grid
-  (:func:`shift_job`).
+  :data:`~segqual_lite.rows.SHIFT_ROWS` on them, neither retrained: f's mean Jaccard and
+  each estimator's AUROC and AUGRC per corruption and severity. Cached per seed, a job
+  of the grid (:func:`shift_job`).
 
 Both return long DataFrames (one line per row, seed and setting) that
 ``reproduce --beyond`` saves as ``conformal.csv`` and ``shift.csv`` beside ``beyond.csv``.
@@ -35,7 +35,7 @@ from .conformal import calibrate, conformal_intervals, min_calibration, summariz
 from .data import CORRUPTION_LEVELS, CORRUPTIONS, corrupt
 from .metrics import FAILURE_THRESHOLD, augrc, auroc, jaccard, rmse
 from .quality import fit_quality, predict_quality, predicted_quality, quality_key
-from .rows import get_row, label, samples
+from .rows import QUALITY_ROWS, SHIFT_ROWS, get_row, label, samples
 from .scores import image_mean, score_jaccard
 from .segment import SegmentationSet, decoded_split, segment_split, segmentation_key
 from .store import artifact_folder, artifact_key, write_text
@@ -57,12 +57,8 @@ __all__ = [
 ]
 
 # Table 1's rows with g (RCA has no calibrated scale to interval around).
-CONFORMAL_ROWS = ("qualitynet", "no_uncertainty", "max_prob", "mc_dropout", "hcnn", "lce")
+CONFORMAL_ROWS = QUALITY_ROWS
 CONFORMAL_ALPHA = 0.1  # 90% nominal coverage
-# g with and without the map of the plain U-Net, LCE's g, and a training-free score:
-# the methods whose maps cost one pass of f (MC-dropout's 20 passes per setting would
-# dominate the book's time).
-SHIFT_ROWS = ("no_uncertainty", "max_prob", "lce", "max_prob_image_mean")
 SHIFT_SEVERITIES = (2, 4)  # of ImageNet-C's 1-5; 0, the clean test split, is added
 
 

@@ -32,6 +32,8 @@ __all__ = [
     "CONTROL_ROWS",
     "SCORE_ROWS",
     "EXTENDED_ROWS",
+    "ONE_PASS_METHODS",
+    "SHIFT_ROWS",
     "AGGREGATIONS",
     "ROW_LABELS",
     "PAPER_TABLE1",
@@ -273,6 +275,20 @@ CONTROL_ROWS = tuple(r.name for r in _ROWS if r.table == "control")
 SCORE_ROWS = tuple(r.name for r in _ROWS if r.table == "scores")
 # Every row beyond the paper's: chapter 11's and chapter 12's (``reproduce --beyond``).
 EXTENDED_ROWS = (*BEYOND_ROWS, *SCORE_ROWS)
+# The paper's methods whose map costs one pass of f (no samples T), and the rows of
+# chapter 12's shift test, rerun at every corruption: g with and without the plain
+# U-Net's map, the g of every other one-pass method, and the plain U-Net's map averaged
+# over the image, training-free (MC-dropout's and HCNN's sampled maps would dominate the
+# book's time).
+ONE_PASS_METHODS = tuple(m.name for m in _METHODS if m.paper and m.samples_field is None)
+SHIFT_ROWS = (
+    *(
+        r
+        for r in TABLE_ROWS
+        if ROW_REGISTRY[r].inputs in ("x,y", "x,y,z") and ROW_REGISTRY[r].method in ONE_PASS_METHODS
+    ),
+    f"{ONE_PASS_METHODS[0]}_image_mean",
+)
 ROW_LABELS = {r: ROW_REGISTRY[r].label for r in TABLE_ROWS}
 PAPER_TABLE1 = {r: list(ROW_REGISTRY[r].paper) for r in TABLE_ROWS}
 

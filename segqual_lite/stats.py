@@ -1,6 +1,6 @@
 r"""Paired comparisons of two rows: per-seed differences, an interval that counts the
-seeds, the chance of beating the control, power and coverage (taught in chapter 08,
-used in chapters 10 to 12).
+seeds, the chance of beating the control (taught in chapter 08, used in chapters 10 to
+12); their power and coverage by simulation are in :mod:`segqual_lite.power`.
 
 Two rows are compared on the *same* test images, seed by seed: for each seed (each
 training run of f and g) the difference of a metric between the rows. Two things move
@@ -18,11 +18,11 @@ of the two sources added in quadrature,
 :math:`t_{k-1}` is the Student-t quantile with :math:`k - 1` degrees of freedom (the seeds'
 spread is estimated from :math:`k` values) and :math:`z` the normal one (the images' from
 hundreds). Its coverage stays within two points of the nominal 95% at 3 seeds and at 20
-(:func:`simulate_coverage`, tested). A percentile bootstrap over the seeds does not: at
-3 seeds it excludes 0 about whenever all three differences share a sign (chapter 08
-counts how often). Beside the mean, :func:`beat_probability` gives the share of seeds on
-which the row beats its control, with a Wilson interval (Bouthillier et al., MLSys
-2021).
+(:func:`segqual_lite.power.simulate_coverage`, tested). A percentile bootstrap over the
+seeds does not: at 3 seeds it excludes 0 about whenever all three differences share a
+sign (chapter 08 counts how often). Beside the mean, :func:`beat_probability` gives the
+share of seeds on which the row beats its control, with a Wilson interval (Bouthillier
+et al., MLSys 2021).
 
 Differences are **improvements**: positive when the row is better than the control
 (lower RMSE or detection error, higher AUROC), in the paper's units: RMSE a fraction of
@@ -53,14 +53,11 @@ __all__ = [
     "beat_probability",
     "compare",
     "comparisons_frame",
-    "bootstrap_interval",
-    "simulate_coverage",
-    "power",
+    "t_half_width",
     "compare_rows",
     "gain_difference",
     "RIM_VERDICTS",
     "rim_verdict",
-    "power_curve",
 ]
 
 COMPARED_METRICS = ("rmse", "auroc", "detection_error")
@@ -231,7 +228,7 @@ class Comparison:
         )
 
 
-def _half_width(d: np.ndarray, image_var, level: float) -> np.ndarray:
+def t_half_width(d: np.ndarray, image_var, level: float) -> np.ndarray:
     """Half-width of :func:`t_interval` for per-seed improvements along the last axis of
     ``d`` (one or many runs at once)."""
     k = d.shape[-1]
@@ -249,7 +246,7 @@ def t_interval(per_seed, image_var: float = 0.0, level: float = 0.95) -> tuple[f
     d = np.asarray(list(per_seed), float)
     if len(d) < 2 or not np.all(np.isfinite(d)):
         return np.nan, np.nan
-    half = float(_half_width(d, image_var, level))
+    half = float(t_half_width(d, image_var, level))
     return float(d.mean() - half), float(d.mean() + half)
 
 
@@ -353,76 +350,6 @@ def comparisons_frame(comparisons: list[Comparison]) -> pd.DataFrame:
     )
 
 
-# ---- how often an interval covers the truth, and how often it resolves a gain ----------
-def bootstrap_interval(
-    per_seed, image_sd: float, level: float = 0.95, n_boot: int = 1000, rng=None
-) -> tuple[float, float]:
-    """The book's former interval, for comparison (chapter 08): a percentile bootstrap
-    over the seeds, each drawn seed moved by its own test-image noise of sd
-    ``image_sd`` (the two-level bootstrap of the previous editions, in summary form)."""
-    rng = np.random.default_rng(rng)
-    d = np.asarray(list(per_seed), float)
-    k = len(d)
-    drawn = d[rng.integers(0, k, size=(n_boot, k))] + rng.normal(0, image_sd, (n_boot, k))
-    tail = 100 * (1 - level) / 2
-    low, high = np.percentile(drawn.mean(axis=1), [tail, 100 - tail])
-    return float(low), float(high)
-
-
-def _simulated_seeds(effect, seed_sd, image_sd, k, n_sim, n_images, rng):
-    """``n_sim`` runs of ``k`` seeds: per-seed improvements (the test images' luck shared
-    by every seed of a run) and each run's image variance as a bootstrap over
-    ``n_images`` images would estimate it (a scaled chi-square)."""
-    shared = rng.normal(0, image_sd, size=(n_sim, 1))
-    d = effect + shared + rng.normal(0, seed_sd, size=(n_sim, k))
-    image_var = image_sd**2 * rng.chisquare(n_images - 1, size=n_sim) / (n_images - 1)
-    return d, image_var
-
-
-def simulate_coverage(
-    k: int,
-    seed_sd: float,
-    image_sd: float,
-    effect: float = 0.0,
-    n_sim: int = 2000,
-    n_images: int = 150,
-    level: float = 0.95,
-    seed: int = 0,
-) -> dict[str, float]:
-    """The share of ``n_sim`` simulated comparisons of ``k`` seeds whose interval covers
-    the true ``effect``, for :func:`t_interval` (``"t"``) and :func:`bootstrap_interval`
-    (``"bootstrap"``); per-seed improvements drawn with the spreads ``seed_sd`` (training
-    runs) and ``image_sd`` (test images, shared by the seeds). With ``effect=0`` one
-    minus the coverage is how often the interval claims an effect that is not there."""
-    rng = np.random.default_rng(seed)
-    d, image_var = _simulated_seeds(effect, seed_sd, image_sd, k, n_sim, n_images, rng)
-    off = np.abs(d.mean(axis=1) - effect)  # the t interval, for every run at once
-    covered_t = float(np.mean(off <= _half_width(d, image_var, level)))
-    hits = 0
-    for run, v in zip(d, image_var, strict=True):
-        low, high = bootstrap_interval(run, np.sqrt(v), level, n_boot=400, rng=rng)
-        hits += low <= effect <= high
-    return {"t": covered_t, "bootstrap": hits / n_sim}
-
-
-def power(
-    effect: float,
-    seed_sd: float,
-    image_sd: float,
-    k: int,
-    n_sim: int = 4000,
-    n_images: int = 150,
-    level: float = 0.95,
-    seed: int = 0,
-) -> float:
-    """The share of simulated comparisons of ``k`` seeds whose :func:`t_interval` lies
-    above 0 when the true improvement is ``effect`` (the analysis plan's power)."""
-    rng = np.random.default_rng(seed)
-    d, image_var = _simulated_seeds(effect, seed_sd, image_sd, k, n_sim, n_images, rng)
-    low = d.mean(axis=1) - _half_width(d, image_var, level)
-    return float(np.mean(low > 0))
-
-
 # ---- the comparisons of the analysis plan (book/analysis_plan.md) -----------------------
 def compare_rows(predictions, rows, metrics=COMPARED_METRICS, n_boot: int = 1000) -> list:
     """:func:`compare` of each row in ``rows`` with its control on each of ``metrics``:
@@ -470,34 +397,3 @@ def rim_verdict(with_: Comparison, without: Comparison, difference: Comparison) 
     if with_.outcome == "better" and without.outcome == "better":
         return "independent"
     return "nothing"
-
-
-def power_curve(
-    comparison: Comparison, ks, n_draws: int = 2000, level: float = 0.95, seed: int = 0
-) -> pd.DataFrame:
-    """For each k in ``ks``: the share of ``n_draws`` draws of k seeds, **with
-    replacement**, from the comparison's seeds (a reference run) whose interval resolves
-    the comparison in the direction of the reference's mean (``resolved``), and the share
-    that resolve it the other way (``wrong_way``). Drawing with replacement keeps the
-    draws independent as k nears the number of seeds (without replacement they share most
-    seeds, and power is overstated)."""
-    rng = np.random.default_rng(seed)
-    d = np.array(list(comparison.per_seed.values()), float)
-    sign = 1.0 if comparison.estimate >= 0 else -1.0
-    records = []
-    for k in ks:
-        drawn = d[rng.integers(0, len(d), size=(n_draws, k))]
-        half = _half_width(drawn, comparison.image_sd**2, level)
-        low, high = drawn.mean(axis=1) - half, drawn.mean(axis=1) + half
-        right = (low > 0) if sign > 0 else (high < 0)
-        wrong = (high < 0) if sign > 0 else (low > 0)
-        records.append(
-            {
-                "row": comparison.row,
-                "metric": comparison.metric,
-                "k": k,
-                "resolved": float(right.mean()),
-                "wrong_way": float(wrong.mean()),
-            }
-        )
-    return pd.DataFrame(records)

@@ -40,7 +40,6 @@ from .metrics import pairwise_jaccard
 from .rows import METHODS, get_method
 
 __all__ = [
-    "METHODS",
     "HEAD_OF",
     "Prediction",
     "predict",

@@ -97,3 +97,53 @@ def test_the_build_functions_pickle_into_its_processes(book_build):
 
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as pool:
         assert pool.submit(book_build._execute_unit, [], REPO, "tiny", {}).result() is None
+
+
+def test_the_newer_side_of_a_pair_wins(book_build, tmp_path):
+    """An edit to a chapter's .py reaches its .ipynb before the build reads it, and an
+    edit made in the .ipynb (in Jupyter, say) reaches the .py; an unchanged pair is left
+    byte for byte."""
+    import os
+    import shutil
+
+    shutil.copy2(REPO / "jupytext.toml", tmp_path)
+    for suffix in (".py", ".ipynb"):
+        shutil.copy2(REPO / "notebooks" / f"01_data{suffix}", tmp_path)
+    py, ipynb = tmp_path / "01_data.py", tmp_path / "01_data.ipynb"
+    assert book_build.sync_pairs([py]) == []
+
+    py.write_text(py.read_text() + "\n# %% [markdown]\n# An instructor's note.\n")
+    os.utime(py, (ipynb.stat().st_mtime + 5,) * 2)
+    assert book_build.sync_pairs([py]) == [ipynb]
+    assert "An instructor's note." in nbformat.read(ipynb, as_version=4).cells[-1].source
+
+    nb = nbformat.read(ipynb, as_version=4)
+    nb.cells[-1].source = "A note made in Jupyter."
+    nbformat.write(nb, ipynb)
+    os.utime(ipynb, (py.stat().st_mtime + 5,) * 2)
+    assert py in book_build.sync_pairs([py])
+    assert "# A note made in Jupyter." in py.read_text()
+
+
+def test_a_healthy_notebook_logs_nothing_and_a_failing_one_names_its_cell(
+    book_build, tmp_path, capfd
+):
+    """The kernels of the build log no warning (no TCP transport, no interrupt at
+    shutdown), and a failing cell still stops it with papermill's cell and traceback."""
+    import papermill
+
+    healthy, failing = tmp_path / "healthy.ipynb", tmp_path / "failing.ipynb"
+    params = nbformat.v4.new_code_cell("profile = 'x'", metadata={"tags": ["parameters"]})
+    for path, code in ((healthy, "print(profile * 2)"), (failing, "1 / 0")):
+        nb = nbformat.v4.new_notebook(cells=[params, nbformat.v4.new_code_cell(code)])
+        nb.metadata["kernelspec"] = {"name": "segqual-lite", "language": "python"}
+        nbformat.write(nb, path)
+    book_build.run_notebook(healthy, tmp_path / "out.ipynb", {"profile": "tiny"}, tmp_path)
+    out = nbformat.read(tmp_path / "out.ipynb", as_version=4)
+    assert out.cells[-1].outputs[0]["text"] == "tinytiny\n"
+    with pytest.raises(papermill.PapermillExecutionError, match="ZeroDivisionError") as failed:
+        book_build.run_notebook(failing, tmp_path / "out.ipynb", {}, tmp_path)
+    assert "1 / 0" in str(failed.value)  # the failing cell's source, with its traceback
+    logged = capfd.readouterr()
+    lines = (logged.out + logged.err).splitlines()
+    assert [line for line in lines if "WARNING" in line or "ERROR" in line] == []

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from segqual_lite import cluster, experiment, quality, training
+from segqual_lite import cluster, deployment, experiment, quality, results, scheduler, training
 from segqual_lite.cli import main as cli_main
 from segqual_lite.cluster import Scheduler, grid_units
 from segqual_lite.config import get_profile
@@ -155,7 +155,7 @@ def test_subsets_merge_into_the_full_table(grid_run, tmp_path, capsys):
     first, *_ = grid_run
     rows = read_predictions(first.out / "predictions.csv")
     for seed in GRID.seeds:
-        experiment.write_results(rows[rows["seed"] == seed], tmp_path / f"s{seed}", GRID.name)
+        results.write_results(rows[rows["seed"] == seed], tmp_path / f"s{seed}", GRID.name)
     folders = [str(tmp_path / f"s{seed}") for seed in GRID.seeds]
     assert cli_main(["merge", *folders, "--out", str(tmp_path / "m")]) == 0
     merged = read_predictions(tmp_path / "m" / "predictions.csv")
@@ -163,7 +163,7 @@ def test_subsets_merge_into_the_full_table(grid_run, tmp_path, capsys):
     assert (tmp_path / "m" / "table1.csv").read_text() == (first.out / "table1.csv").read_text()
     # Conflicting values for the same image are refused, naming the folders.
     conflict = rows[rows["seed"] == 0].head(5).assign(predicted_jaccard=0.5)
-    experiment.write_results(conflict, tmp_path / "c", "")
+    results.write_results(conflict, tmp_path / "c", "")
     assert cli_main(["merge", folders[0], str(tmp_path / "c"), "--out", str(tmp_path / "x")]) == 2
     assert "differs between" in capsys.readouterr().err
 
@@ -256,7 +256,7 @@ def test_conformal_and_shift_files_hold_every_row_seed_and_setting(beyond_run):
                     np.sqrt(np.mean((rows[row][seed][1] - true) ** 2))
                 )
     # Cached: a second call reads the same file.
-    again = experiment.shift_results(GRID, GRID.seeds, beyond_run.out.parent / "data")
+    again = deployment.shift_results(GRID, GRID.seeds, beyond_run.out.parent / "data")
     assert again.equals(shift) or np.allclose(
         again.select_dtypes("number"), shift.select_dtypes("number"), equal_nan=True
     )
@@ -276,7 +276,7 @@ def test_crossfit_rows_share_the_test_inputs_but_not_the_training_data(beyond_ru
 def test_beyond_subsets_merge_like_the_full_run(beyond_run, tmp_path, capsys):
     rows = beyond_run.predictions
     for seed in GRID.seeds:
-        experiment.write_results(rows[rows["seed"] == seed], tmp_path / f"s{seed}", GRID.name)
+        results.write_results(rows[rows["seed"] == seed], tmp_path / f"s{seed}", GRID.name)
     folders = [str(tmp_path / f"s{seed}") for seed in GRID.seeds]
     assert cli_main(["merge", *folders, "--out", str(tmp_path / "m")]) == 0
     assert "Deep ensemble" in capsys.readouterr().out
@@ -285,7 +285,7 @@ def test_beyond_subsets_merge_like_the_full_run(beyond_run, tmp_path, capsys):
     # A folder without chapter 11's predictions: Table 1 is merged, beyond.csv is not.
     (tmp_path / "s1" / "beyond_predictions.csv").unlink()
     with pytest.warns(UserWarning, match="beyond.csv not merged"):
-        experiment.merge_results(folders, tmp_path / "m2")
+        results.merge_results(folders, tmp_path / "m2")
     assert (tmp_path / "m2" / "table1.csv").is_file()
     assert not (tmp_path / "m2" / "beyond.csv").exists()
 
@@ -295,7 +295,7 @@ def test_written_figures_are_closed_not_left_for_the_notebook_to_show(grid_run, 
 
     first, *_ = grid_run
     fig = plt.figure()
-    experiment.write_results(first.predictions, tmp_path, GRID.name, {"figure3": fig})
+    results.write_results(first.predictions, tmp_path, GRID.name, {"figure3": fig})
     assert (tmp_path / "figure3.png").is_file()
     assert not plt.fignum_exists(fig.number)
 
@@ -318,15 +318,15 @@ def test_parallel_workers_give_the_numbers_of_one_process(beyond_run, tmp_path, 
         GRID, data_root=root, out=tmp_path / "out", progress=False, beyond=True, workers=2
     )
     assert (parallel.predictions == beyond_run.predictions).all().all()
-    jobs = experiment.grid_jobs(GRID, (*GRID_ROWS, *BEYOND_ROWS), GRID.seeds, root)
+    jobs = scheduler.grid_jobs(GRID, (*GRID_ROWS, *BEYOND_ROWS), GRID.seeds, root)
     assert {job[0] for job in jobs} == {"f", "maps", "g", "rca"}
     assert all(need in jobs for needs in jobs.values() for need in needs)
     assert all(not needs for job, needs in jobs.items() if job[0] == "f")
     networks = list((tmp_path / "home").rglob("final.pt"))  # every f and every g, once
     assert len(networks) == sum(job[0] in ("f", "g") for job in jobs)
-    assert all(experiment._artifact(job, GRID, "train").exists() for job in jobs)
-    monkeypatch.setattr(experiment, "ProcessPoolExecutor", None)  # done jobs start no worker
-    experiment.run_jobs(GRID, jobs, workers=2)
+    assert all(scheduler._artifact(job, GRID, "train").exists() for job in jobs)
+    monkeypatch.setattr(scheduler, "ProcessPoolExecutor", None)  # done jobs start no worker
+    scheduler.run_jobs(GRID, jobs, workers=2)
 
 
 def test_jobs_that_wait_for_missing_jobs_are_refused():
@@ -334,7 +334,7 @@ def test_jobs_that_wait_for_missing_jobs_are_refused():
         ("g", "data", "max_prob", 0): frozenset({("maps", "data", "max_prob", 0, "train", False)})
     }
     with pytest.raises(RuntimeError, match="jobs wait for jobs that do not exist"):
-        experiment.run_jobs(GRID, jobs, workers=2)
+        scheduler.run_jobs(GRID, jobs, workers=2)
 
 
 def test_the_counterfactual_runs_the_rows_and_their_controls_on_data_without_rims(
@@ -367,7 +367,7 @@ def test_grid_units_group_jobs_by_seed_and_unet_and_the_ensemble_waits(beyond_ru
     assert not units["seed0-hcnn"].needs
     assert units["ensemble"].predictions == (("ensemble", 0), ("ensemble", 1))
     # Every job of the grid is done by exactly one unit, after the jobs it needs.
-    jobs = experiment.grid_jobs(GRID, rows, GRID.seeds, root)
+    jobs = scheduler.grid_jobs(GRID, rows, GRID.seeds, root)
     done = [job for unit in units.values() for job in unit.jobs]
     assert sorted(map(repr, done)) == sorted(map(repr, jobs))
     for unit in units.values():
@@ -388,7 +388,7 @@ def test_the_local_executor_gives_the_sequential_table(beyond_run, tmp_path, mon
     out = tmp_path / "local"
     experiment.run_grid(GRID, rows, data_root=root, out=out, progress=False, scheduler=LOCAL)
     sequential = beyond_run.predictions[beyond_run.predictions["method"].isin(rows)]
-    experiment.write_results(sequential, tmp_path / "sequential", GRID.name)
+    results.write_results(sequential, tmp_path / "sequential", GRID.name)
     for name in ("predictions.csv", "table1.csv", "beyond_predictions.csv", "beyond.csv"):
         assert (out / name).read_text() == (tmp_path / "sequential" / name).read_text(), name
     lines = capsys.readouterr().out.splitlines()

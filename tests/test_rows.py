@@ -73,22 +73,57 @@ def test_each_uncertainty_row_has_a_control_on_its_own_masks():
         rows.control_of("max_prob_crossfit")
 
 
+def test_chapter_12_s_row_lists_come_from_the_registry():
+    from segqual_lite import deployment
+
+    assert rows.ONE_PASS_METHODS == ("max_prob", "lce")
+    assert rows.SHIFT_ROWS == ("no_uncertainty", "max_prob", "lce", "max_prob_image_mean")
+    assert deployment.CONFORMAL_ROWS == rows.QUALITY_ROWS
+    assert deployment.SHIFT_ROWS is rows.SHIFT_ROWS
+
+
+def _names_listed(path: Path) -> list[tuple[int, list[str]]]:
+    """Tuples, lists and sets written out in the file at ``path`` whose items are two or
+    more registered row or method names, with their line numbers."""
+    registered = set(rows.ROW_REGISTRY) | set(rows.METHOD_REGISTRY)
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Tuple | ast.List | ast.Set) and len(node.elts) >= 2:
+            items = [e.value for e in node.elts if isinstance(e, ast.Constant)]
+            if len(items) == len(node.elts) and set(items) <= registered:
+                found.append((node.lineno, items))
+    return found
+
+
+def test_every_list_of_rows_or_methods_comes_from_the_registry():
+    """Outside :mod:`segqual_lite.rows`, no module writes out a list of row or method
+    names: a row added to the registry reaches every list without another edit."""
+    listed = {
+        str(path.relative_to(PACKAGE)): found
+        for path in PACKAGE.rglob("*.py")
+        if path.name != "rows.py" and (found := _names_listed(path))
+    }
+    assert listed == {}
+
+
 # ---- the package's import graph ----------------------------------------------------------
 PACKAGE = Path(segqual_lite.__file__).parent
 # Bottom to top: a module may import only modules of earlier layers.
 LAYERS = [
-    {"config", "timing"},
+    {"seeds", "timing"},
+    {"config"},
     {"rows"},
     {"store"},
     {"metrics", "models", "data"},
     {"uncertainty"},
     {"tables", "scores", "conformal"},
     {"stats", "viz", "reference"},
-    {"explorer", "conclusions"},
+    {"power", "explorer", "conclusions"},
     {"training"},
     {"segment"},
     {"quality", "rca"},
     {"deployment"},
+    {"scheduler", "results"},
     {"experiment"},
     {"cluster"},
     {"cli"},
@@ -132,6 +167,13 @@ def test_modules_only_import_downwards_even_inside_functions():
     for module, imported in graph.items():
         for other in imported:
             assert layer[other] < layer[module], f"{module} imports {other} (up or sideways)"
+
+
+def test_no_module_is_over_400_lines():
+    lengths = {
+        str(p.relative_to(PACKAGE)): len(p.read_text().splitlines()) for p in PACKAGE.rglob("*.py")
+    }
+    assert {name: n for name, n in lengths.items() if n > 400} == {}
 
 
 def test_the_api_page_documents_every_module_in_import_order():

@@ -183,3 +183,48 @@ def test_the_build_s_seeds_match_the_reference_run(built_site):
     page = (built_site[0] / "notebooks" / "10_results.html").read_text()
     said = "equal the reference" if check.same_environment else "floating-point results differ"
     assert said in page  # chapter 10 says which, in one line
+
+
+def test_an_edit_to_a_chapter_s_py_shows_on_its_page_after_a_plain_build(built_site, tmp_path):
+    """An instructor edits ``notebooks/01_data.py`` (the source, as the README says) and
+    runs the build: the page shows the edit, the ``.ipynb`` has it, and only that
+    chapter runs again. The build runs in a copy of the repository that starts from this
+    session's executed chapters and Sphinx cache, so that it costs one chapter."""
+    import shutil
+    import subprocess
+    import sys
+
+    listed = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard", "-z"],
+        cwd=REPO,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    repo = tmp_path / "repo"
+    for name in filter(None, listed.split("\0")):
+        if (REPO / name).is_file():
+            (repo / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, repo / name)
+    out, built = repo / "_build", REPO / "_build"
+    for name in ("stage", "jb"):
+        shutil.copytree(built / name, out / name, symlinks=True)
+    for name in ("artifacts", "npm", "web_assets"):
+        (out / name).symlink_to(built / name)
+    shutil.copy2(built / "timings.json", out / "timings.json")
+
+    source = repo / "notebooks" / "01_data.py"
+    note = "An instructor's note, added after the last build."
+    source.write_text(source.read_text() + f"\n# %% [markdown]\n# {note}\n")
+    log = subprocess.run(
+        [sys.executable, str(repo / "book" / "build.py"), "--out", str(out)],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert note in (out / "html" / "notebooks" / "01_data.html").read_text()
+    assert note in (repo / "notebooks" / "01_data.ipynb").read_text()
+    assert "notebooks/01_data.ipynb: updated from its pair" in log
+    executed = re.findall(r"\[book\] (\S+): executing", log)
+    assert executed == ["notebooks/01_data"], log
+    assert "grid: training" not in log  # no results chapter had to run

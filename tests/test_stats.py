@@ -3,17 +3,15 @@ import pytest
 from helpers import prediction_records
 
 from segqual_lite import metrics
+from segqual_lite.power import power, power_curve, simulate_coverage
 from segqual_lite.stats import (
     beat_probability,
     compare,
     compare_rows,
     comparisons_frame,
     gain_difference,
-    power,
-    power_curve,
     resampled_metric,
     rim_verdict,
-    simulate_coverage,
     t_interval,
 )
 

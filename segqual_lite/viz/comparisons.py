@@ -1,0 +1,138 @@
+"""Figures of paired comparisons over seeds (chapters 08 and 10): the forest plot of
+each row against its control, and the power curve of a reference run."""
+
+from __future__ import annotations
+
+import matplotlib as mpl
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from ..rows import label
+from ..tables import METRIC_LABELS
+from .style import PAGE_WIDTH, fit_width
+
+__all__ = ["plot_forest", "plot_power"]
+
+
+def plot_forest(comparisons, title: str | None = None, marked=None, marked_label: str = ""):
+    """A forest plot of paired comparisons (chapters 10 and 11): one panel per metric, one
+    line per row against its control, each seed's improvement as a small dot, the mean
+    as a large one and its 95% interval (:func:`segqual_lite.stats.t_interval`) as a bar;
+    right of the dashed line the row is better. ``comparisons`` are
+    :class:`~segqual_lite.stats.Comparison` objects. ``marked``, comparisons of the same
+    rows from another run (a build's few seeds beside a reference), adds their per-seed
+    improvements as orange diamonds just above each line, named ``marked_label``."""
+    metrics = list(dict.fromkeys(c.metric for c in comparisons))
+    pairs = list(dict.fromkeys((c.row, c.control) for c in comparisons))
+    fig, axes = plt.subplots(
+        1,
+        len(metrics),
+        figsize=(PAGE_WIDTH, 0.6 * len(pairs) + 1.3 + (0.6 if marked else 0)),
+        sharey=True,
+        squeeze=False,
+    )
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        for y, pair in enumerate(pairs):
+            c = next(
+                (c for c in comparisons if (c.row, c.control) == pair and c.metric == metric), None
+            )
+            if c is None:
+                continue
+            colour = {"better": "tab:green", "worse": "tab:red"}.get(c.outcome, "tab:grey")
+            bar_y = y + (0.16 if marked else 0)  # the interval just below the seeds' dots
+            ax.plot([c.low, c.high], [bar_y] * 2, color=colour, lw=4, solid_capstyle="butt")
+            ax.scatter(
+                list(c.per_seed.values()),
+                [y] * len(c.per_seed),
+                s=14,
+                color="k",
+                alpha=0.45,
+                zorder=3,
+                linewidths=0,
+            )
+            ax.scatter([c.estimate], [bar_y], s=45, color=colour, edgecolor="k", zorder=4)
+            other = next(
+                (m for m in marked or () if (m.row, m.control) == pair and m.metric == metric),
+                None,
+            )
+            if other is not None:
+                ax.scatter(
+                    list(other.per_seed.values()),
+                    [y - 0.28] * len(other.per_seed),
+                    s=22,
+                    marker="D",
+                    facecolor="none",
+                    edgecolor="tab:orange",
+                    linewidths=1.2,
+                    zorder=5,
+                )
+        ax.axvline(0, color="k", ls="--", lw=0.8)
+        unit = next(c.unit for c in comparisons if c.metric == metric)
+        ax.set_title(f"{METRIC_LABELS.get(metric, metric)}\n({unit})")
+        ax.grid(axis="x", alpha=0.3)
+    axes[0, 0].set_yticks(range(len(pairs)))
+    axes[0, 0].set_yticklabels([f"{label(r)}\nvs {label(c)}" for r, c in pairs])
+    axes[0, 0].invert_yaxis()
+    fig.supxlabel(
+        "improvement of the row over its control (right: the row is better)",
+        y=0.11 if marked else None,
+    )
+    if marked:
+        n = len(comparisons[0].per_seed)
+        handles = [
+            mpl.lines.Line2D([], [], ls="", marker="o", color="k", alpha=0.45, ms=4),
+            mpl.lines.Line2D([], [], ls="", marker="D", mfc="none", mec="tab:orange", ms=5),
+        ]
+        names = [f"one of the {n} seeds", marked_label or "another run's seeds"]
+        outcomes = {c.outcome for c in comparisons}
+        for outcome, colour in (("better", "green"), ("worse", "red"), ("unresolved", "grey")):
+            if outcome in outcomes:
+                handles.append(mpl.lines.Line2D([], [], color=f"tab:{colour}", lw=4))
+                names.append(f"95% interval: {outcome}")
+        fig.legend(
+            handles,
+            names,
+            loc="lower center",
+            ncol=2,
+            frameon=False,
+            bbox_to_anchor=(0.5, 0.0),
+        )
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0.15 if marked else 0, 1, 1))
+    return fig
+
+
+def plot_power(curves: pd.DataFrame, metric: str = "auroc", n_build: int | None = None):
+    """The power curve of a reference run (chapter 10), from
+    :func:`segqual_lite.power.power_curve`: for each row, the share of draws of k seeds
+    that resolve its comparison on ``metric`` in the reference's direction (solid) and
+    the share that resolve it the wrong way (dashed), against k; a dotted line at 80%
+    and, when given, at the build's ``n_build`` seeds."""
+    part = curves[curves["metric"] == metric]
+    fig, ax = plt.subplots(figsize=fit_width(PAGE_WIDTH, 3.6))
+    for i, (row, lines) in enumerate(part.groupby("row", sort=False)):
+        colour = plt.get_cmap("tab10")(i)
+        ax.plot(lines["k"], 100 * lines["resolved"], color=colour, lw=2, label=label(row))
+        ax.plot(lines["k"], 100 * lines["wrong_way"], color=colour, lw=1.2, ls="--")
+    ax.axhline(80, color="k", ls=":", lw=0.8)
+    if n_build:
+        ax.axvline(n_build, color="tab:orange", ls=":", lw=1.2)
+        ax.annotate(
+            f"a build: {n_build} seeds",
+            (n_build, 97),
+            xytext=(4, 0),
+            textcoords="offset points",
+            color="tab:orange",
+            fontsize=8,
+            va="top",
+        )
+    ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))
+    ax.set_xlabel("seeds drawn from the reference (k)")
+    ax.set_ylabel("share of draws (%)")
+    ax.set_ylim(-2, 102)
+    ax.set_title(f"{METRIC_LABELS.get(metric, metric)}: resolved (solid), the wrong way (dashed)")
+    ax.grid(alpha=0.3)
+    fig.legend(loc="lower center", ncol=4, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    return fig
