@@ -75,7 +75,7 @@ def run_one(job):
     name, seed, base = job
     os.environ.setdefault("SEGQUAL_THREADS", "1")
     from segqual_lite.config import fix_threads, pick_device
-    from segqual_lite.experiment import predict_rows
+    from segqual_lite.results import predict_rows
     from segqual_lite.segment import segment_split
 
     fix_threads()

@@ -42,7 +42,9 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
+import uuid
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
@@ -55,7 +57,12 @@ from jupyter_client.manager import AsyncKernelManager
 from jupytext.cli import jupytext as jupytext_cli
 from traitlets import Unicode
 
+from segqual_lite.config import get_profile
+from segqual_lite.cost import grid_cost
+from segqual_lite.experiment import counterfactual_rows
 from segqual_lite.reference import reference_folder
+from segqual_lite.rows import CONTROL_ROWS, EXTENDED_ROWS, TABLE_ROWS
+from segqual_lite.scheduler import grid_jobs
 from segqual_lite.timing import TIMINGS_ENV  # where the package appends its phases
 
 REPO = Path(__file__).resolve().parents[1]
@@ -82,6 +89,11 @@ class QuietKernelManager(AsyncKernelManager):
     shutdown request, and an idle kernel logs that interrupt as an error."""
 
     transport = Unicode("ipc")
+
+    def _ip_default(self) -> str:
+        # The sockets' path prefix, one per kernel: jupyter_client's default is a fixed
+        # name in the current folder, which kernels started side by side would share.
+        return os.path.join(tempfile.gettempdir(), f"segqual-kernel-{uuid.uuid4().hex}-ipc")
 
     async def _async_interrupt_kernel(self) -> None:
         if not self.shutting_down:  # a timeout's interrupt still reaches the kernel
@@ -272,6 +284,16 @@ def work_units(chapters: list[str], estimate: dict[str, float]) -> list[list[str
     return sorted(units, key=lambda unit: -sum(estimate.get(c, 10.0) for c in unit))
 
 
+def grid_estimate(profile: str, workers: int, counterfactual: bool) -> dict:
+    """The cost model's estimate (:func:`segqual_lite.cost.grid_cost` on this CPU) of the
+    grid that :func:`prepare_grid` runs, for the timing summary."""
+    p = get_profile(profile)
+    jobs = grid_jobs(p, (*TABLE_ROWS, *CONTROL_ROWS, *EXTENDED_ROWS), p.seeds, Path("<data>"))
+    if counterfactual:
+        jobs |= grid_jobs(p, counterfactual_rows(), p.seeds, Path("<data without rims>"))
+    return grid_cost(p, jobs, workers, "cpu")
+
+
 def prepare_grid(profile: str, out: Path, workers: int) -> dict[str, float]:
     """Train and segment everything of the results chapters' grid first, in ``workers``
     single-threaded processes (``reproduce --beyond --workers``); the chapters then load
@@ -280,7 +302,9 @@ def prepare_grid(profile: str, out: Path, workers: int) -> dict[str, float]:
     phases.unlink(missing_ok=True)
     cmd = [sys.executable, "-m", "segqual_lite", "reproduce", "--profile", profile, "--beyond"]
     # Chapter 10 reads the counterfactual from the reference run when the profile has one.
-    cmd += [] if reference_folder(profile) else ["--counterfactual"]
+    counterfactual = not reference_folder(profile)
+    cmd += ["--counterfactual"] if counterfactual else []
+    estimate = grid_estimate(profile, workers, counterfactual)
     cmd += ["--workers", str(workers), "--out", str(out / "grid-results")]
     log(f"grid: training and segmenting in {workers} worker processes")
     start = time.perf_counter()
@@ -288,13 +312,15 @@ def prepare_grid(profile: str, out: Path, workers: int) -> dict[str, float]:
         cmd, check=True, stdout=subprocess.DEVNULL, env={**os.environ, TIMINGS_ENV: str(phases)}
     )
     wall = time.perf_counter() - start
-    log(f"grid: done in {wall:.1f} s")
+    log(f"grid: done in {wall:.1f} s (estimated {estimate['wall_seconds']:.0f} s)")
     kinds: dict[str, float] = defaultdict(float)
     for line in phases.read_text().splitlines() if phases.exists() else []:
         record = json.loads(line)
         kinds[f"worker-seconds: {record['kind']}"] += record["seconds"]
     return {
         f"wall ({workers} workers)": round(wall, 2),
+        f"estimated wall ({workers} workers)": round(estimate["wall_seconds"], 2),
+        "estimated worker-seconds": round(estimate["worker_seconds"], 2),
         **{k: round(v, 2) for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])},
     }
 

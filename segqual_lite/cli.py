@@ -34,6 +34,7 @@ from .data import (
     make_synthetic_isic,
     prepare_data,
 )
+from .dryrun import dry_run
 from .experiment import counterfactual_jobs, run_counterfactual, run_grid
 from .reference import PLANNED_SEEDS, REFERENCE_DIR, pack_reference
 from .results import COUNTERFACTUAL_FOLDER, merge_results
@@ -84,6 +85,11 @@ def _cmd_reproduce(args) -> int:
     counterfactual = args.counterfactual and profile.data == "synthetic"
     if args.counterfactual and not counterfactual:
         print(f"no counterfactual: profile {profile.name!r} reads real data, not synthetic")
+    if args.dry_run:
+        gpus = args.gpus if args.executor else 0
+        plan = (args.beyond, counterfactual, args.workers, args.executor, gpus, args.time, args.on)
+        print(dry_run(profile, rows, seeds, *plan))
+        return 0
     # Every file goes under --out when it is given: the counterfactual in a subfolder.
     counterfactual_out = Path(args.out) / COUNTERFACTUAL_FOLDER if args.out else None
     # The workers start (and import) while the data are made.
@@ -249,6 +255,17 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         help="processes that train and segment side by side (same numbers; default 1)",
     )
+    reproduce.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the jobs, their estimated worker-seconds and the wall time (and, with "
+        "--executor, each job's --time); needs no data and runs nothing",
+    )
+    reproduce.add_argument(
+        "--on",
+        choices=("cpu", "cuda"),
+        help="with --dry-run: estimate for this kind of device instead of this machine's",
+    )
     cluster = reproduce.add_argument_group(
         "scheduler", "run the grid as scheduler jobs through submitit (default: in this process)"
     )
@@ -268,7 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--time",
         type=int,
         default=defaults.time_min,
-        help="time limit per job in minutes (default %(default)s)",
+        help="time limit per job in minutes (default: the cost model's estimate of each "
+        "job, twice, plus 10 minutes; see --dry-run)",
     )
     cluster.add_argument(
         "--mem",

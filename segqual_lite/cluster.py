@@ -33,13 +33,22 @@ from pathlib import Path
 import pandas as pd
 
 from .config import Profile, fix_threads, home, pick_device
+from .cost import job_seconds, slurm_minutes
 from .results import predict_rows
 from .rows import get_method, get_row
 from .scheduler import _artifact, _run_job, row_jobs
 from .store import digest, write_text
 from .tables import csv_text, predictions_frame, read_predictions
 
-__all__ = ["EXECUTORS", "Scheduler", "Unit", "GridJobsFailed", "grid_units", "run_units"]
+__all__ = [
+    "EXECUTORS",
+    "Scheduler",
+    "Unit",
+    "GridJobsFailed",
+    "grid_units",
+    "unit_minutes",
+    "run_units",
+]
 
 EXECUTORS = ("slurm", "local")
 
@@ -47,14 +56,15 @@ EXECUTORS = ("slurm", "local")
 @dataclass(frozen=True)
 class Scheduler:
     """Where and with what each unit runs. ``kind``: ``"slurm"`` or ``"local"`` (the
-    units as processes of this machine, for a test or a workstation); ``time_min``,
-    ``mem_gb``, ``gpus``, ``cpus`` and ``partition`` (None: the cluster's default) are
-    asked for each job; ``poll_s``: how often the jobs' states are read."""
+    units as processes of this machine, for a test or a workstation); ``time_min``
+    (None: each job's estimate, :func:`unit_minutes`), ``mem_gb``, ``gpus``, ``cpus``
+    and ``partition`` (None: the cluster's default) are asked for each job; ``poll_s``:
+    how often the jobs' states are read."""
 
     kind: str = "slurm"
     partition: str | None = None
     gpus: int = 1
-    time_min: int = 360
+    time_min: int | None = None
     mem_gb: int = 32
     cpus: int = 4
     poll_s: float | None = None  # default: 30 s on SLURM, 0.5 s locally
@@ -165,6 +175,14 @@ def grid_units(
     return units
 
 
+def unit_minutes(profile: Profile, unit: Unit, gpus: int = 1) -> int:
+    """The time limit asked for ``unit``, in minutes: the cost model's estimate of its
+    jobs (:func:`segqual_lite.cost.job_seconds`, on a GPU when the job has one) with a
+    margin (:func:`segqual_lite.cost.slurm_minutes`)."""
+    device = "cuda" if gpus else "cpu"
+    return slurm_minutes(sum(job_seconds(job, profile, device) for job in unit.jobs))
+
+
 def unit_predictions_path(profile: Profile, unit: Unit, train_split: str = "train") -> Path:
     """Where a unit's predictions are kept in the store: named by the unit and a hash of
     the artifacts they come from and the rows and seeds they cover."""
@@ -207,7 +225,6 @@ def _executor(scheduler: Scheduler, folder: Path):
         ) from None
     executor = submitit.AutoExecutor(folder=folder, cluster=scheduler.kind)
     executor.update_parameters(
-        timeout_min=scheduler.time_min,
         gpus_per_node=scheduler.gpus,
         cpus_per_task=scheduler.cpus,
         mem_gb=scheduler.mem_gb,
@@ -279,7 +296,8 @@ def run_units(
                     failed[name] = f"not run: it needs {needed}"
                     _say(f"[skipped] {name}: {failed[name]}")
                 elif unit.needs <= done and len(running) < limit:
-                    executor.update_parameters(name=f"segqual-{name}")
+                    minutes = scheduler.time_min or unit_minutes(profile, unit, scheduler.gpus)
+                    executor.update_parameters(name=f"segqual-{name}", timeout_min=minutes)
                     job = executor.submit(run_unit, profile, unit, root, train_split, env)
                     running[name] = (job, time.monotonic())
                     _say(f"[submitted] {name}: job {job.job_id}, log {job.paths.stdout}")

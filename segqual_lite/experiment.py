@@ -60,6 +60,7 @@ __all__ = [
     "run_grid",
     "run_counterfactual",
     "counterfactual_jobs",
+    "counterfactual_rows",
     "COUNTERFACTUAL_DATA",
     "COUNTERFACTUAL_ROWS",
 ]
@@ -139,13 +140,16 @@ COUNTERFACTUAL_DATA = {"ambiguous_rim": 0.0}
 COUNTERFACTUAL_ROWS = METHODS
 
 
+def counterfactual_rows(rows: tuple[str, ...] = COUNTERFACTUAL_ROWS) -> tuple[str, ...]:
+    """The rows the counterfactual runs: each of ``rows`` with its control."""
+    return tuple(dict.fromkeys(r for row in rows for r in (control_of(row), row)))
+
+
 def _counterfactual_grid(
     profile: Profile, rows: tuple[str, ...] = COUNTERFACTUAL_ROWS
 ) -> tuple[tuple[str, ...], Path]:
-    """The counterfactual's rows (each row's control with it) and its data, made if
-    needed."""
-    grid = tuple(dict.fromkeys(r for row in rows for r in (control_of(row), row)))
-    return grid, prepare_data(profile, hard_cases=COUNTERFACTUAL_DATA)
+    """The counterfactual's rows and its data, made if needed."""
+    return counterfactual_rows(rows), prepare_data(profile, hard_cases=COUNTERFACTUAL_DATA)
 
 
 def run_counterfactual(

@@ -112,10 +112,15 @@ def test_the_newer_side_of_a_pair_wins(book_build, tmp_path):
     py, ipynb = tmp_path / "01_data.py", tmp_path / "01_data.ipynb"
     assert book_build.sync_pairs([py]) == []
 
-    py.write_text(py.read_text() + "\n# %% [markdown]\n# An instructor's note.\n")
+    alt = 'mystnb={"image": {"alt": "An alt text changed in the .py"}}'
+    text = py.read_text().replace('# %% tags=["parameters"]', f'# %% {alt} tags=["parameters"]')
+    py.write_text(text + "\n# %% [markdown]\n# An instructor's note.\n")
     os.utime(py, (ipynb.stat().st_mtime + 5,) * 2)
     assert book_build.sync_pairs([py]) == [ipynb]
-    assert "An instructor's note." in nbformat.read(ipynb, as_version=4).cells[-1].source
+    synced = nbformat.read(ipynb, as_version=4)
+    assert "An instructor's note." in synced.cells[-1].source
+    params = next(c for c in synced.cells if "parameters" in c.metadata.get("tags", []))
+    assert params.metadata["mystnb"]["image"]["alt"] == "An alt text changed in the .py"
 
     nb = nbformat.read(ipynb, as_version=4)
     nb.cells[-1].source = "A note made in Jupyter."
@@ -138,9 +143,20 @@ def test_a_healthy_notebook_logs_nothing_and_a_failing_one_names_its_cell(
         nb = nbformat.v4.new_notebook(cells=[params, nbformat.v4.new_code_cell(code)])
         nb.metadata["kernelspec"] = {"name": "segqual-lite", "language": "python"}
         nbformat.write(nb, path)
-    book_build.run_notebook(healthy, tmp_path / "out.ipynb", {"profile": "tiny"}, tmp_path)
-    out = nbformat.read(tmp_path / "out.ipynb", as_version=4)
-    assert out.cells[-1].outputs[0]["text"] == "tinytiny\n"
+    # two kernels side by side, as the build runs chapters: each has sockets of its own
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork")) as pool:
+        runs = [
+            pool.submit(book_build.run_notebook, healthy, tmp_path / f"out{i}.ipynb", p, tmp_path)
+            for i, p in enumerate(({"profile": "tiny"}, {"profile": "small"}))
+        ]
+        [run.result() for run in runs]
+    for i, word in enumerate(("tiny", "small")):
+        out = nbformat.read(tmp_path / f"out{i}.ipynb", as_version=4)
+        assert out.cells[-1].outputs[0]["text"] == f"{word * 2}\n"
+    assert not list(tmp_path.glob("kernel-ipc*"))  # no socket left in the working folder
     with pytest.raises(papermill.PapermillExecutionError, match="ZeroDivisionError") as failed:
         book_build.run_notebook(failing, tmp_path / "out.ipynb", {}, tmp_path)
     assert "1 / 0" in str(failed.value)  # the failing cell's source, with its traceback

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from segqual_lite.cli import build_parser, main
@@ -154,3 +156,45 @@ def test_the_counterfactual_and_every_file_go_under_out(monkeypatch, tmp_path):
     assert set(merged["seed"]) == {0, 1}
     compared = {r for row in COUNTERFACTUAL_ROWS for r in (row, control_of(row))}
     assert set(merged["method"]) == compared
+
+
+@pytest.mark.parametrize("profile", ["tiny", "paper"])
+def test_a_dry_run_prints_the_jobs_and_times_and_does_nothing(
+    monkeypatch, capsys, tmp_path, profile
+):
+    """reproduce --dry-run: the jobs by kind with their worker-seconds and the wall time,
+    offline, with no data made, no worker started and nothing written."""
+    from segqual_lite import cli
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("a dry run started work")
+
+    monkeypatch.setattr(cli, "prepare_data", no_work)
+    monkeypatch.setattr(cli, "worker_pool", no_work)
+    monkeypatch.setattr(cli, "run_grid", no_work)
+    monkeypatch.setenv("SEGQUAL_HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    args = ["reproduce", "--profile", profile, "--seeds", "0-1", "--beyond", "--workers", "2"]
+    assert main([*args, "--dry-run", "--counterfactual"]) == 0
+    out = capsys.readouterr().out
+    for kind in ("f trainings", "masks and maps", "g trainings", "RCA", "shift tests"):
+        assert re.search(rf"{kind}\s+\d+\s+\d+ worker-s", out), out
+    total = re.search(r"total\s+(\d+)\s+(\d+) worker-s", out)
+    assert total and int(total[1]) > 0 and int(total[2]) > 0
+    assert "wall time on this device (cpu) with 2 workers: about" in out
+    assert ("the counterfactual" in out) == (profile == "tiny")  # paper's data are real
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_dry_run_for_slurm_gives_each_job_its_time(capsys):
+    """With --executor slurm, each scheduler job's --time from the model (GPU rates);
+    --time given by hand wins."""
+    assert main(["reproduce", "--profile", "paper", "--executor", "slurm", "--dry-run"]) == 0
+    lines = [x for x in capsys.readouterr().out.splitlines() if "--time" in x]
+    assert len(lines) == 5 * 3  # a job per seed and U-Net (plain, HCNN, LCE)
+    times = [int(x.rsplit(" ", 1)[1]) for x in lines]
+    assert all(10 < t < 360 for t in times), times
+    args = ["reproduce", "--profile", "paper", "--executor", "slurm", "--time", "90"]
+    assert main([*args, "--dry-run"]) == 0
+    lines = [x for x in capsys.readouterr().out.splitlines() if "--time" in x]
+    assert len(lines) == 15 and all(x.endswith("--time 90") for x in lines)

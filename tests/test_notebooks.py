@@ -31,12 +31,27 @@ def test_ipynb_is_paired_and_clean(source):
     assert [(c.cell_type, c.source) for c in committed.cells] == [
         (c.cell_type, c.source) for c in from_source.cells
     ], f"{ipynb.name} is out of step with {source.name}: run make notebooks"
-    assert [c.metadata.get("tags", []) for c in committed.cells] == [
-        c.metadata.get("tags", []) for c in from_source.cells
-    ]
+    # the cell metadata jupytext keeps (jupytext.toml): tags and the figures' alt text
+    kept = ("tags", "mystnb")
+    assert [{k: c.metadata.get(k) for k in kept} for c in committed.cells] == [
+        {k: c.metadata.get(k) for k in kept} for c in from_source.cells
+    ], f"{ipynb.name}'s cell metadata is out of step with {source.name}: run make notebooks"
     for cell in code_cells(committed):
         assert cell.outputs == [] and cell.execution_count is None, f"{ipynb.name} has outputs"
     assert committed.metadata["kernelspec"]["name"] == "python3"
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_ipynb_names_the_cell_metadata_its_py_holds(source):
+    """jupytext's sync and --update take a cell's metadata from the .py only for the keys
+    the .ipynb's own filter names; a stale filter there lets the .ipynb undo an edit."""
+    import tomllib
+
+    config = tomllib.loads((REPO / "jupytext.toml").read_text())
+    committed = nbformat.read(source.with_suffix(".ipynb"), as_version=4)
+    assert (
+        committed.metadata["jupytext"]["cell_metadata_filter"] == (config["cell_metadata_filter"])
+    )
 
 
 @pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)

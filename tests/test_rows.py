@@ -115,7 +115,7 @@ LAYERS = [
     {"rows"},
     {"store"},
     {"metrics", "models", "data"},
-    {"uncertainty"},
+    {"uncertainty", "cost"},
     {"tables", "scores", "conformal"},
     {"stats", "viz", "reference"},
     {"power", "explorer", "conclusions"},
@@ -126,6 +126,7 @@ LAYERS = [
     {"scheduler", "results"},
     {"experiment"},
     {"cluster"},
+    {"dryrun"},
     {"cli"},
     {"__main__"},
 ]
