@@ -8,6 +8,12 @@ failures on its training and test images, and each uncertainty row against its c
 :mod:`segqual_lite.stats`) on RMSE (a fraction), AUROC and detection error (points).
 
     python benchmarks/regime_sweep.py --seeds 0 1 2 3 4 --workers 8 [--variants NAME ...]
+    python benchmarks/regime_sweep.py --f-only --variants tiny fit100 ...
+
+``--f-only`` trains the plain U-Net f alone and prints, per variant, its mean Jaccard and
+failure share on its training and test images and the train-test gap: a property of f,
+by which a regime is chosen without looking at any comparison of rows (the analysis
+plan's rule for the second regime of the reference).
 
 Each (variant, seed) runs in its own process with one CPU thread (or on the GPU);
 results are cached under ``$SEGQUAL_HOME`` like the book's.
@@ -46,6 +52,11 @@ VARIANTS = {
     "n150": (dict(n_train=150, n_test=150), {}),
     "e7g5-t150": (dict(epochs_f=7, epochs_g=5, n_test=150), {}),
     "b8-e7g5": (dict(batch_size=8, epochs_f=7, epochs_g=5), {}),  # as many steps as tiny
+    # f fitting its training images better than new ones, at about tiny's cost: fewer
+    # training images seen for more epochs (about as many steps of f and of g as tiny)
+    "n150-e28": (dict(n_train=150, epochs_f=28, epochs_g=20), {}),
+    "n100-e42": (dict(n_train=100, epochs_f=42, epochs_g=30), {}),
+    "n60-e70": (dict(n_train=60, epochs_f=70, epochs_g=50), {}),
 }
 ROWS = (
     "no_uncertainty",
@@ -69,6 +80,23 @@ def variant(name: str, base: Path):
             root, profile.n_train, profile.n_val, profile.n_test, profile.image_size, 0, shares
         )
     return profile, root
+
+
+def fit_one(job):
+    """f alone: the plain U-Net's Jaccard on its training and test images."""
+    name, seed, base = job
+    os.environ.setdefault("SEGQUAL_THREADS", "1")
+    from segqual_lite.config import fix_threads, pick_device
+    from segqual_lite.segment import segment_split
+
+    fix_threads()
+    profile, root = variant(name, base)
+    start = time.perf_counter()
+    fit = {
+        split: segment_split(profile, "max_prob", seed, root, split, pick_device(), False).jaccard
+        for split in ("train", "test")
+    }
+    return name, seed, None, fit, time.perf_counter() - start
 
 
 def run_one(job):
@@ -96,6 +124,7 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", default="sweep")
+    parser.add_argument("--f-only", action="store_true", help="train f alone: its fit only")
     args = parser.parse_args()
     from segqual_lite.stats import compare
 
@@ -105,17 +134,24 @@ def main() -> None:
     jobs = [(name, seed, base) for name in args.variants for seed in args.seeds]
     results: dict[str, list] = {name: [] for name in args.variants}
     with ProcessPoolExecutor(args.workers) as pool:
-        for name, seed, predictions, fit, seconds in pool.map(run_one, jobs):
+        for name, seed, predictions, fit, seconds in pool.map(
+            fit_one if args.f_only else run_one, jobs
+        ):
             results[name].append((predictions, fit))
             print(f"[{name} seed {seed}: {seconds:.0f} s]", flush=True)
     lines, everything = [], []
     for name, runs in results.items():
-        predictions = pd.concat([p for p, _ in runs], ignore_index=True)
         line = {"variant": name, "seeds": len(runs)}
         for split in ("train", "test"):
             j = np.concatenate([fit[split] for _, fit in runs])
             line[f"J {split}"] = f"{j.mean():.3f}"
             line[f"fail {split}"] = f"{np.mean(j < 0.7):.0%}"
+        gaps = [fit["train"].mean() - fit["test"].mean() for _, fit in runs]
+        line["gap"] = f"{np.mean(gaps):+.3f} (seeds {min(gaps):+.3f} to {max(gaps):+.3f})"
+        if args.f_only:
+            lines.append(line)
+            continue
+        predictions = pd.concat([p for p, _ in runs], ignore_index=True)
         for row, control in (
             ("max_prob", "no_uncertainty"),
             ("mc_dropout", "no_uncertainty_mc_dropout"),
@@ -134,8 +170,9 @@ def main() -> None:
     table = pd.DataFrame(lines)
     with pd.option_context("display.width", 250, "display.max_columns", 30):
         print(table.to_string(index=False))
-    table.to_csv(base / "sweep.csv", index=False)
-    pd.concat(everything).to_csv(base / "sweep_predictions.csv", index=False)
+    table.to_csv(base / ("fit.csv" if args.f_only else "sweep.csv"), index=False)
+    if everything:
+        pd.concat(everything).to_csv(base / "sweep_predictions.csv", index=False)
 
 
 if __name__ == "__main__":

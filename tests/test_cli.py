@@ -190,11 +190,11 @@ def test_a_dry_run_for_slurm_gives_each_job_its_time(capsys):
     """With --executor slurm, each scheduler job's --time from the model (GPU rates);
     --time given by hand wins."""
     assert main(["reproduce", "--profile", "paper", "--executor", "slurm", "--dry-run"]) == 0
-    lines = [x for x in capsys.readouterr().out.splitlines() if "--time" in x]
+    lines = [x for x in capsys.readouterr().out.splitlines() if ": --time " in x]
     assert len(lines) == 5 * 3  # a job per seed and U-Net (plain, HCNN, LCE)
     times = [int(x.rsplit(" ", 1)[1]) for x in lines]
     assert all(10 < t < 360 for t in times), times
     args = ["reproduce", "--profile", "paper", "--executor", "slurm", "--time", "90"]
     assert main([*args, "--dry-run"]) == 0
-    lines = [x for x in capsys.readouterr().out.splitlines() if "--time" in x]
+    lines = [x for x in capsys.readouterr().out.splitlines() if ": --time " in x]
     assert len(lines) == 15 and all(x.endswith("--time 90") for x in lines)

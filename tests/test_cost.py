@@ -22,7 +22,7 @@ def test_flops_scale_with_the_image_and_the_width():
     assert 3.5 * small < cost.unet_flops(64, 16, 4) < 4.1 * small  # the first layer reads 3
     assert cost.unet_flops(64, 8, 4, "hcnn") > small  # one more 1x1 head
     g = cost.quality_flops(64, (8, 16, 32, 64), 5)
-    assert cost.quality_flops(128, (8, 16, 32, 64), 5) == pytest.approx(4 * g, rel=1e-6)
+    assert cost.quality_flops(128, (8, 16, 32, 64), 5) == pytest.approx(4 * g, rel=1e-4)
 
 
 def test_the_wall_time_follows_the_scheduler_s_policy():

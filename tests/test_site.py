@@ -213,7 +213,7 @@ def test_an_edit_to_a_chapter_s_py_shows_on_its_page_after_a_plain_build(built_s
     shutil.copy2(built / "timings.json", out / "timings.json")
 
     source = repo / "notebooks" / "01_data.py"
-    note = "An instructor's note, added after the last build."
+    note = "A note from the instructor, added after the last build."
     source.write_text(source.read_text() + f"\n# %% [markdown]\n# {note}\n")
     log = subprocess.run(
         [sys.executable, str(repo / "book" / "build.py"), "--out", str(out)],
