@@ -11,53 +11,17 @@
 Every name is importable from ``segqual_lite.viz`` itself.
 """
 
-from .comparisons import plot_forest, plot_power
-from .maps import (
-    display_scale,
-    figure2_cases,
-    pick_cases,
-    plot_figure2,
-    plot_uncertainty_vs_error,
-    show_uncertainty_maps,
-    uncertainty_error_summary,
-)
-from .networks import plot_learning_curve, plot_unet
-from .quality import plot_figure3, plot_risk_coverage, plot_row_metric, plot_shift
-from .style import (
-    BOOK_STYLE,
-    PAGE_WIDTH,
-    PRINT_WIDTH,
-    error_overlay,
-    fit_width,
-    mask_outline,
-    show_grid,
-    show_source,
-    to_hwc,
-)
+from . import comparisons, maps, networks, quality, style
+from .comparisons import *  # noqa: F403
+from .maps import *  # noqa: F403
+from .networks import *  # noqa: F403
+from .quality import *  # noqa: F403
+from .style import *  # noqa: F403
 
 __all__ = [
-    "BOOK_STYLE",
-    "PAGE_WIDTH",
-    "PRINT_WIDTH",
-    "fit_width",
-    "show_source",
-    "to_hwc",
-    "mask_outline",
-    "error_overlay",
-    "show_grid",
-    "plot_unet",
-    "plot_learning_curve",
-    "pick_cases",
-    "show_uncertainty_maps",
-    "uncertainty_error_summary",
-    "plot_uncertainty_vs_error",
-    "figure2_cases",
-    "display_scale",
-    "plot_figure2",
-    "plot_figure3",
-    "plot_risk_coverage",
-    "plot_row_metric",
-    "plot_shift",
-    "plot_forest",
-    "plot_power",
+    *style.__all__,
+    *networks.__all__,
+    *maps.__all__,
+    *quality.__all__,
+    *comparisons.__all__,
 ]
