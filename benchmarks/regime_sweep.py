@@ -57,6 +57,11 @@ VARIANTS = {
     "n150-e28": (dict(n_train=150, epochs_f=28, epochs_g=20), {}),
     "n100-e42": (dict(n_train=100, epochs_f=42, epochs_g=30), {}),
     "n60-e70": (dict(n_train=60, epochs_f=70, epochs_g=50), {}),
+    # ... and, as none of those three fits its training images better (gap < 0.01),
+    # fewer images still, or twice the width
+    "n30-e140": (dict(n_train=30, epochs_f=140, epochs_g=100), {}),
+    "w16-n60-e70": (dict(n_train=60, epochs_f=70, epochs_g=50, unet_width=16), {}),
+    "w16-n30-e140": (dict(n_train=30, epochs_f=140, epochs_g=100, unet_width=16), {}),
 }
 ROWS = (
     "no_uncertainty",

@@ -57,7 +57,7 @@ from jupyter_client.manager import AsyncKernelManager
 from jupytext.cli import jupytext as jupytext_cli
 from traitlets import Unicode
 
-from segqual_lite.config import get_profile
+from segqual_lite.config import PROFILES, get_profile
 from segqual_lite.cost import grid_cost
 from segqual_lite.experiment import counterfactual_rows
 from segqual_lite.reference import reference_folder
@@ -514,7 +514,7 @@ def build(profile: str, out: Path, workers: int | None = None) -> Path:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--profile", default="tiny", choices=["tiny", "colab", "paper"])
+    parser.add_argument("--profile", default="tiny", choices=list(PROFILES))
     parser.add_argument("--out", type=Path, default=REPO / "_build")
     parser.add_argument(
         "--workers", type=int, default=None, help="processes side by side (default: CPU count)"

@@ -3,7 +3,7 @@
     python -m segqual_lite data synth --out DIR [--n-train N --n-val N --n-test N --size S --seed S]
     python -m segqual_lite data check DIR
     python -m segqual_lite data download DIR [--mirror URL] [--profile P] [--set FIELD=VALUE]
-    python -m segqual_lite reproduce --profile tiny|colab|paper [--data DIR] [--out DIR]
+    python -m segqual_lite reproduce --profile tiny|colab|paper|... [--data DIR] [--out DIR]
                                      [--rows ROW ...] [--seeds 0-15|0,2,5-7] [--beyond]
                                      [--counterfactual] [--workers N] [--set FIELD=VALUE]
                                      [--executor slurm|local [--partition P] [--gpus N]
@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from .cluster import EXECUTORS, GridJobsFailed, Scheduler
-from .config import get_profile, parse_overrides
+from .config import PROFILES, get_profile, parse_overrides
 from .data import (
     DataError,
     check_isic2017,
@@ -216,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce = commands.add_parser(
         "reproduce", help="train and evaluate the grid of Table 1; write tables and figures"
     )
-    reproduce.add_argument("--profile", default="tiny", choices=["tiny", "colab", "paper"])
+    reproduce.add_argument("--profile", default="tiny", choices=list(PROFILES))
     reproduce.add_argument("--data", help="data folder (default: prepared for the profile)")
     reproduce.add_argument(
         "--out",

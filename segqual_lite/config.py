@@ -226,6 +226,18 @@ PROFILES: dict[str, Profile] = {
         crossfit_folds=5,
     ),
 }
+# A second synthetic regime (chapter 10, "When does the map help?"): f fits its training
+# images better than new ones, as the paper's explanation of its result supposes. Chosen
+# by f's train-test gap alone (``benchmarks/regime_sweep.py --f-only``: fewer training
+# images, twice the width, as many steps of f as tiny), before any comparison was run.
+PROFILES["tiny-overfit"] = dataclasses.replace(
+    PROFILES["tiny"],
+    name="tiny-overfit",
+    unet_width=16,
+    n_train=60,
+    epochs_f=70,
+    epochs_g=50,
+)
 
 
 def get_profile(name: str) -> Profile:
