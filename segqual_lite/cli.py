@@ -41,6 +41,7 @@ from .results import COUNTERFACTUAL_FOLDER, merge_results
 from .rows import CONTROL_ROWS, EXTENDED_ROWS, TABLE_ROWS
 from .scheduler import grid_jobs, run_jobs, worker_pool
 from .seeds import parse_seeds
+from .segment import fit_frame
 
 EXIT_DATA_ERROR = 2
 EXIT_JOBS_FAILED = 1
@@ -159,7 +160,9 @@ def _cmd_reference(args) -> int:
             return status
     command = shlex.join(["python", "-m", "segqual_lite", *args.argv])
     wall = None if args.from_results else time.perf_counter() - start
-    pack_reference(work, out, profile, seeds, command, wall)
+    # f's fit on its training and test images, from the run's cached masks
+    fit = None if args.from_results else fit_frame(profile, seeds, prepare_data(profile))
+    pack_reference(work, out, profile, seeds, command, wall, fit=fit)
     print(f"reference of {profile.name} ({len(seeds)} seeds) in {out}")
     return 0
 

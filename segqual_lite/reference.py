@@ -11,6 +11,8 @@ reference``, the grid and its counterfactual through ``reproduce``), in
 * ``counterfactual/predictions.csv.gz``: the same for the counterfactual's rows, on the
   data without ambiguous rims;
 * ``table1.md``: Table 1 over the N seeds;
+* ``fit.csv`` (when packed with it): per seed and split, the plain U-Net's mean Jaccard
+  and failure share on its training and test images;
 * ``run.json``: the provenance: commit, the artifact store's code versions, the profile,
   torch, the CPU's capability, threads, device, wall time and the exact command.
 
@@ -69,10 +71,12 @@ REGENERATE = "make reference"  # the documented command (Makefile)
 # a per-seed metric between a build and the reference, as fractions (RMSE in J; AUROC and
 # detection error 5 points of %).
 TOLERANCE = {"rmse": 0.03, "auroc": 0.05, "detection_error": 0.05}
-# The seeds of each profile's reference, fixed by book/analysis_plan.md (N = 20 on tiny).
-PLANNED_SEEDS = {"tiny": "0-19"}
+# The seeds of each profile's reference, fixed by book/analysis_plan.md (N = 20 on tiny,
+# 16 on tiny-overfit).
+PLANNED_SEEDS = {"tiny": "0-19", "tiny-overfit": "0-15"}
 PREDICTIONS = "predictions.csv.gz"
 COUNTERFACTUAL = "counterfactual"
+FIT = "fit.csv"  # f's fit on its training and test images, per seed
 
 
 class StaleReference(RuntimeError):
@@ -161,11 +165,13 @@ def pack_reference(
     command: str,
     wall_s: float | None,
     device: str | None = None,
+    fit: pd.DataFrame | None = None,
 ) -> Path:
     """Write the reference of ``profile`` into ``out`` from the results folder of a run
     of ``reproduce --counterfactual --seeds ...`` (its ``predictions.csv`` and
     ``counterfactual/predictions.csv``), with the provenance (module docstring);
-    ``wall_s`` None when the results were run elsewhere and only packed here."""
+    ``wall_s`` None when the results were run elsewhere and only packed here; ``fit``, f's
+    fit per seed and split (:func:`segqual_lite.segment.fit_frame`), as ``fit.csv``."""
     results, out = Path(results), Path(out)
     predictions = read_predictions(results / "predictions.csv")
     missing = sorted(set(seeds) - set(predictions["seed"]))
@@ -177,6 +183,8 @@ def pack_reference(
     counterfactual = results / COUNTERFACTUAL / "predictions.csv"
     if counterfactual.is_file():
         write_bytes(out / COUNTERFACTUAL / PREDICTIONS, _gzip_csv(read_predictions(counterfactual)))
+    if fit is not None:
+        write_text(out / FIT, csv_text(fit))
     run = {
         "profile": profile.key(),
         "seeds": list(seeds),

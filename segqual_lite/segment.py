@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from .config import Profile, pick_device
 from .data import ISIC2017, SPLITS
-from .metrics import jaccard
+from .metrics import FAILURE_THRESHOLD, jaccard
 from .rows import get_method, samples
 from .store import artifact_folder, artifact_key, save_torch
 from .timing import phase
@@ -30,6 +31,7 @@ __all__ = [
     "segmentation_path",
     "segment_split",
     "decoded_split",
+    "fit_frame",
 ]
 
 
@@ -166,3 +168,29 @@ def _segment(profile, method, seed, data_root, images, device, progress, crossfi
                 extras.setdefault(name, torch.zeros(shape, dtype=torch.float32))
                 extras[name][part] = value
     return {"masks": masks, "maps": maps, "extras": extras}
+
+
+def fit_frame(
+    profile: Profile, seeds, root, method: str = "max_prob", device: torch.device | None = None
+) -> pd.DataFrame:
+    """How well f fits its training images against new ones (chapter 10, "When does the
+    map help?"): per seed and split (``train``, ``test``), the mean Jaccard of
+    ``method``'s masks and their failure share (Jaccard below
+    :data:`~segqual_lite.metrics.FAILURE_THRESHOLD`). The training split's failure share
+    is the share of failures among the examples g learns from on these masks."""
+    records = []
+    for seed in seeds:
+        for split in ("train", "test"):
+            j = segment_split(profile, method, seed, root, split, device, False).jaccard
+            j = np.asarray(j, dtype=np.float64)
+            records.append(
+                {
+                    "method": method,
+                    "seed": seed,
+                    "split": split,
+                    "mean_jaccard": float(j.mean()),
+                    "failure_share": float(np.mean(j < FAILURE_THRESHOLD)),
+                    "n_images": len(j),
+                }
+            )
+    return pd.DataFrame(records)
