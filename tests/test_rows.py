@@ -118,7 +118,7 @@ LAYERS = [
     {"uncertainty", "cost"},
     {"tables", "scores", "conformal"},
     {"stats", "viz", "reference"},
-    {"power", "explorer", "conclusions"},
+    {"power", "explorer", "conclusions", "regimes"},
     {"training"},
     {"segment"},
     {"quality", "rca"},

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import matplotlib as mpl
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 
 from ..rows import label
 from ..tables import METRIC_LABELS
 from .style import PAGE_WIDTH, fit_width
 
-__all__ = ["plot_forest", "plot_power"]
+__all__ = ["plot_forest", "plot_power", "plot_regimes"]
 
 
 def plot_forest(comparisons, title: str | None = None, marked=None, marked_label: str = ""):
@@ -135,4 +136,63 @@ def plot_power(curves: pd.DataFrame, metric: str = "auroc", n_build: int | None 
     ax.grid(alpha=0.3)
     fig.legend(loc="lower center", ncol=4, fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.07, 1, 1))
+    return fig
+
+
+def plot_regimes(fits: dict, frame: pd.DataFrame, metric: str = "auroc"):
+    """When does the map help? (chapter 10). Left, for each regime (``fits``: its name
+    mapped to :func:`segqual_lite.regimes.fit_summary`), f's mean Jaccard on its
+    training and its test images, joined, with the failure shares; right, each row's
+    gain on ``metric`` (:func:`segqual_lite.regimes.regimes_frame`) in each regime, a
+    dot and its 95% interval, and as a hollow diamond the gain without ambiguous rims."""
+    part = frame[frame["metric"] == metric]
+    fig, (left, right) = plt.subplots(
+        1, 2, figsize=(PAGE_WIDTH, 0.55 * len(part) + 2.2), width_ratios=(1, 1.6)
+    )
+    colours = dict(zip(fits, ("tab:blue", "tab:orange"), strict=False))
+    for name, s in fits.items():
+        xs = [0, 1]
+        left.plot(xs, [s["train_jaccard"], s["test_jaccard"]], "o-", color=colours[name])
+        left.annotate(
+            f"{name}\ngap {s['gap']:+.3f}\nfailures {s['train_failures']:.0%} → "
+            f"{s['test_failures']:.0%}",
+            (1, s["test_jaccard"]),
+            xytext=(6, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=8,
+            color=colours[name],
+        )
+    left.set_xticks([0, 1], ["training\nimages", "test\nimages"])
+    left.set(xlim=(-0.3, 2.2), ylabel="f's mean Jaccard (plain U-Net)")
+    left.set_title("f's fit")
+    left.grid(axis="y", alpha=0.3)
+    for i, name in enumerate(fits):
+        key = "default" if i == 0 else "overfit"
+        ys = np.arange(len(part)) + (0.15 if i else -0.15)
+        right.errorbar(
+            part[key],
+            ys,
+            xerr=[part[key] - part[f"{key}_low"], part[f"{key}_high"] - part[key]],
+            fmt="o",
+            color=colours[name],
+            capsize=2,
+            label=f"{name}, with rims (95% interval)",
+        )
+        right.scatter(
+            part[f"{key}_no_rims"], ys, marker="D", facecolor="none", edgecolor=colours[name]
+        )
+    right.axvline(0, color="k", ls="--", lw=0.8)
+    right.set_yticks(range(len(part)), list(part["row"]))
+    right.invert_yaxis()
+    unit = part["unit"].iloc[0] if len(part) else ""
+    right.set_xlabel(f"gain over the control ({unit}; right: the map helps)")
+    right.set_title(f"{METRIC_LABELS.get(metric, metric)}: the map's gain")
+    right.grid(axis="x", alpha=0.3)
+    handles, names = right.get_legend_handles_labels()
+    handles.append(
+        mpl.lines.Line2D([], [], ls="", marker="D", mfc="none", mec="0.3", label="without rims")
+    )
+    fig.legend(handles=handles, loc="lower center", ncol=3, frameon=False, fontsize=8)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     return fig

@@ -1,0 +1,85 @@
+"""Two regimes side by side: f's fit, the difference of the gains and the plan's answer."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from segqual_lite.regimes import Regime, fit_summary, regime_difference, regimes_frame  # noqa: E402
+from segqual_lite.stats import Comparison  # noqa: E402
+
+
+def _comparison(row, estimate, half, metric="auroc"):
+    seeds = {s: estimate + d for s, d in enumerate((-1.0, 0.0, 1.0))}
+    return Comparison(
+        row, "control", metric, seeds, estimate, estimate - half, estimate + half, 0.95, 300
+    )
+
+
+def _fit(train, test, seeds=(0, 1, 2)):
+    return pd.DataFrame(
+        [
+            {
+                "method": "max_prob",
+                "seed": s,
+                "split": split,
+                "mean_jaccard": j + 0.01 * s,
+                "failure_share": 0.5 - j / 2,
+                "n_images": 300,
+            }
+            for s in seeds
+            for split, j in (("train", train), ("test", test))
+        ]
+    )
+
+
+def test_fit_summary_measures_the_train_test_gap_over_seeds():
+    s = fit_summary(_fit(0.80, 0.74))
+    assert s["gap"] == pytest.approx(0.06) and s["seeds"] == 3
+    assert s["gap_low"] == pytest.approx(0.06) == s["gap_high"]  # the same gap every seed
+    assert s["train_failures"] < s["test_failures"]
+
+
+def test_the_difference_of_independent_gains_adds_half_widths_in_quadrature():
+    d = regime_difference(_comparison("max_prob", 1.0, 3.0), _comparison("max_prob", 5.0, 4.0))
+    assert d.estimate == 4.0 and (d.low, d.high) == pytest.approx((-1.0, 9.0))
+    assert d.answer == "spans"
+
+
+@pytest.mark.parametrize(
+    ("default", "overfit", "answer"),
+    [
+        ((1.0, 0.5), (6.0, 0.5), "yes"),  # better there, and larger
+        ((6.0, 0.5), (1.0, 0.5), "no"),  # smaller where f overfits
+        ((1.0, 0.5), (1.5, 0.4), "undecided"),  # better, but not larger
+        ((1.0, 0.5), (6.0, 8.0), "undecided"),  # larger, not resolved
+    ],
+)
+def test_the_plan_s_answer(default, overfit, answer):
+    a = Regime("tiny", [_comparison("max_prob", *default)], None, _fit(0.78, 0.78))
+    b = Regime("tiny-overfit", [_comparison("max_prob", *overfit)], None, _fit(0.8, 0.74))
+    frame = regimes_frame(a, b)
+    assert list(frame["answer"]) == [answer]
+    assert np.isnan(frame["default_no_rims"].iloc[0])  # no counterfactual given
+
+
+def test_the_regimes_figure_shows_both_fits_and_every_row():
+    from segqual_lite.viz import plot_regimes
+
+    rows = ("max_prob", "lce")
+    a = Regime(
+        "tiny",
+        [_comparison(r, 1.0, 0.5) for r in rows],
+        [_comparison(r, 0.5, 0.5) for r in rows],
+        _fit(0.78, 0.78),
+    )
+    b = Regime("tiny-overfit", [_comparison(r, 3.0, 1.0) for r in rows], None, _fit(0.8, 0.74))
+    fits = {"tiny": fit_summary(a.fit), "tiny-overfit": fit_summary(b.fit)}
+    fig = plot_regimes(fits, regimes_frame(a, b))
+    left, right = fig.axes[:2]
+    assert [t.get_text() for t in right.get_yticklabels()] == ["Max Probability", "LCE"]
+    assert any("gap +0.060" in t.get_text() for t in left.texts)
+    assert fig.get_size_inches()[0] <= 7.0
