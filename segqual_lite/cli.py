@@ -36,7 +36,7 @@ from .data import (
 )
 from .dryrun import dry_run
 from .experiment import counterfactual_jobs, run_counterfactual, run_grid
-from .reference import PLANNED_SEEDS, REFERENCE_DIR, pack_reference
+from .reference import PLANNED_SEEDS, REFERENCE_DIR, add_fit, pack_reference
 from .results import COUNTERFACTUAL_FOLDER, merge_results
 from .rows import CONTROL_ROWS, EXTENDED_ROWS, TABLE_ROWS
 from .scheduler import grid_jobs, run_jobs, worker_pool
@@ -150,6 +150,10 @@ def _cmd_reference(args) -> int:
     seeds = parse_seeds(args.seeds or PLANNED_SEEDS[args.profile])
     work = Path(args.from_results or args.work or Path("_build") / "reference-work" / profile.name)
     out = Path(args.out or REFERENCE_DIR / profile.name)
+    if args.fit_only:
+        add_fit(out, fit_frame(profile, seeds, prepare_data(profile)), args.argv)
+        print(f"f's fit on {len(seeds)} seeds added to {out}")
+        return 0
     start = time.perf_counter()
     if not args.from_results:
         reproduce = ["reproduce", "--profile", args.profile, "--counterfactual"]
@@ -329,6 +333,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="pack a finished results folder instead of running (reproduce --counterfactual "
         "run by seeds elsewhere and merged with `merge`)",
+    )
+    reference.add_argument(
+        "--fit-only",
+        action="store_true",
+        help="add f's fit (fit.csv: train and test Jaccard per seed) to the reference in "
+        "--out, training only what the cache lacks; the rest of the reference is kept",
     )
     _add_set(reference)
     reference.set_defaults(func=_cmd_reference)

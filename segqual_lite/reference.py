@@ -29,6 +29,7 @@ import io
 import json
 import os
 import platform
+import shlex
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,6 +61,7 @@ __all__ = [
     "environment",
     "reference_folder",
     "pack_reference",
+    "add_fit",
     "load_reference",
     "check_build",
 ]
@@ -103,6 +105,7 @@ class Reference:
     run: dict
     predictions: pd.DataFrame
     counterfactual: pd.DataFrame | None = None
+    fit: pd.DataFrame | None = None  # f's fit per seed and split (fit.csv), when recorded
 
     @property
     def seeds(self) -> tuple[int, ...]:
@@ -206,6 +209,22 @@ def pack_reference(
     return out
 
 
+def add_fit(folder: str | Path, fit: pd.DataFrame, argv: list[str]) -> None:
+    """Add f's fit (``fit.csv``) to the reference in ``folder`` made without it, and
+    record in its ``run.json`` the command and commit that computed it."""
+    folder = Path(folder)
+    run = json.loads((folder / "run.json").read_text())
+    if set(fit["seed"]) != set(run["seeds"]):
+        raise ValueError(f"the fit's seeds differ from the reference's in {folder}")
+    write_text(folder / FIT, csv_text(fit))
+    run["fit"] = {
+        "command": shlex.join(["python", "-m", "segqual_lite", *argv]),
+        "commit": _commit(),
+        "environment": environment(),
+    }
+    write_text(folder / "run.json", json.dumps(run, indent=1) + "\n")
+
+
 def load_reference(profile: Profile, folder: str | Path | None = None) -> Reference | None:
     """The reference of ``profile`` (from ``folder``, else :func:`reference_folder`), or
     None when there is none. A reference made by other code versions of the artifact
@@ -236,6 +255,7 @@ def load_reference(profile: Profile, folder: str | Path | None = None) -> Refere
         run,
         read_predictions(folder / PREDICTIONS),
         read_predictions(counterfactual) if counterfactual.is_file() else None,
+        pd.read_csv(folder / FIT) if (folder / FIT).is_file() else None,
     )
 
 
