@@ -21,7 +21,7 @@
 # %% [markdown]
 # **You will learn**
 #
-# - the ISIC 2017 Part 1 folder layout, and how `check_isic2017` finds every fault in it;
+# - the ISIC 2017 Part 1 folder layout, and how `check_data` finds every fault in it;
 # - how the synthetic lesions are drawn, and which *hard cases* make a network fail;
 # - joint augmentation of image and mask with torchvision transforms v2;
 # - how a split becomes a PyTorch `Dataset` ready for training.
@@ -51,18 +51,19 @@ from segqual_lite.data import (
     HARD_CASES,
     ISIC2017,
     DataError,
-    check_isic2017,
+    check_data,
     draw_lesion,
     joint_augmentation,
+    list_pairs,
     prepare_data,
     read_hard_cases,
-    split_folders,
 )
 from segqual_lite.viz import show_grid
 
 # %% tags=["parameters"]
 profile = "tiny"
 overrides = {}  # fields of the profile to change, e.g. {"epochs_f": 2, "seeds": [0]}
+# Your own images and masks: overrides = {"data": "path/to/folder"} (book/own_data.md)
 
 # %%
 P, device, seed = start_chapter(profile, overrides)
@@ -88,26 +89,28 @@ P, device, seed = start_chapter(profile, overrides)
 
 # %%
 root = prepare_data(P)
-counts = check_isic2017(root)
-print(root.name, counts)
+layout, counts = check_data(root)
+print(root.name, layout, counts)
 sorted(p.name for p in root.iterdir())
 
 # %% [markdown]
-# `check_isic2017` decodes every file, so it also catches what a directory listing
-# cannot: a truncated JPEG, a mask whose size differs from its image. It reports every
-# fault at once, each with the file's path, and says how to fix it. Here we damage a copy
-# on purpose:
+# `check_data` decodes every file, so it also catches what a directory listing cannot: a
+# truncated image, a mask whose size differs from its image. It reports every fault at
+# once, each with the file's path, and says how to fix it. (It reads the ISIC layout
+# with `check_isic2017`, and a folder of your own, `train/images`, `train/masks` and so
+# on, with `check_folder`: the page *Your own data* says more.) Here we damage a copy on
+# purpose:
 
 # %%
 with tempfile.TemporaryDirectory() as tmp:
     broken = Path(tmp) / "broken"
     shutil.copytree(root, broken)
-    image_dir, mask_dir = split_folders(broken, "train")
-    first_jpeg = sorted(image_dir.glob("ISIC_???????.jpg"))[0]
-    first_jpeg.write_bytes(first_jpeg.read_bytes()[:300])  # truncate a JPEG
-    sorted(mask_dir.glob("*.png"))[1].unlink()  # lose a mask
+    pairs, _ = list_pairs(broken, "train")  # (id, image, mask), sorted by id
+    first_image = pairs[0][1]
+    first_image.write_bytes(first_image.read_bytes()[:300])  # truncate an image
+    pairs[1][2].unlink()  # lose a mask
     try:
-        check_isic2017(broken)
+        check_data(broken)
     except DataError as err:
         print(str(err).replace(str(broken), "<data>"))
 
@@ -156,7 +159,7 @@ if cases:
     tally = Counter(case for found in cases.values() for case in found)
     print({case: f"{tally[case] / len(cases):.0%}" for case in HARD_CASES})
 else:
-    print("Real ISIC 2017 data: hard cases are not labelled, they are simply there.")
+    print("These data are not synthetic: hard cases are not labelled, they are simply there.")
 
 # %% [markdown]
 # ## A split as a PyTorch dataset
@@ -268,7 +271,7 @@ else:
 #
 # ## Summary
 #
-# - ISIC 2017 Part 1 comes as six folders; `check_isic2017` decodes every file and names
+# - ISIC 2017 Part 1 comes as six folders; `check_data` decodes every file and names
 #   every fault; `prepare_data` gives each profile its data, synthetic for `tiny`.
 # - Synthetic lesions include hard cases (low contrast, several blobs, cut by the border,
 #   lazy masks), so that segmentations fail sometimes, as on real data.

@@ -255,7 +255,7 @@ counterfactual = compare_rows(evidence_cf, METHODS) if evidence_cf is not None e
 if counterfactual:
     display(display_frame(counterfactual_frame(comparisons, counterfactual)))
 else:
-    print("real ISIC 2017 data: the counterfactual needs the synthetic generator")
+    print("the counterfactual needs the synthetic generator; these data are not synthetic")
 
 # %% [markdown]
 # The analysis plan's amendment: a seed on which a comparison's metric is undefined

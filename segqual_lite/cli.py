@@ -27,10 +27,12 @@ from .cluster import EXECUTORS, GridJobsFailed, Scheduler
 from .config import PROFILES, get_profile, parse_overrides
 from .data import (
     DataError,
-    check_isic2017,
+    check_data,
+    detect_layout,
     download_isic2017,
     expected_counts,
     isic2017_base_url,
+    make_synthetic_folder,
     make_synthetic_isic,
     prepare_data,
 )
@@ -48,6 +50,10 @@ EXIT_JOBS_FAILED = 1
 
 
 def _cmd_synth(args) -> int:
+    if args.layout == "folder":
+        counts = make_synthetic_folder(args.out, args.n_train, args.n_val, args.n_test, args.seed)
+        print(f"wrote synthetic lesions as a folder of your own to {args.out}: {counts}")
+        return 0
     counts = make_synthetic_isic(
         args.out, args.n_train, args.n_val, args.n_test, size=args.size, seed=args.seed
     )
@@ -56,7 +62,9 @@ def _cmd_synth(args) -> int:
 
 
 def _cmd_check(args) -> int:
-    counts = check_isic2017(args.root)
+    layout, counts = check_data(args.root)
+    name = {"folder": "a folder of your own", "isic2017": "the ISIC 2017 layout"}[layout]
+    print(f"{args.root}: {name}")
     print(" ".join(f"{split}={n}" for split, n in counts.items()))
     return 0
 
@@ -83,9 +91,15 @@ def _cmd_reproduce(args) -> int:
     profile = _profile(args)
     rows = tuple(args.rows or (*TABLE_ROWS, *CONTROL_ROWS))
     seeds = parse_seeds(" ".join(args.seeds)) if args.seeds else profile.seeds
-    counterfactual = args.counterfactual and profile.data == "synthetic"
+    own = profile.data not in ("synthetic", "isic2017") or bool(
+        args.data and detect_layout(args.data) == "folder"
+    )
+    counterfactual = args.counterfactual and profile.data == "synthetic" and not own
     if args.counterfactual and not counterfactual:
-        print(f"no counterfactual: profile {profile.name!r} reads real data, not synthetic")
+        print(
+            "no counterfactual: it needs the synthetic generator, and "
+            + ("these data are a folder of your own" if own else f"{profile.name!r} reads ISIC")
+        )
     if args.dry_run:
         gpus = args.gpus if args.executor else 0
         plan = (args.beyond, counterfactual, args.workers, args.executor, gpus, args.time, args.on)
@@ -97,9 +111,10 @@ def _cmd_reproduce(args) -> int:
     local = args.workers > 1 and not args.executor
     with worker_pool(args.workers) if local else contextlib.nullcontext() as pool:
         # An ISIC folder given with --data is checked (and completed when it is not) like
-        # the default one; a synthetic folder given with --data is used as it is.
-        real = profile.data == "isic2017"
-        root = prepare_data(profile, args.data) if real or not args.data else Path(args.data)
+        # the default one, a folder of your own checked once; a synthetic folder given
+        # with --data is used as it is.
+        checked = profile.data == "isic2017" or own or not args.data
+        root = prepare_data(profile, args.data) if checked else Path(args.data)
         scheduler = None
         if args.executor:
             scheduler = Scheduler(
@@ -196,6 +211,12 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--n-test", type=int, default=150)
     synth.add_argument("--size", type=int, default=64, help="image height in pixels")
     synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument(
+        "--layout",
+        choices=("isic2017", "folder"),
+        default="isic2017",
+        help="folder: <split>/images and <split>/masks, mixed sizes and formats (--size unused)",
+    )
     synth.set_defaults(func=_cmd_synth)
 
     check = data_cmds.add_parser("check", help="verify a data folder; exit 2 on any fault")

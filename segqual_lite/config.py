@@ -41,9 +41,10 @@ class Profile:
     """Every knob that changes cost, in one place.
 
     ``data`` is ``"synthetic"`` (lesions drawn by :func:`segqual_lite.data.make_synthetic_isic`
-    with ``n_train/n_val/n_test`` images) or ``"isic2017"`` (read from disk; the
+    with ``n_train/n_val/n_test`` images), ``"isic2017"`` (read from disk; the
     ``n_*`` fields are then the image/mask pairs its folder holds: the official
-    2000/150/600 on ``colab`` and ``paper``).
+    2000/150/600 on ``colab`` and ``paper``), or the path of a folder of your own
+    (``book/own_data.md``; its split counts are the folder's).
     ``crossfit_folds`` is the number of folds K of chapter 11's cross-fitting (K more
     plain U-Nets per seed, each trained on a fraction (K - 1) / K of the training images).
     ``cpu_precision`` is the precision of f's training on a CPU: ``"float32"`` (every
@@ -349,6 +350,8 @@ def overridden_name(profile: Profile, overrides: dict) -> str:
     def text(k, v):
         if k == "seeds":
             return seeds_text(v)
+        if k == "data" and v not in ("synthetic", "isic2017"):
+            return Path(v).name  # a folder of your own, by its name (no path in names)
         return "-".join(map(str, v)) if isinstance(v, tuple) else v
 
     parts = [f"{k}={text(k, v)}" for k, v in sorted(overrides.items())]

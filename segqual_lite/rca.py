@@ -142,12 +142,13 @@ def rca_cached(
 ) -> np.ndarray:
     """RCA scores (:func:`rca_scores`, in ``n_jobs`` processes) for the plain U-Net's
     test masks ``test`` of ``seed``, with the profile's references from the training
-    split; cached like a model. The scores do not depend on ``n_jobs``."""
+    split (all of them when it holds fewer, as a small folder of your own may); cached
+    like a model. The scores do not depend on ``n_jobs``."""
     path = rca_path(profile, seed, root)
     if path.exists():
         return np.load(path)
     train = decoded_split(root, "train", profile.image_size)
-    refs = choose_references(len(train), profile.rca_references)
+    refs = choose_references(len(train), min(profile.rca_references, len(train)))
     scores, _ = rca_scores(
         test.images, test.masks, train.images[refs], train.masks[refs], seed, n_jobs
     )

@@ -187,7 +187,9 @@ def test_killed_download_resumes_and_a_damaged_member_is_named(rehearsal, capsys
     assert Image.open(big).size == REALISTIC[("train", 0)]
     with _timed(times, "data check"):
         assert main(["data", "check", str(data)]) == 0
-    assert capsys.readouterr().out.split() == ["train=8", "val=2", "test=6"]
+    said = capsys.readouterr().out.splitlines()
+    assert said[0].endswith("the ISIC 2017 layout")
+    assert said[-1].split() == ["train=8", "val=2", "test=6"]
 
 
 def test_profile_fields_are_checked_by_name_and_type(rehearsal, capsys):

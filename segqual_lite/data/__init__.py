@@ -3,14 +3,23 @@ joint augmentation (chapter 01); corrupted test images for the shift test (chapt
 
 from .corruptions import CORRUPTION_LEVELS, CORRUPTIONS, corrupt
 from .download import ISIC2017_BASE_URL, ISIC2017_ZIPS, download_isic2017
-from .isic import ISIC2017, check_isic2017, decode_split, list_pairs
-from .layout import OFFICIAL_COUNTS, SPLITS, DataError, split_folders
+from .isic import ISIC2017, check_data, check_folder, check_isic2017, decode_split, list_pairs
+from .layout import (
+    FOLDER_LAYOUT,
+    OFFICIAL_COUNTS,
+    SPLITS,
+    DataError,
+    detect_layout,
+    folder_dirs,
+    split_folders,
+)
 from .prepare import MIRROR_ENV, expected_counts, isic2017_base_url, prepare_data
 from .symmetries import DIHEDRAL, dihedral, dihedral_augmentation_batch, take_rows, undo_dihedral
 from .synthetic import (
     DEFAULT_HARD_CASE_SHARES,
     HARD_CASES,
     draw_lesion,
+    make_synthetic_folder,
     make_synthetic_isic,
     read_hard_cases,
 )
@@ -43,6 +52,11 @@ __all__ = [
     "DataError",
     "RandomRot90",
     "check_isic2017",
+    "check_folder",
+    "check_data",
+    "detect_layout",
+    "folder_dirs",
+    "FOLDER_LAYOUT",
     "dihedral",
     "dihedral_augmentation",
     "dihedral_augmentation_batch",
@@ -53,6 +67,7 @@ __all__ = [
     "list_pairs",
     "decode_split",
     "make_synthetic_isic",
+    "make_synthetic_folder",
     "prepare_data",
     "isic2017_base_url",
     "MIRROR_ENV",

@@ -1,7 +1,10 @@
-"""Reading ISIC 2017 Part 1 from disk: checking it and serving it as a Dataset (chapter 01).
+"""Reading a data folder from disk, checking it and serving it as a Dataset (chapter 01):
+ISIC 2017 Part 1 (and the synthetic lesions in its layout), or a folder of your own
+(:data:`~segqual_lite.data.layout.FOLDER_LAYOUT`, ``book/own_data.md``).
 
 Images are resized bilinearly and masks by nearest neighbour to ``size`` x ``size``;
-masks are thresholded at > 128. Decoded, resized data stay in memory as uint8 tensors:
+ISIC masks are thresholded at > 128, the masks of a folder of your own at > 0 (after a
+check that each holds at most two values). Decoded, resized data stay in memory as uint8 tensors:
 with no worker processes, decoding once is what keeps an epoch cheap. Each (data
 folder, split, size) is decoded once and kept in the artifact store
 (``<home>/decoded``, keyed by :func:`~segqual_lite.store.data_identity`): later chapters
@@ -21,10 +24,28 @@ from torch.utils.data import Dataset
 from ..config import home
 from ..store import atomic_path, data_identity
 from ..timing import phase
-from .layout import IMAGE_RE, MASK_RE, SPLITS, DataError, split_folders
+from .layout import (
+    FOLDER_IMAGE_SUFFIXES,
+    FOLDER_LAYOUT,
+    IMAGE_RE,
+    MASK_RE,
+    SPLITS,
+    DataError,
+    detect_layout,
+    folder_dirs,
+    split_folders,
+)
 from .symmetries import dihedral_augmentation_batch, take_rows
 
-__all__ = ["check_isic2017", "ISIC2017", "list_pairs", "decode_split", "decoded_path"]
+__all__ = [
+    "check_isic2017",
+    "check_folder",
+    "check_data",
+    "ISIC2017",
+    "list_pairs",
+    "decode_split",
+    "decoded_path",
+]
 
 FIX_HINT = (
     "Fix: re-extract the official ISIC 2017 Part 1 zips into the data folder "
@@ -33,12 +54,61 @@ FIX_HINT = (
 )
 
 
+FOLDER_HINT = f"A folder of your own is laid out as {FOLDER_LAYOUT} (book/own_data.md)."
+
+
+def _hint(root: str | Path) -> str:
+    return FOLDER_HINT if detect_layout(root) == "folder" else FIX_HINT
+
+
+def _folder_pairs(root: Path, split: str) -> tuple[list[tuple[str, Path, Path]], list[str]]:
+    """:func:`list_pairs` for a folder of your own: images and masks matched by name."""
+    image_dir, mask_dir = folder_dirs(root, split)
+    problems = [
+        f"missing folder {folder} (split {split!r}): create it and put the split's "
+        f"{'images' if folder == image_dir else 'masks'} there"
+        for folder in (image_dir, mask_dir)
+        if not folder.is_dir()
+    ]
+    if problems:
+        return [], problems
+    images: dict[str, Path] = {}
+    for p in sorted(image_dir.iterdir()):
+        if p.suffix.lower() in FOLDER_IMAGE_SUFFIXES:
+            if p.stem in images:
+                problems.append(
+                    f"two images named {p.stem!r} in {image_dir} ({images[p.stem].name} and "
+                    f"{p.name}): rename or remove one"
+                )
+            images[p.stem] = p
+    masks = {p.stem: p for p in mask_dir.iterdir() if p.suffix.lower() == ".png"}
+    if not images:
+        problems.append(
+            f"split {split!r} is empty: no .png, .jpg or .jpeg image in {image_dir}; put at "
+            "least one image there, with its mask"
+        )
+    for name in sorted(images.keys() - masks.keys()):
+        problems.append(
+            f"missing mask {mask_dir / (name + '.png')} for {images[name]}: add it (a PNG "
+            "with the image's name), or remove the image"
+        )
+    for name in sorted(masks.keys() - images.keys()):
+        problems.append(
+            f"mask {masks[name]} has no image {image_dir / name}.png or .jpg: add the "
+            "image, or remove the mask"
+        )
+    pairs = [(name, images[name], masks[name]) for name in sorted(images.keys() & masks.keys())]
+    return pairs, problems
+
+
 def list_pairs(root: str | Path, split: str) -> tuple[list[tuple[str, Path, Path]], list[str]]:
-    """Match images to masks in one split by ISIC id.
+    """Match images to masks in one split: by ISIC id, or by name in a folder of your own.
 
     Returns ``([(id, image_path, mask_path), ...] sorted by id, problems)``; problems name
     missing folders, images without masks and masks without images.
     """
+    if detect_layout(root) == "folder":
+        return _folder_pairs(Path(root), split)
     image_dir, mask_dir = split_folders(root, split)
     problems = []
     for folder in (image_dir, mask_dir):
@@ -66,7 +136,9 @@ def list_pairs(root: str | Path, split: str) -> tuple[list[tuple[str, Path, Path
     return pairs, problems
 
 
-def _open(path: Path, mode: str, draft_size: int | None = None) -> Image.Image:
+def _open(
+    path: Path, mode: str, draft_size: int | None = None, hint: str = FIX_HINT
+) -> Image.Image:
     """Open and fully decode ``path`` (a truncated file fails here, not later)."""
     try:
         im = Image.open(path)
@@ -76,13 +148,25 @@ def _open(path: Path, mode: str, draft_size: int | None = None) -> Image.Image:
         im.load()
         return im.convert(mode)
     except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as err:
-        raise DataError([f"unreadable file {path}: {err}"], FIX_HINT) from err
+        raise DataError([f"unreadable file {path}: {err}"], hint) from err
 
 
-def _read_pair(image_path: Path, mask_path: Path, size: int | None):
-    image = _open(image_path, "RGB", draft_size=size)
-    mask = _open(mask_path, "L")
+def _read_pair(image_path: Path, mask_path: Path, size: int | None, own: bool = False):
+    """Image (RGB) and mask (8-bit grey) of one pair, and the problems found: sizes that
+    differ, and for a folder of your own (``own``) a mask with more than two values."""
+    hint = FOLDER_HINT if own else FIX_HINT
+    image = _open(image_path, "RGB", draft_size=size, hint=hint)
+    mask = _open(mask_path, "L", hint=hint)
     problems = []
+    if own:
+        values = np.unique(np.asarray(mask))
+        if len(values) > 2:
+            shown = ", ".join(map(str, values[:6])) + (", ..." if len(values) > 6 else "")
+            problems.append(
+                f"mask {mask_path} is not binary: read as 8-bit grey (PIL mode 'L', colour "
+                f"weighted to grey) it holds {len(values)} values ({shown}); save it with 0 "
+                "for the background and one value, e.g. 255, for the foreground"
+            )
     # draft() may have shrunk the JPEG: compare against the size the file declares.
     with Image.open(image_path) as raw:
         declared = raw.size
@@ -120,6 +204,36 @@ def check_isic2017(root: str | Path, splits=SPLITS) -> dict[str, int]:
     return counts
 
 
+def check_folder(root: str | Path, splits=SPLITS) -> dict[str, int]:
+    """Verify a folder of your own (:data:`~segqual_lite.data.layout.FOLDER_LAYOUT`);
+    return the image/mask pairs per split. Decodes every file, so a missing image or
+    mask, an empty split, an unreadable file, a mask of another size than its image or a
+    mask that is not binary raise :class:`DataError`, naming each file and the fix."""
+    root = Path(root)
+    counts, problems = {}, []
+    for split in splits:
+        pairs, split_problems = _folder_pairs(root, split)
+        problems += split_problems
+        for _, image_path, mask_path in pairs:
+            try:
+                problems += _read_pair(image_path, mask_path, size=64, own=True)[2]
+            except DataError as err:
+                problems += err.problems
+        counts[split] = len(pairs)
+    if problems:
+        raise DataError(problems, FOLDER_HINT)
+    return counts
+
+
+def check_data(root: str | Path) -> tuple[str, dict[str, int]]:
+    """``(layout, pairs per split)`` of a data folder in either layout (module
+    docstring), checked by :func:`check_folder` or :func:`check_isic2017`."""
+    if not Path(root).is_dir():
+        raise DataError([f"data folder {root} does not exist"], FIX_HINT)
+    layout = detect_layout(root)
+    return layout, (check_folder(root) if layout == "folder" else check_isic2017(root))
+
+
 def decoded_path(root: str | Path, split: str, size: int) -> Path:
     """Where :func:`decode_split` keeps a split decoded at ``size``."""
     return home() / "decoded" / f"{data_identity(root)}-{split}-{size}.npz"
@@ -136,17 +250,18 @@ def decode_split(
             return saved["ids"].tolist(), saved["images"], saved["masks"]
     pairs, problems = list_pairs(root, split)
     if problems:
-        raise DataError(problems, FIX_HINT)
+        raise DataError(problems, _hint(root))
+    own = detect_layout(root) == "folder"
     images = np.empty((len(pairs), size, size, 3), dtype=np.uint8)
     masks = np.empty((len(pairs), size, size), dtype=np.uint8)
     with phase("decode", f"{split} at {size} px"):
         for i, (_, image_path, mask_path) in enumerate(pairs):
-            image, mask, mismatch = _read_pair(image_path, mask_path, size)
+            image, mask, mismatch = _read_pair(image_path, mask_path, size, own)
             if mismatch:
-                raise DataError(mismatch, FIX_HINT)
+                raise DataError(mismatch, _hint(root))
             images[i] = np.asarray(image.resize((size, size), Image.Resampling.BILINEAR))
             mask_small = mask.resize((size, size), Image.Resampling.NEAREST)
-            masks[i] = np.asarray(mask_small) > 128
+            masks[i] = np.asarray(mask_small) > (0 if own else 128)
     ids = [iid for iid, _, _ in pairs]
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez(f, ids=np.array(ids), images=images, masks=masks)

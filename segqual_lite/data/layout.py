@@ -1,8 +1,14 @@
-"""The ISIC 2017 Part 1 folder layout and the error every data fault raises (chapter 01).
+"""The two folder layouts the book reads, and the error every data fault raises
+(chapter 01; ``book/own_data.md``).
 
-Folders are named like the official zips: ``ISIC-2017_Training_Data`` holds
-``ISIC_<7 digits>.jpg`` (plus ``*_superpixels.png`` and a metadata CSV, both skipped);
-``ISIC-2017_Training_Part1_GroundTruth`` holds ``ISIC_<id>_segmentation.png`` (0/255).
+**ISIC 2017 Part 1** (and the synthetic lesions): folders named like the official zips.
+``ISIC-2017_Training_Data`` holds ``ISIC_<7 digits>.jpg`` (plus ``*_superpixels.png`` and
+a metadata CSV, both skipped); ``ISIC-2017_Training_Part1_GroundTruth`` holds
+``ISIC_<id>_segmentation.png`` (0/255).
+
+**A folder of your own** (:data:`FOLDER_LAYOUT`): ``DIR/{train,val,test}/images/NAME.png``
+(or ``.jpg``, ``.jpeg``; RGB or grey, any size) and ``DIR/{train,val,test}/masks/NAME.png``,
+an image and its mask sharing the name; a mask's non-zero pixels are the foreground.
 """
 
 from __future__ import annotations
@@ -10,7 +16,16 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-__all__ = ["SPLITS", "SPLIT_PREFIX", "OFFICIAL_COUNTS", "DataError", "split_folders"]
+__all__ = [
+    "SPLITS",
+    "SPLIT_PREFIX",
+    "OFFICIAL_COUNTS",
+    "FOLDER_LAYOUT",
+    "DataError",
+    "split_folders",
+    "folder_dirs",
+    "detect_layout",
+]
 
 SPLITS = ("train", "val", "test")
 SPLIT_PREFIX = {
@@ -20,6 +35,10 @@ SPLIT_PREFIX = {
 }
 OFFICIAL_COUNTS = {"train": 2000, "val": 150, "test": 600}
 
+FOLDER_LAYOUT = (
+    "DIR/{train,val,test}/images/NAME.(png|jpg|jpeg) and DIR/{train,val,test}/masks/NAME.png"
+)
+FOLDER_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 IMAGE_RE = re.compile(r"^(ISIC_\d{7})\.jpe?g$", re.IGNORECASE)
 MASK_RE = re.compile(r"^(ISIC_\d{7})_segmentation\.png$", re.IGNORECASE)
 
@@ -50,3 +69,16 @@ def split_folders(root: str | Path, split: str) -> tuple[Path, Path]:
     prefix = SPLIT_PREFIX[split]
     root = Path(root)
     return root / f"{prefix}_Data", root / f"{prefix}_Part1_GroundTruth"
+
+
+def folder_dirs(root: str | Path, split: str) -> tuple[Path, Path]:
+    """(image folder, mask folder) of ``split`` in a folder of your own."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}: choose one of {', '.join(SPLITS)}")
+    return Path(root) / split / "images", Path(root) / split / "masks"
+
+
+def detect_layout(root: str | Path) -> str:
+    """``"folder"`` when ``root`` holds any ``<split>/images`` folder (a folder of your
+    own), else ``"isic2017"`` (the official layout, which the synthetic lesions share)."""
+    return "folder" if any(folder_dirs(root, s)[0].is_dir() for s in SPLITS) else "isic2017"

@@ -10,8 +10,8 @@ from ..config import Profile, home
 from ..store import artifact_key, atomic_path, data_identity, digest, write_text
 from ..timing import phase
 from .download import ISIC2017_BASE_URL, download_isic2017
-from .isic import check_isic2017
-from .layout import SPLITS, DataError
+from .isic import check_folder, check_isic2017
+from .layout import SPLITS, DataError, detect_layout
 from .synthetic import DEFAULT_HARD_CASE_SHARES, HARD_CASES, make_synthetic_isic
 
 __all__ = [
@@ -114,7 +114,7 @@ def prepare_data(
     root: str | os.PathLike | None = None,
     hard_cases: dict[str, float] | None = None,
 ) -> Path:
-    """Return a data folder in the ISIC 2017 layout for ``profile``, making it if needed.
+    """Return the data folder of ``profile``, making it if needed.
 
     * ``synthetic`` profiles: lesions from :func:`make_synthetic_isic`, written once into
       ``<home>/data/synthetic-<key>`` (the key hashes the generator's settings) and reused.
@@ -126,6 +126,10 @@ def prepare_data(
       Drive mount, a lab share, a copy extracted by hand; checked once, every image
       decoded); otherwise the zips are downloaded into it, from
       :func:`isic2017_base_url` (``$SEGQUAL_ISIC_MIRROR`` names a mirror), saying why.
+    * any other ``data``: the path of a folder of your own
+      (:data:`~segqual_lite.data.layout.FOLDER_LAYOUT`), checked once and used as it is
+      (``overrides = {"data": "DIR"}`` in a chapter, ``--set data=DIR`` on the command
+      line; ``book/own_data.md``).
     """
     if hard_cases and profile.data != "synthetic":
         raise ValueError(f"hard_cases only applies to synthetic data, not {profile.data!r}")
@@ -140,6 +144,8 @@ def prepare_data(
             make_synthetic_isic(tmp, **settings)
             (tmp / _COMPLETE).write_text(json.dumps(settings, indent=1))
         return root
+    if root and detect_layout(root) == "folder":  # --data DIR: a folder of your own
+        return _own_folder(Path(root))
     if profile.data == "isic2017":
         root = Path(root) if root else home() / "data" / "isic2017"
         expected = expected_counts(profile)
@@ -149,4 +155,27 @@ def prepare_data(
         data_identity.cache_clear()  # the files changed: fingerprint them afresh
         _remember(root, counts)  # verified while extracting: not decoded again
         return root
-    raise ValueError(f"profile {profile.name!r} has unknown data {profile.data!r}")
+    return _own_folder(Path(profile.data))
+
+
+def _own_folder(root: Path) -> Path:
+    """A folder of your own (a profile whose ``data`` is its path): checked once (every
+    file decoded; :func:`~segqual_lite.data.check_folder`) while its files stay the same,
+    and used as it is. Its split counts are the folder's, whatever the profile says."""
+    if not root.is_dir():
+        raise DataError(
+            [f"data folder {root} does not exist"],
+            "Give the path of a folder of your own (book/own_data.md), or a profile's data: "
+            "'synthetic' or 'isic2017'.",
+        )
+    if detect_layout(root) != "folder":
+        raise DataError(
+            [f"{root} has no <split>/images folder: it is not a folder of your own"],
+            "An ISIC 2017 folder is read with an isic2017 profile (--data DIR); a folder of "
+            "your own holds train/, val/ and test/, each with images/ and masks/.",
+        )
+    record = _record(root)
+    if record.exists() and json.loads(record.read_text()).get("listing") == data_identity(root):
+        return root
+    _remember(root, check_folder(root))
+    return root

@@ -27,9 +27,10 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from ..store import write_bytes
-from .layout import SPLIT_PREFIX, SPLITS
+from .layout import SPLIT_PREFIX, SPLITS, folder_dirs
 
 __all__ = [
+    "make_synthetic_folder",
     "HARD_CASES",
     "DEFAULT_HARD_CASE_SHARES",
     "make_synthetic_isic",
@@ -311,6 +312,41 @@ def make_synthetic_isic(
     writer.writerow(["split", "image_id", "hard_cases"])
     writer.writerows(records)
     write_bytes(root / "SYNTHETIC_CASES.csv", table.getvalue().encode())
+    return counts
+
+
+def make_synthetic_folder(
+    root: str | os.PathLike, n_train: int = 24, n_val: int = 8, n_test: int = 24, seed: int = 0
+) -> dict[str, int]:
+    """Write synthetic lesions as a folder of your own (``book/own_data.md``): ``root/<split>/
+    images/lesion-<split>-<i>`` and ``masks/`` of the same name, in the mixed sizes and
+    formats real folders come in: 48 to 96 px high, square or 4:3, RGB JPEG, RGB PNG and
+    grey PNG images in turn, masks 0/1 or 0/255 (any non-zero pixel is foreground). For
+    the worked example of that page and the tests. Returns the images per split."""
+    root = Path(root)
+    counts = {"train": n_train, "val": n_val, "test": n_test}
+    for split, n in counts.items():
+        image_dir, mask_dir = folder_dirs(root, split)
+        image_dir.mkdir(parents=True, exist_ok=True)
+        mask_dir.mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            rng = np.random.default_rng([seed, _SPLIT_CODE[split], i, 2])
+            height = int(rng.choice([48, 64, 96]))
+            width = height if rng.uniform() < 0.5 else round(height * 4 / 3)
+            cases = frozenset(c for c in _IMAGE_CASES if rng.uniform() < 0.15)
+            image, mask = draw_lesion(rng, height, width, cases)
+            name = f"lesion-{split}-{i:03d}"
+            kind = i % 3
+            picture = Image.fromarray(image).convert("L") if kind == 2 else Image.fromarray(image)
+            if kind == 0:
+                write_bytes(image_dir / f"{name}.jpg", _encode(picture, "JPEG", quality=92))
+            else:
+                write_bytes(image_dir / f"{name}.png", _encode(picture, "PNG"))
+            scale = 255 if i % 2 else 1
+            write_bytes(
+                mask_dir / f"{name}.png",
+                _encode(Image.fromarray(mask.astype(np.uint8) * scale), "PNG"),
+            )
     return counts
 
 
