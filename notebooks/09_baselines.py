@@ -126,6 +126,8 @@ usable = np.flatnonzero(
     (test.masks.flatten(1).float().mean(1) > 0).numpy()
     & (test.masks.flatten(1).float().mean(1) < 1).numpy()
 )
+if len(usable) == 0:
+    raise ValueError("every test mask is empty or full: train f longer (epochs_f)")
 cases = {k: int(usable[v]) for k, v in pick_cases(test.jaccard[usable]).items()}
 features = pixel_features(test.images[[cases["good"], cases["poor"]]])
 fig, axes = plt.subplots(2, 4, figsize=fit_width(10, 5))

@@ -61,7 +61,13 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from segqual_lite.config import start_chapter
-from segqual_lite.conformal import calibrate, conformal_intervals, coverage, coverage_band
+from segqual_lite.conformal import (
+    calibrate,
+    conformal_intervals,
+    coverage,
+    coverage_band,
+    min_calibration,
+)
 from segqual_lite.data import CORRUPTION_LEVELS, prepare_data
 from segqual_lite.deployment import CONFORMAL_ALPHA, SHIFT_ROWS, conformal_summary
 from segqual_lite.experiment import run_grid
@@ -321,6 +327,11 @@ say(
 # accepted and the share of failures among the accepted, all on the test split):
 
 # %%
+if not (result.out / "conformal.csv").exists():  # too few validation images to calibrate on
+    raise ValueError(
+        f"no conformal intervals: {1 - CONFORMAL_ALPHA:.0%} coverage needs at least "
+        f"{min_calibration(CONFORMAL_ALPHA)} validation images; make a larger val split"
+    )
 conformal = pd.read_csv(result.out / "conformal.csv")
 display(
     Markdown(
