@@ -38,7 +38,7 @@ from .data import (
 )
 from .dryrun import dry_run
 from .experiment import counterfactual_jobs, run_counterfactual, run_grid
-from .reference import PLANNED_SEEDS, REFERENCE_DIR, add_fit, pack_reference
+from .reference import PLANNED_SEEDS, REFERENCE_DIR, add_fit, combine_parts, pack_reference
 from .results import COUNTERFACTUAL_FOLDER, merge_results
 from .rows import CONTROL_ROWS, EXTENDED_ROWS, TABLE_ROWS
 from .scheduler import grid_jobs, run_jobs, worker_pool
@@ -165,6 +165,10 @@ def _cmd_reference(args) -> int:
     seeds = parse_seeds(args.seeds or PLANNED_SEEDS[args.profile])
     work = Path(args.from_results or args.work or Path("_build") / "reference-work" / profile.name)
     out = Path(args.out or REFERENCE_DIR / profile.name)
+    if args.from_parts:
+        combine_parts(args.from_parts, out, profile)
+        print(f"reference of {profile.name} combined from {len(args.from_parts)} parts in {out}")
+        return 0
     if args.fit_only:
         add_fit(out, fit_frame(profile, seeds, prepare_data(profile)), args.argv)
         print(f"f's fit on {len(seeds)} seeds added to {out}")
@@ -354,6 +358,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="pack a finished results folder instead of running (reproduce --counterfactual "
         "run by seeds elsewhere and merged with `merge`)",
+    )
+    reference.add_argument(
+        "--from-parts",
+        nargs="+",
+        metavar="DIR",
+        help="combine references made in parts by seeds (--seeds 0-7 --out P1, ...) into --out",
     )
     reference.add_argument(
         "--fit-only",

@@ -62,6 +62,7 @@ __all__ = [
     "reference_folder",
     "pack_reference",
     "add_fit",
+    "combine_parts",
     "load_reference",
     "check_build",
 ]
@@ -204,6 +205,45 @@ def pack_reference(
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
         "wall_s": None if wall_s is None else round(wall_s, 1),  # None: packed, not run
         "command": command,
+    }
+    write_text(out / "run.json", json.dumps(run, indent=1) + "\n")
+    return out
+
+
+def combine_parts(parts: list[str | Path], out: str | Path, profile: Profile) -> Path:
+    """One reference in ``out`` from references of the same profile and code made in
+    parts by seeds (``reference --seeds 0-7 --out P1``, then ``8-15``): predictions,
+    counterfactual and fit concatenated by seed, and a ``run.json`` whose ``parts`` keep
+    each part's provenance. Parts that share a seed, or come from other code or another
+    profile (:func:`load_reference`), are refused."""
+    loaded = [load_reference(profile, part) for part in parts]
+    seeds = [s for ref in loaded for s in ref.seeds]
+    twice = sorted({s for s in seeds if seeds.count(s) > 1})
+    if twice:
+        raise ValueError(f"parts {', '.join(map(str, parts))} share seeds {twice}")
+    out = Path(out)
+
+    def joined(frames):
+        frames = [f for f in frames if f is not None]
+        return pd.concat(frames, ignore_index=True).sort_values("seed", kind="stable")
+
+    predictions = joined(r.predictions for r in loaded)
+    write_bytes(out / PREDICTIONS, _gzip_csv(predictions))
+    if all(r.counterfactual is not None for r in loaded):
+        write_bytes(
+            out / COUNTERFACTUAL / PREDICTIONS, _gzip_csv(joined(r.counterfactual for r in loaded))
+        )
+    if all(r.fit is not None for r in loaded):
+        write_text(out / FIT, csv_text(joined(r.fit for r in loaded)))
+    table = table_from_predictions(predictions)
+    write_text(out / "table1.md", format_table_md(table, profile.name))
+    first, kept = loaded[0].run, ("seeds", "commit", "environment", "machine", "wall_s", "command")
+    run = {
+        **{k: first[k] for k in ("profile", "rows", "counterfactual_rows", "code_versions")},
+        "seeds": sorted(seeds),
+        "environment": first["environment"],
+        "wall_s": sum(r.run["wall_s"] or 0 for r in loaded) or None,
+        "parts": [{k: r.run[k] for k in kept} for r in loaded],
     }
     write_text(out / "run.json", json.dumps(run, indent=1) + "\n")
     return out

@@ -24,13 +24,16 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .rows import label
-from .stats import Comparison, t_interval
+from .config import Profile
+from .reference import load_reference
+from .rows import METHODS, label
+from .stats import Comparison, compare_rows, t_interval
 
 __all__ = [
     "ANSWERS",
     "Regime",
     "Difference",
+    "load_regime",
     "fit_summary",
     "regime_difference",
     "regimes_frame",
@@ -57,6 +60,22 @@ class Regime:
     def get(self, row: str, metric: str, counterfactual: bool = False) -> Comparison | None:
         pool = (self.counterfactual or []) if counterfactual else self.comparisons
         return next((c for c in pool if c.row == row and c.metric == metric), None)
+
+
+def load_regime(profile: Profile, folder=None) -> Regime | None:
+    """The regime of ``profile``'s reference (from ``folder``, else the shipped one): the
+    plan's comparisons of every uncertainty row, with and without rims, and f's fit;
+    None when there is no reference, or it records no fit."""
+    reference = load_reference(profile, folder)
+    if reference is None or reference.fit is None:
+        return None
+    counterfactual = reference.counterfactual
+    return Regime(
+        profile.name,
+        compare_rows(reference.predictions, METHODS),
+        compare_rows(counterfactual, METHODS) if counterfactual is not None else None,
+        reference.fit,
+    )
 
 
 @dataclass

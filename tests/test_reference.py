@@ -122,3 +122,38 @@ def test_the_command_line_packs_a_finished_results_folder(packed, tmp_path):
         main(["reference", "--from-results", str(results), "--seeds", "0-7", "--out", str(out)])
         == 2
     )
+
+
+def _part(tmp_path, seeds, name):
+    results = tmp_path / f"results-{name}"
+    (results / "counterfactual").mkdir(parents=True)
+    (results / "predictions.csv").write_text(csv_text(_predictions(seeds)))
+    (results / "counterfactual" / "predictions.csv").write_text(csv_text(_predictions(seeds)))
+    fit = pd.DataFrame(
+        [
+            {"method": "max_prob", "seed": s, "split": split, "mean_jaccard": 0.8,
+             "failure_share": 0.2, "n_images": 40}
+            for s in seeds
+            for split in ("train", "test")
+        ]
+    )  # fmt: skip
+    return pack_reference(results, tmp_path / name, TINY, tuple(seeds), f"cmd {name}", 3.0, fit=fit)
+
+
+def test_a_reference_run_in_parts_by_seeds_combines_into_one(tmp_path):
+    """Parts of the same code and profile combine into the reference a single run would
+    have given (the same predictions), keeping each part's provenance; overlapping
+    seeds are refused."""
+    from segqual_lite.reference import combine_parts
+
+    parts = [_part(tmp_path, [3, 4], "b"), _part(tmp_path, [0, 1, 2], "a")]
+    out = combine_parts(parts, tmp_path / "whole", TINY)
+    whole = load_reference(TINY, out)
+    assert whole.seeds == (0, 1, 2, 3, 4) and whole.run["wall_s"] == 6.0
+    assert [p["command"] for p in whole.run["parts"]] == ["cmd b", "cmd a"]
+    single = _predictions(range(5)).sort_values("seed", kind="stable").reset_index(drop=True)
+    pd.testing.assert_frame_equal(whole.predictions, single)
+    assert sorted(set(whole.fit["seed"])) == [0, 1, 2, 3, 4]
+    assert sorted(set(whole.counterfactual["seed"])) == [0, 1, 2, 3, 4]
+    with pytest.raises(ValueError, match=r"share seeds \[3, 4\]"):
+        combine_parts([*parts, _part(tmp_path, [3, 4], "c")], tmp_path / "x", TINY)

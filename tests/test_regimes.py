@@ -83,3 +83,34 @@ def test_the_regimes_figure_shows_both_fits_and_every_row():
     assert [t.get_text() for t in right.get_yticklabels()] == ["Max Probability", "LCE"]
     assert any("gap +0.060" in t.get_text() for t in left.texts)
     assert fig.get_size_inches()[0] <= 7.0
+
+
+def test_a_regime_loads_from_a_reference_with_its_fit(tmp_path):
+    from helpers import prediction_records
+
+    from segqual_lite.config import get_profile
+    from segqual_lite.reference import pack_reference
+    from segqual_lite.regimes import load_regime
+    from segqual_lite.rows import METHODS, control_of
+    from segqual_lite.tables import csv_text, predictions_frame
+
+    rng = np.random.default_rng(0)
+    records = []
+    for seed in range(3):
+        true = rng.uniform(0.3, 1.0, 60)
+        for row in (*METHODS, *map(control_of, METHODS)):
+            pred = np.clip(true + 0.1 * rng.standard_normal(60), 0, 1)
+            records += prediction_records(row, seed, true, pred)
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "predictions.csv").write_text(csv_text(predictions_frame(records)))
+    tiny = get_profile("tiny")
+    without_fit = pack_reference(results, tmp_path / "a", tiny, (0, 1, 2), "cmd", 1.0)
+    assert load_regime(tiny, without_fit) is None  # a reference that records no fit
+    ref = pack_reference(results, tmp_path / "b", tiny, (0, 1, 2), "cmd", 1.0, fit=_fit(0.8, 0.7))
+    regime = load_regime(tiny, ref)
+    assert regime.name == "tiny" and regime.counterfactual is None
+    assert {(c.row, c.metric) for c in regime.comparisons} == {
+        (r, m) for r in METHODS for m in ("rmse", "auroc", "detection_error")
+    }
+    assert fit_summary(regime.fit)["gap"] == pytest.approx(0.1)
