@@ -59,10 +59,11 @@ from traitlets import Unicode
 
 from segqual_lite.config import PROFILES, get_profile
 from segqual_lite.cost import grid_cost
-from segqual_lite.experiment import counterfactual_rows
+from segqual_lite.data import prepare_data
+from segqual_lite.experiment import counterfactual_jobs
 from segqual_lite.reference import reference_folder
 from segqual_lite.rows import CONTROL_ROWS, EXTENDED_ROWS, TABLE_ROWS
-from segqual_lite.scheduler import grid_jobs
+from segqual_lite.scheduler import grid_jobs, pending_jobs
 from segqual_lite.timing import TIMINGS_ENV  # where the package appends its phases
 
 REPO = Path(__file__).resolve().parents[1]
@@ -286,12 +287,13 @@ def work_units(chapters: list[str], estimate: dict[str, float]) -> list[list[str
 
 def grid_estimate(profile: str, workers: int, counterfactual: bool) -> dict:
     """The cost model's estimate (:func:`segqual_lite.cost.grid_cost` on this CPU) of the
-    grid that :func:`prepare_grid` runs, for the timing summary."""
+    jobs of the grid that :func:`prepare_grid` runs and the cache does not hold yet, for
+    the timing summary."""
     p = get_profile(profile)
-    jobs = grid_jobs(p, (*TABLE_ROWS, *CONTROL_ROWS, *EXTENDED_ROWS), p.seeds, Path("<data>"))
-    if counterfactual:
-        jobs |= grid_jobs(p, counterfactual_rows(), p.seeds, Path("<data without rims>"))
-    return grid_cost(p, jobs, workers, "cpu")
+    rows = (*TABLE_ROWS, *CONTROL_ROWS, *EXTENDED_ROWS)
+    jobs = grid_jobs(p, rows, p.seeds, prepare_data(p))
+    jobs |= counterfactual_jobs(p) if counterfactual else {}
+    return grid_cost(p, pending_jobs(jobs, p), workers, "cpu")
 
 
 def prepare_grid(profile: str, out: Path, workers: int) -> dict[str, float]:
@@ -312,7 +314,8 @@ def prepare_grid(profile: str, out: Path, workers: int) -> dict[str, float]:
         cmd, check=True, stdout=subprocess.DEVNULL, env={**os.environ, TIMINGS_ENV: str(phases)}
     )
     wall = time.perf_counter() - start
-    log(f"grid: done in {wall:.1f} s (estimated {estimate['wall_seconds']:.0f} s)")
+    todo = len(estimate["seconds"])
+    log(f"grid: done in {wall:.1f} s (estimated {estimate['wall_seconds']:.0f} s for {todo} jobs)")
     kinds: dict[str, float] = defaultdict(float)
     for line in phases.read_text().splitlines() if phases.exists() else []:
         record = json.loads(line)

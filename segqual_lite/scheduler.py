@@ -28,7 +28,7 @@ from .rows import METHOD_REGISTRY, SCORE_ROWS, get_method, get_row, samples
 from .segment import segment_split, segmentation_path
 from .training import fit_segmentation, segmentation_model_folder
 
-__all__ = ["grid_jobs", "row_jobs", "deployment_jobs", "run_jobs", "worker_pool"]
+__all__ = ["grid_jobs", "row_jobs", "deployment_jobs", "pending_jobs", "run_jobs", "worker_pool"]
 
 
 def grid_jobs(
@@ -173,6 +173,15 @@ def _artifact(job: tuple, profile: Profile, train_split: str) -> Path:
     return rca_path(profile, args[0], root)
 
 
+def pending_jobs(
+    jobs: dict[tuple, frozenset[tuple]], profile: Profile, train_split: str = "train"
+) -> dict[tuple, frozenset[tuple]]:
+    """The jobs of ``jobs`` whose artifact is not in the store yet, each with the jobs it
+    still waits for."""
+    done = {job for job in jobs if _artifact(job, profile, train_split).exists()}
+    return {job: needs - done for job, needs in jobs.items() if job not in done}
+
+
 def _start_worker() -> None:
     fix_threads()
     os.environ["LOKY_MAX_CPU_COUNT"] = "1"  # any joblib pool: one process per worker
@@ -206,8 +215,8 @@ def run_jobs(
     is in the store already; :func:`predict_rows` afterwards only loads. A failing job
     stops the run with its error; what finished is kept in the store. ``pool``, from
     :func:`worker_pool`, is used (and left open) instead of starting one."""
-    done = {job for job in jobs if _artifact(job, profile, train_split).exists()}
-    pending, running = {job: needs for job, needs in jobs.items() if job not in done}, {}
+    pending, running = pending_jobs(jobs, profile, train_split), {}
+    done = set(jobs) - set(pending)
     if not pending:
         return  # everything is in the store already: no workers to start
     run = functools.partial(_run_job, profile=profile, train_split=train_split)
