@@ -188,19 +188,24 @@ def check_isic2017(root: str | Path, splits=SPLITS) -> dict[str, int]:
     root = Path(root)
     if not root.is_dir():
         raise DataError([f"data folder {root} does not exist"], FIX_HINT)
+    return _check_splits(root, splits, own=False)
+
+
+def _check_splits(root: Path, splits, own: bool) -> dict[str, int]:
+    """Decode every pair of ``splits``; the pairs per split, or one :class:`DataError`
+    listing every problem (``own``: a folder of your own, else the ISIC layout)."""
     counts, problems = {}, []
     for split in splits:
-        pairs, split_problems = list_pairs(root, split)
+        pairs, split_problems = _folder_pairs(root, split) if own else list_pairs(root, split)
         problems += split_problems
         for _, image_path, mask_path in pairs:
             try:
-                _, _, mismatch = _read_pair(image_path, mask_path, size=64)
-                problems += mismatch
+                problems += _read_pair(image_path, mask_path, size=64, own=own)[2]
             except DataError as err:
                 problems += err.problems
         counts[split] = len(pairs)
     if problems:
-        raise DataError(problems, FIX_HINT)
+        raise DataError(problems, FOLDER_HINT if own else FIX_HINT)
     return counts
 
 
@@ -209,20 +214,7 @@ def check_folder(root: str | Path, splits=SPLITS) -> dict[str, int]:
     return the image/mask pairs per split. Decodes every file, so a missing image or
     mask, an empty split, an unreadable file, a mask of another size than its image or a
     mask that is not binary raise :class:`DataError`, naming each file and the fix."""
-    root = Path(root)
-    counts, problems = {}, []
-    for split in splits:
-        pairs, split_problems = _folder_pairs(root, split)
-        problems += split_problems
-        for _, image_path, mask_path in pairs:
-            try:
-                problems += _read_pair(image_path, mask_path, size=64, own=True)[2]
-            except DataError as err:
-                problems += err.problems
-        counts[split] = len(pairs)
-    if problems:
-        raise DataError(problems, FOLDER_HINT)
-    return counts
+    return _check_splits(Path(root), splits, own=True)
 
 
 def check_data(root: str | Path) -> tuple[str, dict[str, int]]:
