@@ -23,8 +23,9 @@ import sys
 import time
 from pathlib import Path
 
+from .assemble import add_fit, combine_parts
 from .cluster import EXECUTORS, GridJobsFailed, Scheduler
-from .config import PROFILES, get_profile, parse_overrides
+from .config import PROFILES, fix_threads, get_profile, parse_overrides
 from .data import (
     DataError,
     check_data,
@@ -38,7 +39,7 @@ from .data import (
 )
 from .dryrun import dry_run
 from .experiment import counterfactual_jobs, run_counterfactual, run_grid
-from .reference import PLANNED_SEEDS, REFERENCE_DIR, add_fit, combine_parts, pack_reference
+from .reference import PLANNED_SEEDS, REFERENCE_DIR, pack_reference
 from .results import COUNTERFACTUAL_FOLDER, merge_results
 from .rows import CONTROL_ROWS, EXTENDED_ROWS, TABLE_ROWS
 from .scheduler import grid_jobs, run_jobs, worker_pool
@@ -170,6 +171,7 @@ def _cmd_reference(args) -> int:
         print(f"reference of {profile.name} combined from {len(args.from_parts)} parts in {out}")
         return 0
     if args.fit_only:
+        fix_threads()  # as the run's workers: one thread, or other networks from a seed
         add_fit(out, fit_frame(profile, seeds, prepare_data(profile)), args.argv)
         print(f"f's fit on {len(seeds)} seeds added to {out}")
         return 0

@@ -29,7 +29,6 @@ import io
 import json
 import os
 import platform
-import shlex
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,8 +60,8 @@ __all__ = [
     "environment",
     "reference_folder",
     "pack_reference",
-    "add_fit",
-    "combine_parts",
+    "gzip_csv",
+    "current_commit",
     "load_reference",
     "check_build",
 ]
@@ -135,7 +134,7 @@ def reference_folder(profile_name: str) -> Path | None:
     return None
 
 
-def _gzip_csv(frame: pd.DataFrame) -> bytes:
+def gzip_csv(frame: pd.DataFrame) -> bytes:
     """CSV text, gzipped without a time stamp: the same predictions give the same bytes."""
     buffer = io.BytesIO()
     with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0, compresslevel=9) as out:
@@ -143,7 +142,7 @@ def _gzip_csv(frame: pd.DataFrame) -> bytes:
     return buffer.getvalue()
 
 
-def _commit() -> str:
+def current_commit() -> str:
     try:
         found = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=_repository(), capture_output=True, text=True
@@ -181,12 +180,12 @@ def pack_reference(
     missing = sorted(set(seeds) - set(predictions["seed"]))
     if missing:
         raise ValueError(f"{results / 'predictions.csv'} lacks seeds {missing}: run them first")
-    write_bytes(out / PREDICTIONS, _gzip_csv(predictions))
+    write_bytes(out / PREDICTIONS, gzip_csv(predictions))
     table = table_from_predictions(predictions)
     write_text(out / "table1.md", format_table_md(table, profile.name))
     counterfactual = results / COUNTERFACTUAL / "predictions.csv"
     if counterfactual.is_file():
-        write_bytes(out / COUNTERFACTUAL / PREDICTIONS, _gzip_csv(read_predictions(counterfactual)))
+        write_bytes(out / COUNTERFACTUAL / PREDICTIONS, gzip_csv(read_predictions(counterfactual)))
     if fit is not None:
         write_text(out / FIT, csv_text(fit))
     run = {
@@ -199,7 +198,7 @@ def pack_reference(
             else []
         ),
         "code_versions": dict(CODE_VERSIONS),
-        "commit": _commit(),
+        "commit": current_commit(),
         "environment": environment(device),
         "python": platform.python_version(),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
@@ -208,61 +207,6 @@ def pack_reference(
     }
     write_text(out / "run.json", json.dumps(run, indent=1) + "\n")
     return out
-
-
-def combine_parts(parts: list[str | Path], out: str | Path, profile: Profile) -> Path:
-    """One reference in ``out`` from references of the same profile and code made in
-    parts by seeds (``reference --seeds 0-7 --out P1``, then ``8-15``): predictions,
-    counterfactual and fit concatenated by seed, and a ``run.json`` whose ``parts`` keep
-    each part's provenance. Parts that share a seed, or come from other code or another
-    profile (:func:`load_reference`), are refused."""
-    loaded = [load_reference(profile, part) for part in parts]
-    seeds = [s for ref in loaded for s in ref.seeds]
-    twice = sorted({s for s in seeds if seeds.count(s) > 1})
-    if twice:
-        raise ValueError(f"parts {', '.join(map(str, parts))} share seeds {twice}")
-    out = Path(out)
-
-    def joined(frames):
-        frames = [f for f in frames if f is not None]
-        return pd.concat(frames, ignore_index=True).sort_values("seed", kind="stable")
-
-    predictions = joined(r.predictions for r in loaded)
-    write_bytes(out / PREDICTIONS, _gzip_csv(predictions))
-    if all(r.counterfactual is not None for r in loaded):
-        write_bytes(
-            out / COUNTERFACTUAL / PREDICTIONS, _gzip_csv(joined(r.counterfactual for r in loaded))
-        )
-    if all(r.fit is not None for r in loaded):
-        write_text(out / FIT, csv_text(joined(r.fit for r in loaded)))
-    table = table_from_predictions(predictions)
-    write_text(out / "table1.md", format_table_md(table, profile.name))
-    first, kept = loaded[0].run, ("seeds", "commit", "environment", "machine", "wall_s", "command")
-    run = {
-        **{k: first[k] for k in ("profile", "rows", "counterfactual_rows", "code_versions")},
-        "seeds": sorted(seeds),
-        "environment": first["environment"],
-        "wall_s": sum(r.run["wall_s"] or 0 for r in loaded) or None,
-        "parts": [{k: r.run[k] for k in kept} for r in loaded],
-    }
-    write_text(out / "run.json", json.dumps(run, indent=1) + "\n")
-    return out
-
-
-def add_fit(folder: str | Path, fit: pd.DataFrame, argv: list[str]) -> None:
-    """Add f's fit (``fit.csv``) to the reference in ``folder`` made without it, and
-    record in its ``run.json`` the command and commit that computed it."""
-    folder = Path(folder)
-    run = json.loads((folder / "run.json").read_text())
-    if set(fit["seed"]) != set(run["seeds"]):
-        raise ValueError(f"the fit's seeds differ from the reference's in {folder}")
-    write_text(folder / FIT, csv_text(fit))
-    run["fit"] = {
-        "command": shlex.join(["python", "-m", "segqual_lite", *argv]),
-        "commit": _commit(),
-        "environment": environment(),
-    }
-    write_text(folder / "run.json", json.dumps(run, indent=1) + "\n")
 
 
 def load_reference(profile: Profile, folder: str | Path | None = None) -> Reference | None:

@@ -144,7 +144,7 @@ def test_a_reference_run_in_parts_by_seeds_combines_into_one(tmp_path):
     """Parts of the same code and profile combine into the reference a single run would
     have given (the same predictions), keeping each part's provenance; overlapping
     seeds are refused."""
-    from segqual_lite.reference import combine_parts
+    from segqual_lite.assemble import combine_parts
 
     parts = [_part(tmp_path, [3, 4], "b"), _part(tmp_path, [0, 1, 2], "a")]
     out = combine_parts(parts, tmp_path / "whole", TINY)
@@ -157,3 +157,27 @@ def test_a_reference_run_in_parts_by_seeds_combines_into_one(tmp_path):
     assert sorted(set(whole.counterfactual["seed"])) == [0, 1, 2, 3, 4]
     with pytest.raises(ValueError, match=r"share seeds \[3, 4\]"):
         combine_parts([*parts, _part(tmp_path, [3, 4], "c")], tmp_path / "x", TINY)
+
+
+def test_a_fit_is_added_only_when_its_f_is_the_reference_s(packed):
+    """reference --fit-only retrains f; a fit whose test Jaccard differs from the
+    reference's (another f: other threads, torch or CPU) is refused, naming the seeds."""
+    from segqual_lite.assemble import add_fit
+
+    ref = load_reference(TINY, packed)
+    test = ref.predictions[ref.predictions["method"] == "max_prob"]
+    means = test.groupby("seed")["true_jaccard"].mean()
+    fit = pd.DataFrame(
+        [
+            {"method": "max_prob", "seed": s, "split": split, "mean_jaccard": m + d,
+             "failure_share": 0.2, "n_images": 40}
+            for s, m in means.items()
+            for split, d in (("train", 0.05), ("test", 0.0))
+        ]
+    )  # fmt: skip
+    add_fit(packed, fit, ["reference", "--fit-only"])
+    again = load_reference(TINY, packed)
+    assert again.fit is not None and again.run["fit"]["command"].endswith("--fit-only")
+    fit.loc[(fit["seed"] == 3) & (fit["split"] == "test"), "mean_jaccard"] += 0.01
+    with pytest.raises(ValueError, match=r"not the reference's.*seeds \[3\]"):
+        add_fit(packed, fit, ["reference", "--fit-only"])

@@ -118,7 +118,7 @@ LAYERS = [
     {"uncertainty", "cost"},
     {"tables", "scores", "conformal"},
     {"stats", "viz", "reference"},
-    {"power", "explorer", "conclusions", "regimes"},
+    {"power", "explorer", "conclusions", "regimes", "assemble"},
     {"training"},
     {"segment"},
     {"quality", "rca"},
