@@ -63,7 +63,7 @@ from segqual_lite.viz import show_grid
 # %% tags=["parameters"]
 profile = "tiny"
 overrides = {}  # fields of the profile to change, e.g. {"epochs_f": 2, "seeds": [0]}
-# Your own images and masks: overrides = {"data": "path/to/folder"} (book/own_data.md)
+# your own data: overrides = {"data": "DIR"} (see book/own_data.md)
 
 # %%
 P, device, seed = start_chapter(profile, overrides)
