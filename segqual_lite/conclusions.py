@@ -38,7 +38,8 @@ class Evidence:
     same on the data without them (or None); ``seeds``: how many seeds they rest on;
     ``baseline_auroc``: the control No Uncertainty's mean AUROC (%) over those seeds;
     ``train_test_gap``: f's mean Jaccard on its training images minus on the test
-    images (one seed); ``power_at_build``: ``{row: share of draws of ``build_seeds``
+    images (the mean over the reference's seeds, or one seed of a build without a
+    reference); ``power_at_build``: ``{row: share of draws of ``build_seeds``
     seeds that resolve its AUROC comparison}``."""
 
     comparisons: list[Comparison]

@@ -24,10 +24,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .conclusions import _names_plain
 from .config import Profile
 from .reference import load_reference
 from .rows import METHODS, label
-from .stats import Comparison, compare_rows, t_interval
+from .stats import COMPARED_METRICS, Comparison, compare_rows, t_interval
+from .tables import METRIC_LABELS
 
 __all__ = [
     "ANSWERS",
@@ -37,7 +39,12 @@ __all__ = [
     "fit_summary",
     "regime_difference",
     "regimes_frame",
+    "regimes_table",
+    "regimes_markdown",
+    "regimes_conclusion",
 ]
+
+GAP_AIM = 0.05  # the plan's aim for f's train-test gap in the overfit regime
 
 ANSWERS = {
     "yes": "larger where f overfits: the explanation holds",
@@ -150,3 +157,103 @@ def regimes_frame(default: Regime, overfit: Regime, metrics=None) -> pd.DataFram
         line["answer"] = _answer(o, d)
         lines.append(line)
     return pd.DataFrame(lines)
+
+
+def _cell(frame_line, key: str, fmt: str) -> str:
+    low, high = frame_line[f"{key}_low"], frame_line[f"{key}_high"]
+    return f"{fmt.format(frame_line[key])}\n[{fmt.format(low)},\u00a0{fmt.format(high)}]"
+
+
+def regimes_table(frame: pd.DataFrame, names=("default", "overfit")) -> pd.DataFrame:
+    """:func:`regimes_frame` for reading: per row and metric, each regime's gain and the
+    difference, each the mean with its 95% interval on the next line, and the answer;
+    ``names`` head the two regimes' columns."""
+    lines = []
+    for _, x in frame.iterrows():
+        fmt = "{:+.3f}" if x["metric"] == "rmse" else "{:+.1f}"
+        lines.append(
+            {
+                "row": x["row"],
+                "metric": f"{METRIC_LABELS.get(x['metric'], x['metric'])} ({x['unit']})",
+                names[0]: _cell(x, "default", fmt),
+                names[1]: _cell(x, "overfit", fmt),
+                "difference": _cell(x, "difference", fmt),
+                "answer": x["answer"],
+            }
+        )
+    return pd.DataFrame(lines)
+
+
+def _fit_sentence(name: str, s: dict) -> str:
+    return (
+        f"In `{name}` ({s['seeds']} seeds), *f*'s mean Jaccard is {s['train_jaccard']:.3f} "
+        f"on its training images and {s['test_jaccard']:.3f} on the test images, a gap of "
+        f"{s['gap']:+.3f} [{s['gap_low']:+.3f}, {s['gap_high']:+.3f}]; "
+        f"{s['train_failures']:.0%} of *g*'s training images are failures, against "
+        f"{s['test_failures']:.0%} of the test images."
+    )
+
+
+def _answers_by_metric(frame: pd.DataFrame) -> list[str]:
+    said = []
+    for metric in COMPARED_METRICS:
+        part = frame[frame["metric"] == metric]
+        if part.empty:
+            continue
+        groups = {a: list(part.loc[part["answer"] == a, "row"]) for a in ANSWERS}
+        pieces = [
+            f"*{a}* for " + ("every row" if len(r) == len(part) > 1 else _names_plain(r))
+            for a, r in groups.items()
+            if r
+        ]
+        name = METRIC_LABELS.get(metric, metric).rstrip(" ↑↓")
+        said.append(f"{name}: " + "; ".join(pieces))
+    return said
+
+
+def regimes_markdown(fits: dict[str, dict], frame: pd.DataFrame) -> str:
+    """The section's answer as Markdown: each regime's fit (``fits``: name mapped to
+    :func:`fit_summary`, the default first), whether the overfit regime reached the
+    plan's aim, and the plan's answer per metric, all computed from the runs."""
+    (default, d), (overfit, o) = fits.items()
+    aim = (
+        f"reaching the plan's aim of {GAP_AIM}"
+        if o["gap"] >= GAP_AIM
+        else f"short of the plan's aim of {GAP_AIM}"
+    )
+    contrast = o["gap"] - d["gap"]
+    fit_text = (
+        f"{_fit_sentence(default, d)} {_fit_sentence(overfit, o)} So *f* fits its training "
+        f"images better in `{overfit}` by {contrast:+.3f} in gap, {aim}."
+    )
+    counts = frame["answer"].value_counts()
+    answer = (
+        "**Does the paper's explanation hold here?** It predicts larger gains where *f* "
+        "fits its training images better. Of the "
+        f"{len(frame)} row and metric pairs, the answer is *yes* for {counts.get('yes', 0)}, "
+        f"*no* for {counts.get('no', 0)} and *undecided* for {counts.get('undecided', 0)}. "
+        + ". ".join(_answers_by_metric(frame))
+        + "."
+    )
+    if counts.get("yes", 0) == 0 and counts.get("no", 0) == 0:
+        answer += (
+            f" Two independent runs of {o['seeds']} and {d['seeds']} seeds cannot tell "
+            "these gains apart: the "
+            "difference's interval adds both runs' half-widths in quadrature, so it spans 0 "
+            "unless the gains differ by more than that combined half-width."
+        )
+    return f"{fit_text}\n\n{answer}"
+
+
+def regimes_conclusion(fits: dict[str, dict], frame: pd.DataFrame) -> str:
+    """One paragraph for the Conclusions: the gap the second regime made and the
+    plan's answer in counts."""
+    (_, d), (overfit, o) = fits.items()
+    counts = frame["answer"].value_counts()
+    return (
+        f"**When does the map help?** In `{overfit}`, *f* fits its training images better "
+        f"than new ones (gap {o['gap']:+.3f} against {d['gap']:+.3f}). The paper's "
+        "explanation, larger gains there, is answered *yes* for "
+        f"{counts.get('yes', 0)}, *no* for {counts.get('no', 0)} and *undecided* for "
+        f"{counts.get('undecided', 0)} of the {len(frame)} row and metric pairs."
+    )

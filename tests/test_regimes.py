@@ -81,7 +81,7 @@ def test_the_regimes_figure_shows_both_fits_and_every_row():
     fig = plot_regimes(fits, regimes_frame(a, b))
     left, right = fig.axes[:2]
     assert [t.get_text() for t in right.get_yticklabels()] == ["Max Probability", "LCE"]
-    assert any("gap +0.060" in t.get_text() for t in left.texts)
+    assert any("gap +0.060" in t.get_text() for t in left.get_legend().get_texts())
     assert fig.get_size_inches()[0] <= 7.0
 
 
@@ -114,3 +114,53 @@ def test_a_regime_loads_from_a_reference_with_its_fit(tmp_path):
         (r, m) for r in METHODS for m in ("rmse", "auroc", "detection_error")
     }
     assert fit_summary(regime.fit)["gap"] == pytest.approx(0.1)
+
+
+def _two_regimes(overfit_gains):
+    rows = ("max_prob", "lce")
+    metrics = ("rmse", "auroc")
+    a = Regime(
+        "tiny",
+        [_comparison(r, 1.0, 0.5, m) for r in rows for m in metrics],
+        None,
+        _fit(0.78, 0.78),
+    )
+    b = Regime(
+        "tiny-overfit",
+        [
+            _comparison(r, g, 0.5, m)
+            for r, g in zip(rows, overfit_gains, strict=True)
+            for m in metrics
+        ],
+        None,
+        _fit(0.8, 0.74),
+    )
+    return {r.name: fit_summary(r.fit) for r in (a, b)}, regimes_frame(a, b)
+
+
+def test_the_regimes_prose_says_what_the_frame_answers():
+    from segqual_lite.regimes import regimes_conclusion, regimes_markdown, regimes_table
+
+    fits, frame = _two_regimes((6.0, 1.2))  # max_prob larger where f overfits; lce not
+    text = regimes_markdown(fits, frame)
+    assert "a gap of +0.060 [+0.060, +0.060]" in text and "reaching the plan's aim" in text
+    assert "*yes* for 2, *no* for 0 and *undecided* for 2" in text
+    assert "AUROC: *yes* for Max Probability; *undecided* for LCE" in text
+    assert "cannot tell" not in text  # only said when no pair is decided
+    assert "*yes* for 2, *no* for 0 and *undecided* for 2 of the 4" in regimes_conclusion(
+        fits, frame
+    )
+    table = regimes_table(frame, names=tuple(fits))
+    assert list(table.columns) == ["row", "metric", "tiny", "tiny-overfit", "difference", "answer"]
+    assert table.loc[0, "tiny-overfit"] == "+6.000\n[+5.500,\u00a0+6.500]"  # RMSE: 3 decimals
+    assert table.loc[1, "difference"].startswith("+5.0\n")  # AUROC: points, 1 decimal
+
+
+def test_the_regimes_prose_says_when_nothing_is_decided():
+    from segqual_lite.regimes import regimes_markdown
+
+    fits, frame = _two_regimes((1.2, 0.8))
+    text = regimes_markdown(fits, frame)
+    assert "*undecided* for 4" in text and "cannot tell these gains apart" in text
+    fits["tiny-overfit"]["gap"] = 0.02
+    assert "short of the plan's aim of 0.05" in regimes_markdown(fits, frame)

@@ -152,17 +152,15 @@ def plot_regimes(fits: dict, frame: pd.DataFrame, metric: str = "auroc"):
     colours = dict(zip(fits, ("tab:blue", "tab:orange"), strict=False))
     for name, s in fits.items():
         xs = [0, 1]
-        left.plot(xs, [s["train_jaccard"], s["test_jaccard"]], "o-", color=colours[name])
-        left.annotate(
-            f"{name}\ngap {s['gap']:+.3f}\nfailures {s['train_failures']:.0%} → "
-            f"{s['test_failures']:.0%}",
-            (1, s["test_jaccard"]),
-            xytext=(6, 0),
-            textcoords="offset points",
-            va="center",
-            fontsize=8,
+        left.plot(
+            xs,
+            [s["train_jaccard"], s["test_jaccard"]],
+            "o-",
             color=colours[name],
+            label=f"{name}\ngap {s['gap']:+.3f}\nfailures {s['train_failures']:.0%} → "
+            f"{s['test_failures']:.0%}",
         )
+    left.legend(loc="center right", fontsize=8, frameon=False, labelspacing=1.2)
     left.set_xticks([0, 1], ["training\nimages", "test\nimages"])
     left.set(xlim=(-0.3, 2.2), ylabel="f's mean Jaccard (plain U-Net)")
     left.set_title("f's fit")
@@ -186,7 +184,7 @@ def plot_regimes(fits: dict, frame: pd.DataFrame, metric: str = "auroc"):
     right.set_yticks(range(len(part)), list(part["row"]))
     right.invert_yaxis()
     unit = part["unit"].iloc[0] if len(part) else ""
-    right.set_xlabel(f"gain over the control ({unit}; right: the map helps)")
+    right.set_xlabel(f"gain over the control ({unit})\nright of 0: the map helps")
     right.set_title(f"{METRIC_LABELS.get(metric, metric)}: the map's gain")
     right.grid(axis="x", alpha=0.3)
     handles, names = right.get_legend_handles_labels()
