@@ -27,14 +27,17 @@
 # - how a split becomes a PyTorch `Dataset` ready for training.
 
 # %% tags=["hide-input"]
-# Install segqual_lite when it is missing (Colab); an existing torch is kept.
+# Install segqual_lite if missing (Colab); an existing torch is kept.
 import importlib.util
 import subprocess
 import sys
 
 if importlib.util.find_spec("segqual_lite") is None:
     REPO_URL = "https://github.com/segqual-lite/segqual-lite"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"git+{REPO_URL}"], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", f"git+{REPO_URL}"],
+        check=True,
+    )
 
 # %%
 import shutil
@@ -62,7 +65,8 @@ from segqual_lite.viz import show_grid
 
 # %% tags=["parameters"]
 profile = "tiny"
-overrides = {}  # fields of the profile to change, e.g. {"epochs_f": 2, "seeds": [0]}
+# fields of the profile to change, e.g. {"epochs_f": 2, "seeds": [0]}
+overrides = {}
 # your own data: overrides = {"data": "DIR"} (see book/own_data.md)
 
 # %%
@@ -105,9 +109,11 @@ sorted(p.name for p in root.iterdir())
 with tempfile.TemporaryDirectory() as tmp:
     broken = Path(tmp) / "broken"
     shutil.copytree(root, broken)
-    pairs, _ = list_pairs(broken, "train")  # (id, image, mask), sorted by id
+    # (id, image, mask), sorted by id
+    pairs, _ = list_pairs(broken, "train")
     first_image = pairs[0][1]
-    first_image.write_bytes(first_image.read_bytes()[:300])  # truncate an image
+    # truncate an image
+    first_image.write_bytes(first_image.read_bytes()[:300])
     pairs[1][2].unlink()  # lose a mask
     try:
         check_data(broken)
@@ -130,11 +136,15 @@ with tempfile.TemporaryDirectory() as tmp:
 
 # %% mystnb={"image": {"alt": "Synthetic lesions drawn by the generator, two of each kind: typical, then each hard case, the ground-truth outline in yellow"}}
 rng_seed = 11
-drawn = [("typical", frozenset())] + [(case, frozenset({case})) for case in HARD_CASES]
+drawn = [("typical", frozenset())] + [
+    (case, frozenset({case})) for case in HARD_CASES
+]
 images, masks, titles = [], [], []
 for title, cases in drawn:
     for k in range(2):
-        image, mask = draw_lesion(np.random.default_rng([rng_seed, k]), 96, 128, cases)
+        image, mask = draw_lesion(
+            np.random.default_rng([rng_seed, k]), 96, 128, cases
+        )
         images.append(torch.from_numpy(image).permute(2, 0, 1))
         masks.append(mask)
         titles.append(title)
@@ -157,9 +167,14 @@ fig = show_grid(images, masks, titles, ncols=5, size=2.2)
 cases = read_hard_cases(root)
 if cases:
     tally = Counter(case for found in cases.values() for case in found)
-    print({case: f"{tally[case] / len(cases):.0%}" for case in HARD_CASES})
+    print(
+        {case: f"{tally[case] / len(cases):.0%}" for case in HARD_CASES}
+    )
 else:
-    print("These data are not synthetic: hard cases are not labelled, they are simply there.")
+    print(
+        "These data are not synthetic: hard cases are not labelled, they"
+        " are simply there."
+    )
 
 # %% [markdown]
 # ## A split as a PyTorch dataset
@@ -173,12 +188,25 @@ else:
 train = ISIC2017(root, "train", P.image_size)
 test = ISIC2017(root, "test", P.image_size)
 image, mask = train[0]
-for split in (train, test):  # the folder's name only: its full path depends on the machine
+for split in (
+    train,
+    test,
+):  # the folder's name only: its full path depends on the machine
     print(
-        f"{split.split}: {len(split)} images at {split.size} x {split.size} px, from {root.name}/"
+        f"{split.split}: {len(split)} images at {split.size} x"
+        f" {split.size} px, from {root.name}/"
     )
-print("image", tuple(image.shape), image.dtype, "| mask", tuple(mask.shape), mask.dtype)
-fig = show_grid(train.images[:12], train.masks[:12], train.ids[:12], ncols=6)
+print(
+    "image",
+    tuple(image.shape),
+    image.dtype,
+    "| mask",
+    tuple(mask.shape),
+    mask.dtype,
+)
+fig = show_grid(
+    train.images[:12], train.masks[:12], train.ids[:12], ncols=6
+)
 
 # %% [markdown]
 # How much of each image is lesion? ISIC lesions cover anything from a few percent of the
@@ -188,7 +216,11 @@ fig = show_grid(train.images[:12], train.masks[:12], train.ids[:12], ncols=6)
 area = train.masks.float().mean(dim=(1, 2)).numpy()
 fig, ax = plt.subplots(figsize=(5, 2.6))
 ax.hist(area, bins=25, color="tab:brown")
-ax.set(xlabel="lesion share of the image", ylabel="images", title=f"{train.split} split")
+ax.set(
+    xlabel="lesion share of the image",
+    ylabel="images",
+    title=f"{train.split} split",
+)
 fig.tight_layout()
 
 # %% [markdown]
@@ -213,7 +245,9 @@ fig = show_grid([p[0] for p in pairs], [p[1] for p in pairs], ncols=6)
 
 # %%
 augmented = ISIC2017(root, "train", P.image_size, augment=True)
-loader = torch.utils.data.DataLoader(augmented, batch_size=P.batch_size, shuffle=True)
+loader = torch.utils.data.DataLoader(
+    augmented, batch_size=P.batch_size, shuffle=True
+)
 images, masks = next(iter(loader))
 print("batch:", tuple(images.shape), tuple(masks.shape))
 
@@ -235,7 +269,9 @@ seed_everything(1)
 for i in range(8):
     image_i, mask_i = augment(train.images[i], train.masks[i])
     assert mask_i.sum() == train.masks[i].sum()
-    assert torch.equal(image_i.float().mean(), train.images[i].float().mean())
+    assert torch.equal(
+        image_i.float().mean(), train.images[i].float().mean()
+    )
 print("lesion areas and mean intensities are preserved")
 
 # %% [markdown]
@@ -257,13 +293,20 @@ print("lesion areas and mean intensities are preserved")
 brightness = test.images.float().mean(dim=1)
 m = test.masks.float()
 lesion = (brightness * m).sum((1, 2)) / m.sum((1, 2)).clamp(min=1)
-skin = (brightness * (1 - m)).sum((1, 2)) / (1 - m).sum((1, 2)).clamp(min=1)
+skin = (brightness * (1 - m)).sum((1, 2)) / (1 - m).sum((1, 2)).clamp(
+    min=1
+)
 contrast = (skin - lesion).numpy()
 low = np.array(["low_contrast" in cases.get(i, ()) for i in test.ids])
 if low.any() and (~low).any():
-    print(f"low contrast: {contrast[low].mean():.1f}, others: {contrast[~low].mean():.1f}")
+    print(
+        f"low contrast: {contrast[low].mean():.1f}, others:"
+        f" {contrast[~low].mean():.1f}"
+    )
 else:
-    print(f"mean skin-lesion brightness difference: {contrast.mean():.1f}")
+    print(
+        f"mean skin-lesion brightness difference: {contrast.mean():.1f}"
+    )
 
 # %% [markdown]
 # ```{solution-end}

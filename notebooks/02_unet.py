@@ -28,14 +28,17 @@
 # - how good the segmentations are, and what the failures look like.
 
 # %% tags=["hide-input"]
-# Install segqual_lite when it is missing (Colab); an existing torch is kept.
+# Install segqual_lite if missing (Colab); an existing torch is kept.
 import importlib.util
 import subprocess
 import sys
 
 if importlib.util.find_spec("segqual_lite") is None:
     REPO_URL = "https://github.com/segqual-lite/segqual-lite"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"git+{REPO_URL}"], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", f"git+{REPO_URL}"],
+        check=True,
+    )
 
 # %%
 import matplotlib.pyplot as plt
@@ -43,7 +46,12 @@ import numpy as np
 import torch
 
 from segqual_lite.config import seed_everything, start_chapter
-from segqual_lite.data import HARD_CASES, ISIC2017, prepare_data, read_hard_cases
+from segqual_lite.data import (
+    HARD_CASES,
+    ISIC2017,
+    prepare_data,
+    read_hard_cases,
+)
 from segqual_lite.metrics import FAILURE_THRESHOLD, jaccard
 from segqual_lite.models import UNet
 from segqual_lite.training import fit_segmentation
@@ -59,7 +67,8 @@ from segqual_lite.viz import (
 
 # %% tags=["parameters"]
 profile = "tiny"
-overrides = {}  # fields of the profile to change, e.g. {"epochs_f": 2, "seeds": [0]}
+# fields of the profile to change, e.g. {"epochs_f": 2, "seeds": [0]}
+overrides = {}
 
 # %%
 P, device, seed = start_chapter(profile, overrides)
@@ -83,9 +92,18 @@ P, device, seed = start_chapter(profile, overrides)
 # %%
 net = UNet(width=P.unet_width, depth=P.unet_depth)
 n_params = sum(p.numel() for p in net.parameters())
-print(f"U-Net width {P.unet_width}, depth {P.unet_depth}: {n_params:,} parameters")
-print("dropout after encoder blocks:", [type(m).__name__ for m in net.encoder_dropout])
-print("dropout after decoder blocks:", [type(m).__name__ for m in net.decoder_dropout])
+print(
+    f"U-Net width {P.unet_width}, depth {P.unet_depth}: {n_params:,}"
+    " parameters"
+)
+print(
+    "dropout after encoder blocks:",
+    [type(m).__name__ for m in net.encoder_dropout],
+)
+print(
+    "dropout after decoder blocks:",
+    [type(m).__name__ for m in net.decoder_dropout],
+)
 x = torch.rand(2, 3, P.image_size, P.image_size)
 print("input", tuple(x.shape), "-> logits", tuple(net(x).shape))
 
@@ -167,8 +185,9 @@ pred = predict_images(f.model, test.images, "max_prob")
 test_j = jaccard(pred.mask, test.masks)
 fails = test_j < FAILURE_THRESHOLD
 print(
-    f"mean Jaccard {test_j.mean():.3f} | median {np.median(test_j):.3f} | "
-    f"below {FAILURE_THRESHOLD}: {fails.sum()} of {len(test_j)} ({fails.mean():.0%})"
+    f"mean Jaccard {test_j.mean():.3f} | median {np.median(test_j):.3f} |"
+    f" below {FAILURE_THRESHOLD}: {fails.sum()} of {len(test_j)}"
+    f" ({fails.mean():.0%})"
 )
 fig, ax = plt.subplots(figsize=(5.5, 2.8))
 ax.hist(test_j, bins=30, color="tab:green")
@@ -187,14 +206,20 @@ fig.tight_layout()
 cases = read_hard_cases(root)
 if cases:
     groups = {"typical (no hard case)": [not cases[i] for i in test.ids]}
-    groups |= {name: [name in cases[i] for i in test.ids] for name in HARD_CASES}
+    groups |= {
+        name: [name in cases[i] for i in test.ids] for name in HARD_CASES
+    }
     for name, member in groups.items():
         member = np.array(member)
-        print(f"{name:24s} {fails[member].sum():3d} of {member.sum():3d} fail")
+        print(
+            f"{name:24s} {fails[member].sum():3d} of {member.sum():3d}"
+            " fail"
+        )
     hard = np.array([bool(cases[i]) for i in test.ids])
     print(
-        f"{fails[hard].sum()} of {fails.sum()} failures are hard cases "
-        f"({fails[hard].mean():.0%} of hard cases fail, {fails[~hard].mean():.0%} of typical ones)"
+        f"{fails[hard].sum()} of {fails.sum()} failures are hard cases"
+        f" ({fails[hard].mean():.0%} of hard cases fail,"
+        f" {fails[~hard].mean():.0%} of typical ones)"
     )
 else:
     print("this data set has no hard-case labels (real ISIC 2017 images)")
@@ -206,10 +231,14 @@ else:
 # %% mystnb={"image": {"alt": "Six test images above their segmentations (green true positive, red false positive, blue false negative): the best, a median one and the four worst, with their Jaccard"}}
 order = np.argsort(test_j)
 picks = [order[-1], order[len(order) // 2], *order[:4]]
-fig, axes = plt.subplots(2, len(picks), figsize=fit_width(2.1 * len(picks), 4.3))
+fig, axes = plt.subplots(
+    2, len(picks), figsize=fit_width(2.1 * len(picks), 4.3)
+)
 for col, i in enumerate(picks):
     axes[0, col].imshow(to_hwc(test.images[i]))
-    axes[1, col].imshow(error_overlay(test.images[i], pred.mask[i], test.masks[i]))
+    axes[1, col].imshow(
+        error_overlay(test.images[i], pred.mask[i], test.masks[i])
+    )
     axes[0, col].set_title(test.ids[i], fontsize=8)
     axes[1, col].set_title(f"J = {test_j[i]:.2f}", fontsize=9)
 for ax in axes.flat:
@@ -234,7 +263,8 @@ fig.tight_layout()
 seed_everything(0)
 one_sample = predict_images(f.model, test.images, "mc_dropout", samples=1)
 print(
-    f"deterministic {test_j.mean():.3f} | one dropout sample {jaccard(one_sample.mask, test.masks).mean():.3f}"
+    f"deterministic {test_j.mean():.3f} | one dropout sample"
+    f" {jaccard(one_sample.mask, test.masks).mean():.3f}"
 )
 
 # %% [markdown]

@@ -25,14 +25,17 @@
 # - whether it is higher where the segmentation is wrong, pixel by pixel and image by image.
 
 # %% tags=["hide-input"]
-# Install segqual_lite when it is missing (Colab); an existing torch is kept.
+# Install segqual_lite if missing (Colab); an existing torch is kept.
 import importlib.util
 import subprocess
 import sys
 
 if importlib.util.find_spec("segqual_lite") is None:
     REPO_URL = "https://github.com/segqual-lite/segqual-lite"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"git+{REPO_URL}"], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", f"git+{REPO_URL}"],
+        check=True,
+    )
 
 # %%
 import torch
@@ -41,7 +44,11 @@ from segqual_lite.config import start_chapter
 from segqual_lite.data import prepare_data
 from segqual_lite.segment import segment_split
 from segqual_lite.training import fit_segmentation
-from segqual_lite.uncertainty import max_probability_map, predict, predict_images
+from segqual_lite.uncertainty import (
+    max_probability_map,
+    predict,
+    predict_images,
+)
 from segqual_lite.viz import (
     pick_cases,
     plot_uncertainty_vs_error,
@@ -51,7 +58,8 @@ from segqual_lite.viz import (
 
 # %% tags=["parameters"]
 profile = "tiny"
-overrides = {}  # fields of the profile to change, e.g. {"epochs_f": 2, "seeds": [0]}
+# fields of the profile to change, e.g. {"epochs_f": 2, "seeds": [0]}
+overrides = {}
 
 # %%
 P, device, seed = start_chapter(profile, overrides)
@@ -83,9 +91,15 @@ show_source(max_probability_map)
 # A quick check on three made-up pixels:
 
 # %%
-rho = torch.tensor([[4.0, -4.0], [0.3, 0.1], [-1.0, 2.0]])  # three pixels, two classes
+# three pixels, two classes
+rho = torch.tensor([[4.0, -4.0], [0.3, 0.1], [-1.0, 2.0]])
 z = rho.softmax(dim=1).max(dim=1).values
-print("max probability z:", z.numpy().round(3), "| uncertainty 1 - z:", (1 - z).numpy().round(3))
+print(
+    "max probability z:",
+    z.numpy().round(3),
+    "| uncertainty 1 - z:",
+    (1 - z).numpy().round(3),
+)
 
 # %% [markdown]
 # ## On the test images
@@ -100,8 +114,12 @@ root = prepare_data(P)
 f = fit_segmentation(P, "max_prob", seed, root, device)
 test = segment_split(P, "max_prob", seed, root, "test", device)
 x = test.images[:4].float().div(255).to(device)
-assert torch.equal(predict(f.model, x, "max_prob").mask.cpu(), test.masks[:4].long())
-print(f"{len(test.ids)} test images, mean Jaccard {test.jaccard.mean():.3f}")
+assert torch.equal(
+    predict(f.model, x, "max_prob").mask.cpu(), test.masks[:4].long()
+)
+print(
+    f"{len(test.ids)} test images, mean Jaccard {test.jaccard.mean():.3f}"
+)
 
 # %% [markdown]
 # Beside a good segmentation and the poorest one (image, errors in colour, map):
@@ -137,7 +155,9 @@ fig = show_uncertainty_maps(
 # ## Does the map track the errors?
 
 # %% mystnb={"image": {"alt": "Left: histograms of 1 - max probability on correct and on wrong pixels; right: each image's true Jaccard against its mean 1 - max probability"}}
-fig = plot_uncertainty_vs_error(test.maps, test.masks, test.true_masks, test.jaccard, "1 - max p")
+fig = plot_uncertainty_vs_error(
+    test.maps, test.masks, test.true_masks, test.jaccard, "1 - max p"
+)
 
 # %% [markdown]
 # The line above measures the two things the quality network can exploit: how much more
@@ -160,10 +180,15 @@ fig = plot_uncertainty_vs_error(test.maps, test.masks, test.true_masks, test.jac
 # %%
 from segqual_lite.uncertainty import entropy
 
-h = entropy(predict_images(f.model, test.images, "max_prob").probs).flatten()
+h = entropy(
+    predict_images(f.model, test.images, "max_prob").probs
+).flatten()
 u = test.maps.flatten()
 order = torch.argsort(u)
-print("entropy non-decreasing in 1 - max p:", bool((h[order].diff() >= -1e-6).all()))
+print(
+    "entropy non-decreasing in 1 - max p:",
+    bool((h[order].diff() >= -1e-6).all()),
+)
 
 # %% [markdown]
 # ```{solution-end}
@@ -185,7 +210,10 @@ dilated = torch.nn.functional.max_pool2d(m, 5, stride=1, padding=2)
 eroded = -torch.nn.functional.max_pool2d(-m, 5, stride=1, padding=2)
 band = (dilated - eroded)[:, 0].bool()
 share = (test.maps * band).sum() / test.maps.sum()
-print(f"{band.float().mean():.1%} of the pixels hold {share:.1%} of the uncertainty")
+print(
+    f"{band.float().mean():.1%} of the pixels hold {share:.1%} of the"
+    " uncertainty"
+)
 
 # %% [markdown]
 # ```{solution-end}

@@ -27,14 +27,17 @@
 # - how `predict` saves work by computing the deterministic prefix once.
 
 # %% tags=["hide-input"]
-# Install segqual_lite when it is missing (Colab); an existing torch is kept.
+# Install segqual_lite if missing (Colab); an existing torch is kept.
 import importlib.util
 import subprocess
 import sys
 
 if importlib.util.find_spec("segqual_lite") is None:
     REPO_URL = "https://github.com/segqual-lite/segqual-lite"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"git+{REPO_URL}"], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", f"git+{REPO_URL}"],
+        check=True,
+    )
 
 # %%
 import copy
@@ -64,7 +67,8 @@ from segqual_lite.viz import (
 
 # %% tags=["parameters"]
 profile = "tiny"
-overrides = {}  # fields of the profile to change, e.g. {"epochs_f": 2, "seeds": [0]}
+# fields of the profile to change, e.g. {"epochs_f": 2, "seeds": [0]}
+overrides = {}
 
 # %%
 P, device, seed = start_chapter(profile, overrides)
@@ -104,18 +108,26 @@ show_source(mc_dropout_mean_softmax, entropy)
 root = prepare_data(P)
 f = fit_segmentation(P, "mc_dropout", seed, root, device)
 test = ISIC2017(root, "test", P.image_size)
-# segment_split runs predict_images(f.model, test.images, "mc_dropout", samples=P.mc_samples)
-# with a seeded generator, and caches the masks and maps for chapters 07-11.
+# segment_split runs predict_images(f.model, test.images, "mc_dropout",
+# samples=P.mc_samples) with a seeded generator, and caches the masks and
+# maps for chapters 07-11.
 mc = segment_split(P, "mc_dropout", seed, root, "test", device)
 test_j = mc.jaccard
 print(
-    f"T = {P.mc_samples}: mean Jaccard {test_j.mean():.3f}, entropy in [{mc.maps.min():.3f}, {mc.maps.max():.3f}] (log 2 = {math.log(2):.3f})"
+    f"T = {P.mc_samples}: mean Jaccard {test_j.mean():.3f}, entropy in"
+    f" [{mc.maps.min():.3f}, {mc.maps.max():.3f}] (log 2 ="
+    f" {math.log(2):.3f})"
 )
 
 # %% mystnb={"image": {"alt": "Good, typical and poor test segmentations beside their MC-dropout entropy maps on one colour scale"}}
 cases = pick_cases(test_j)
 fig = show_uncertainty_maps(
-    test.images, test.masks, mc.masks, {"MC-dropout entropy": mc.maps}, cases, test_j
+    test.images,
+    test.masks,
+    mc.masks,
+    {"MC-dropout entropy": mc.maps},
+    cases,
+    test_j,
 )
 
 # %% [markdown]
@@ -133,10 +145,15 @@ seed_everything(3)
 with torch.no_grad(), eval_with_dropout(f.model, dropout_on=True):
     passes = [f.model(x).float().softmax(1)[0, 1].cpu() for _ in range(5)]
 mean = torch.stack(passes).mean(0)
-z = entropy(torch.stack([1 - mean, mean]), dim=0)  # eq. (6) on the mean of eq. (5)
+# eq. (6) on the mean of eq. (5)
+z = entropy(torch.stack([1 - mean, mean]), dim=0)
 fig, axes = plt.subplots(1, 7, figsize=(7, 2.1), layout="constrained")
 for ax, (name, shown) in zip(
-    axes, [*[(f"pass {t + 1}", p) for t, p in enumerate(passes)], ("mean p", mean)]
+    axes,
+    [
+        *[(f"pass {t + 1}", p) for t, p in enumerate(passes)],
+        ("mean p", mean),
+    ],
 ):
     p_im = ax.imshow(shown, cmap="magma", vmin=0, vmax=1)
     ax.set_title(name, fontsize=8)
@@ -144,7 +161,13 @@ axes[6].imshow(z, cmap="viridis_r", vmin=0, vmax=math.log(2))
 axes[6].set_title("entropy z\n(0 to ln 2)", fontsize=8)
 for ax in axes:
     ax.axis("off")
-_ = fig.colorbar(p_im, ax=axes[:6], location="bottom", shrink=0.6, label="lesion probability")
+_ = fig.colorbar(
+    p_im,
+    ax=axes[:6],
+    location="bottom",
+    shrink=0.6,
+    label="lesion probability",
+)
 
 # %% [markdown]
 # ## How many samples?
@@ -157,16 +180,22 @@ _ = fig.colorbar(p_im, ax=axes[:6], location="bottom", shrink=0.6, label="lesion
 i = cases["poor"]
 x = test.images[i : i + 1]
 seed_everything(1)
-reference = predict_images(f.model, x, "mc_dropout", samples=4 * P.mc_samples).uncertainty[0]
+reference = predict_images(
+    f.model, x, "mc_dropout", samples=4 * P.mc_samples
+).uncertainty[0]
 sample_counts = [1, 2, 5, P.mc_samples]
 fig, axes = plt.subplots(
-    1, len(sample_counts) + 1, figsize=fit_width(2.4 * (len(sample_counts) + 1), 2.6)
+    1,
+    len(sample_counts) + 1,
+    figsize=fit_width(2.4 * (len(sample_counts) + 1), 2.6),
 )
 for ax, T in zip(axes, sample_counts):
     seed_everything(2)
     z = predict_images(f.model, x, "mc_dropout", samples=T).uncertainty[0]
     ax.imshow(z, cmap="viridis_r", vmin=0, vmax=math.log(2))
-    ax.set_title(f"T = {T}\nerror {(z - reference).abs().mean():.3f}", fontsize=9)
+    ax.set_title(
+        f"T = {T}\nerror {(z - reference).abs().mean():.3f}", fontsize=9
+    )
 axes[-1].imshow(reference, cmap="viridis_r", vmin=0, vmax=math.log(2))
 axes[-1].set_title(f"T = {4 * P.mc_samples} (reference)", fontsize=9)
 for ax in axes:
@@ -189,21 +218,52 @@ victim.train()  # the trap: dropout on, but BatchNorm in training mode too
 first = test.images[:10]
 wrong_way = []
 with torch.no_grad():
-    for image in first:  # one image at a time, T samples each, as one would for a reader
-        x = image[None].float().div(255).to(device).contiguous(memory_format=torch.channels_last)
-        wrong_way.append(
-            torch.stack([victim(x).softmax(1) for _ in range(P.mc_samples)]).mean(0).argmax(1).cpu()
+    for image in (
+        first
+    ):  # one image at a time, T samples each, as one would for a reader
+        x = (
+            image[None]
+            .float()
+            .div(255)
+            .to(device)
+            .contiguous(memory_format=torch.channels_last)
         )
-right_way = predict_images(f.model, first, "mc_dropout", samples=P.mc_samples)
-print(
-    f"MC-dropout Jaccard on {len(first)} images: {jaccard(torch.cat(wrong_way), test.masks[:10]).mean():.3f} with model.train(), {jaccard(right_way.mask, test.masks[:10]).mean():.3f} with predict"
+        wrong_way.append(
+            torch.stack(
+                [victim(x).softmax(1) for _ in range(P.mc_samples)]
+            )
+            .mean(0)
+            .argmax(1)
+            .cpu()
+        )
+right_way = predict_images(
+    f.model, first, "mc_dropout", samples=P.mc_samples
 )
-moved = (victim.encoders[0][1].running_mean - f.model.encoders[0][1].running_mean).abs().max()
-print(f"first BatchNorm's running mean moved by up to {moved:.3f}")
-after_j = jaccard(predict_images(victim.eval(), test.images, "max_prob").mask, test.masks)
-plain_j = jaccard(predict_images(f.model, test.images, "max_prob").mask, test.masks)
 print(
-    f"deterministic test Jaccard afterwards: {plain_j.mean():.3f} intact, {after_j.mean():.3f} corrupted"
+    f"MC-dropout Jaccard on {len(first)} images:"
+    f" {jaccard(torch.cat(wrong_way), test.masks[:10]).mean():.3f} with"
+    " model.train(),"
+    f" {jaccard(right_way.mask, test.masks[:10]).mean():.3f} with predict"
+)
+moved = (
+    (
+        victim.encoders[0][1].running_mean
+        - f.model.encoders[0][1].running_mean
+    )
+    .abs()
+    .max()
+)
+print(f"first BatchNorm's running mean moved by up to {moved:.3f}")
+after_j = jaccard(
+    predict_images(victim.eval(), test.images, "max_prob").mask,
+    test.masks,
+)
+plain_j = jaccard(
+    predict_images(f.model, test.images, "max_prob").mask, test.masks
+)
+print(
+    f"deterministic test Jaccard afterwards: {plain_j.mean():.3f} intact,"
+    f" {after_j.mean():.3f} corrupted"
 )
 
 # %% [markdown]
@@ -225,20 +285,34 @@ print(
 # agree up to floating-point rounding:
 
 # %%
-x = test.images[:8].float().div(255).to(device).contiguous(memory_format=torch.channels_last)
+x = (
+    test.images[:8]
+    .float()
+    .div(255)
+    .to(device)
+    .contiguous(memory_format=torch.channels_last)
+)
 net = f.model
 seed_everything(3)
 fast = predict_images(net, test.images[:8], "mc_dropout", samples=5).probs
 seed_everything(3)
-with torch.no_grad(), eval_with_dropout(net, dropout_on=True):  # dropout on, BatchNorm frozen
+with (
+    torch.no_grad(),
+    eval_with_dropout(net, dropout_on=True),
+):  # dropout on, BatchNorm frozen
     naive = torch.stack([net(x).softmax(1) for _ in range(5)]).mean(0)
-print(f"largest difference to five full passes: {(fast - naive.cpu()).abs().max():.1e}")
+print(
+    "largest difference to five full passes:"
+    f" {(fast - naive.cpu()).abs().max():.1e}"
+)
 
 # %% [markdown]
 # ## Does the map track the errors?
 
 # %% mystnb={"image": {"alt": "Left: histograms of the MC-dropout entropy on correct and on wrong pixels; right: each image's true Jaccard against its mean entropy"}}
-fig = plot_uncertainty_vs_error(mc.maps, mc.masks, test.masks, test_j, "MC entropy")
+fig = plot_uncertainty_vs_error(
+    mc.maps, mc.masks, test.masks, test_j, "MC entropy"
+)
 
 # %% [markdown]
 # ## Exercises
@@ -257,10 +331,18 @@ fig = plot_uncertainty_vs_error(mc.maps, mc.masks, test.masks, test_j, "MC entro
 
 # %% mystnb={"image": {"alt": "Three maps of one poor case on one colour scale: the entropy of the mean softmax, the mean entropy of the samples, and their difference, the mutual information"}}
 i = cases["poor"]
-x = test.images[i : i + 1].float().div(255).to(device).contiguous(memory_format=torch.channels_last)
+x = (
+    test.images[i : i + 1]
+    .float()
+    .div(255)
+    .to(device)
+    .contiguous(memory_format=torch.channels_last)
+)
 seed_everything(4)
 with torch.no_grad(), eval_with_dropout(net, dropout_on=True):
-    samples = torch.stack([net(x).softmax(1)[0] for _ in range(P.mc_samples)])
+    samples = torch.stack(
+        [net(x).softmax(1)[0] for _ in range(P.mc_samples)]
+    )
 total = entropy(samples.mean(0), dim=0)
 aleatoric = entropy(samples, dim=1).mean(0)
 fig, axes = plt.subplots(1, 3, figsize=(7, 2.6), layout="constrained")
@@ -289,7 +371,10 @@ _ = fig.colorbar(shown, ax=axes, shrink=0.8, label="nats (0 to ln 2)")
 # ```
 
 # %%
-print(f"deterministic {plain_j.mean():.4f} | MC-dropout mean of {P.mc_samples} {test_j.mean():.4f}")
+print(
+    f"deterministic {plain_j.mean():.4f} | MC-dropout mean of"
+    f" {P.mc_samples} {test_j.mean():.4f}"
+)
 
 # %% [markdown]
 # ```{solution-end}

@@ -27,14 +27,17 @@
 #   one this book uses.
 
 # %% tags=["hide-input"]
-# Install segqual_lite when it is missing (Colab); an existing torch is kept.
+# Install segqual_lite if missing (Colab); an existing torch is kept.
 import importlib.util
 import subprocess
 import sys
 
 if importlib.util.find_spec("segqual_lite") is None:
     REPO_URL = "https://github.com/segqual-lite/segqual-lite"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"git+{REPO_URL}"], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", f"git+{REPO_URL}"],
+        check=True,
+    )
 
 # %%
 import matplotlib.pyplot as plt
@@ -45,7 +48,12 @@ from segqual_lite.config import seed_everything, start_chapter
 from segqual_lite.data import prepare_data
 from segqual_lite.segment import segment_split
 from segqual_lite.training import fit_segmentation
-from segqual_lite.uncertainty import eval_with_dropout, hcnn_loss, hcnn_mean_softmax, predict_images
+from segqual_lite.uncertainty import (
+    eval_with_dropout,
+    hcnn_loss,
+    hcnn_mean_softmax,
+    predict_images,
+)
 from segqual_lite.viz import (
     pick_cases,
     plot_learning_curve,
@@ -57,7 +65,8 @@ from segqual_lite.viz import (
 
 # %% tags=["parameters"]
 profile = "tiny"
-overrides = {}  # fields of the profile to change, e.g. {"epochs_f": 2, "seeds": [0]}
+# fields of the profile to change, e.g. {"epochs_f": 2, "seeds": [0]}
+overrides = {}
 
 # %%
 P, device, seed = start_chapter(profile, overrides)
@@ -97,7 +106,8 @@ P, device, seed = start_chapter(profile, overrides)
 show_source(hcnn_mean_softmax, hcnn_loss)
 
 # %%
-rho = torch.tensor([[[[120.0]], [[-120.0]]]])  # one pixel, sure of class 0 ...
+# one pixel, sure of class 0 ...
+rho = torch.tensor([[[[120.0]], [[-120.0]]]])
 y = torch.tensor([[[1]]])  # ... but the truth is class 1
 sigma = torch.full((1, 1, 1, 1), 0.5)
 torch.manual_seed(0)
@@ -105,8 +115,14 @@ eps = torch.randn(100, 1, 2, 1, 1)
 naive = -(rho + sigma * eps).softmax(2).mean(0)[0, 1].log()
 per_sample_ce = -(rho + sigma * eps).log_softmax(2)[:, 0, 1].mean()
 print(f"log of the averaged softmax: {naive.item()}")
-print(f"hcnn_loss (logsumexp):       {hcnn_loss(rho, sigma, y, samples=100).item():.2f}")
-print(f"mean per-sample CE:          {per_sample_ce.item():.2f}  (a different objective)")
+print(
+    "hcnn_loss (logsumexp):      "
+    f" {hcnn_loss(rho, sigma, y, samples=100).item():.2f}"
+)
+print(
+    f"mean per-sample CE:          {per_sample_ce.item():.2f}  (a"
+    " different objective)"
+)
 
 # %% [markdown]
 # The mean of per-sample cross-entropies is finite too, but by Jensen's inequality it is
@@ -119,7 +135,10 @@ print(f"mean per-sample CE:          {per_sample_ce.item():.2f}  (a different ob
 # %% mystnb={"image": {"alt": "Learning curve of the HCNN U-Net: training loss and validation Jaccard per epoch"}}
 root = prepare_data(P)
 f = fit_segmentation(P, "hcnn", seed, root, device)
-print(f"trained with T = {P.hcnn_train_samples} samples in the loss; maps use T = {P.hcnn_samples}")
+print(
+    f"trained with T = {P.hcnn_train_samples} samples in the loss; maps"
+    f" use T = {P.hcnn_samples}"
+)
 ax = plot_learning_curve(f.history, title="HCNN U-Net")
 
 # %% [markdown]
@@ -139,12 +158,16 @@ fig = show_uncertainty_maps(
     test.images,
     test.true_masks,
     test.masks,
-    {"sigma (used)": test.maps, "entropy of sampled p": test.extras["entropy"]},
+    {
+        "sigma (used)": test.maps,
+        "entropy of sampled p": test.extras["entropy"],
+    },
     cases,
     test.jaccard,
 )
 print(
-    f"mean test Jaccard {test.jaccard.mean():.3f}; sigma ranges {test.maps.min():.2f} to {test.maps.max():.2f}"
+    f"mean test Jaccard {test.jaccard.mean():.3f}; sigma ranges"
+    f" {test.maps.min():.2f} to {test.maps.max():.2f}"
 )
 
 # %% [markdown]
@@ -162,14 +185,23 @@ x = test.images[i : i + 1].float().div(255).to(device)
 with torch.no_grad(), eval_with_dropout(f.model, dropout_on=False):
     rho, sigma = f.model(x)
 rho, sigma = rho[0].float().cpu(), sigma[0, 0].float().cpu()
-pixels = {"largest sigma": divmod(int(sigma.argmax()), sigma.shape[1]), "corner": (2, 2)}
+pixels = {
+    "largest sigma": divmod(int(sigma.argmax()), sigma.shape[1]),
+    "corner": (2, 2),
+}
 torch.manual_seed(0)
 fig, axes = plt.subplots(1, 2, figsize=(7, 2.6), sharey=True)
 for ax, (name, (r, c)) in zip(axes, pixels.items(), strict=True):
-    noisy = rho[:, r, c] + sigma[r, c] * torch.randn(P.hcnn_samples, 2)  # T samples of rho
+    # T samples of rho
+    noisy = rho[:, r, c] + sigma[r, c] * torch.randn(P.hcnn_samples, 2)
     p_lesion = noisy.softmax(1)[:, 1]
     ax.hist(p_lesion, bins=20, range=(0, 1), color="tab:purple")
-    ax.axvline(p_lesion.mean(), c="k", ls="--", label=f"mean p = {p_lesion.mean():.2f}")
+    ax.axvline(
+        p_lesion.mean(),
+        c="k",
+        ls="--",
+        label=f"mean p = {p_lesion.mean():.2f}",
+    )
     ax.set_title(
         f"{name}, pixel ({r}, {c}): sigma = {sigma[r, c]:.2f}\n"
         f"rho = ({rho[0, r, c]:.1f}, {rho[1, r, c]:.1f}) (skin, lesion)"
@@ -188,12 +220,14 @@ fig.tight_layout()
 
 # %%
 m = test.masks.float()[:, None]
-band = (F.max_pool2d(m, 5, stride=1, padding=2) + F.max_pool2d(-m, 5, stride=1, padding=2))[
-    :, 0
-].bool()
+band = (
+    F.max_pool2d(m, 5, stride=1, padding=2)
+    + F.max_pool2d(-m, 5, stride=1, padding=2)
+)[:, 0].bool()
 share = float((test.maps * band).sum() / test.maps.sum())
 print(
-    f"the border band holds {share:.0%} of sigma on {band.float().mean():.0%} of the pixels: "
+    f"the border band holds {share:.0%} of sigma on"
+    f" {band.float().mean():.0%} of the pixels: "
     + (
         "sigma concentrates on the border"
         if share > 2 * band.float().mean()
@@ -205,10 +239,15 @@ print(
 # Both maps are compared with the errors below.
 
 # %% mystnb={"image": {"alt": "Left: histograms of HCNN's sigma on correct and on wrong pixels; right: each image's true Jaccard against its mean sigma"}}
-fig = plot_uncertainty_vs_error(test.maps, test.masks, test.true_masks, test.jaccard, "sigma")
-alt = uncertainty_error_summary(test.extras["entropy"], test.masks, test.true_masks, test.jaccard)
+fig = plot_uncertainty_vs_error(
+    test.maps, test.masks, test.true_masks, test.jaccard, "sigma"
+)
+alt = uncertainty_error_summary(
+    test.extras["entropy"], test.masks, test.true_masks, test.jaccard
+)
 print(
-    f"sampled entropy: {alt['ratio']:.1f}x on wrong pixels; correlation with the Jaccard index {alt['image_correlation']:.2f}"
+    f"sampled entropy: {alt['ratio']:.1f}x on wrong pixels; correlation"
+    f" with the Jaccard index {alt['image_correlation']:.2f}"
 )
 
 # %% [markdown]
@@ -225,13 +264,22 @@ print(
 # ```
 
 # %%
-x = test.images[:4].float().div(255).to(device).contiguous(memory_format=torch.channels_last)
+x = (
+    test.images[:4]
+    .float()
+    .div(255)
+    .to(device)
+    .contiguous(memory_format=torch.channels_last)
+)
 y = test.true_masks[:4].long().to(device)
 f.model.eval()
 with torch.no_grad():
     logits, s = f.model(x)
 for scale in (1.0, 0.1, 0.0):
-    print(scale, round(hcnn_loss(logits, s * scale, y, samples=50).item(), 5))
+    print(
+        scale,
+        round(hcnn_loss(logits, s * scale, y, samples=50).item(), 5),
+    )
 print("cross-entropy", round(F.cross_entropy(logits, y).item(), 5))
 
 # %% [markdown]
@@ -251,9 +299,13 @@ print("cross-entropy", round(F.cross_entropy(logits, y).item(), 5))
 # %%
 i = cases["poor"]
 seed_everything(0)
-ref = predict_images(f.model, test.images[i : i + 1], "hcnn", samples=1000).extras["entropy"]
+ref = predict_images(
+    f.model, test.images[i : i + 1], "hcnn", samples=1000
+).extras["entropy"]
 for T in (10, 100):
-    z = predict_images(f.model, test.images[i : i + 1], "hcnn", samples=T).extras["entropy"]
+    z = predict_images(
+        f.model, test.images[i : i + 1], "hcnn", samples=T
+    ).extras["entropy"]
     print(T, f"mean absolute difference {(z - ref).abs().mean():.4f}")
 
 # %% [markdown]

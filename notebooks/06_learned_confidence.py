@@ -27,14 +27,17 @@
 # - the per-pixel confidence map and whether it marks the network's errors.
 
 # %% tags=["hide-input"]
-# Install segqual_lite when it is missing (Colab); an existing torch is kept.
+# Install segqual_lite if missing (Colab); an existing torch is kept.
 import importlib.util
 import subprocess
 import sys
 
 if importlib.util.find_spec("segqual_lite") is None:
     REPO_URL = "https://github.com/segqual-lite/segqual-lite"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"git+{REPO_URL}"], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", f"git+{REPO_URL}"],
+        check=True,
+    )
 
 # %%
 import matplotlib.pyplot as plt
@@ -45,7 +48,12 @@ from segqual_lite.config import seed_everything, start_chapter
 from segqual_lite.data import prepare_data
 from segqual_lite.segment import segment_split
 from segqual_lite.training import fit_segmentation
-from segqual_lite.uncertainty import LCE_BUDGET, LCE_LAMBDA0, lce_loss, update_lambda
+from segqual_lite.uncertainty import (
+    LCE_BUDGET,
+    LCE_LAMBDA0,
+    lce_loss,
+    update_lambda,
+)
 from segqual_lite.viz import (
     fit_width,
     pick_cases,
@@ -56,7 +64,8 @@ from segqual_lite.viz import (
 
 # %% tags=["parameters"]
 profile = "tiny"
-overrides = {}  # fields of the profile to change, e.g. {"epochs_f": 2, "seeds": [0]}
+# fields of the profile to change, e.g. {"epochs_f": 2, "seeds": [0]}
+overrides = {}
 
 # %%
 P, device, seed = start_chapter(profile, overrides)
@@ -93,15 +102,24 @@ P, device, seed = start_chapter(profile, overrides)
 show_source(lce_loss)
 
 # %%
-rho = torch.tensor([[[[2.0]], [[-2.0]]]])  # one pixel, fairly sure of class 0
+# one pixel, fairly sure of class 0
+rho = torch.tensor([[[[2.0]], [[-2.0]]]])
 y = torch.tensor([[[1]]])  # the truth is class 1
 p_true = rho.softmax(dim=1)[0, 1, 0, 0]
 for c in (1.0, 0.5, 0.1):
-    # With a hint, the prediction at the true class becomes c * p_y + (1 - c).
+    # With a hint, the prediction at the true class is c * p_y + (1 - c)
     hinted = -torch.log(c * p_true + (1 - c))
-    _, penalty = lce_loss(rho, torch.full((1, 1, 1, 1), c), y, lam=LCE_LAMBDA0, hint=False)
-    print(f"c = {c}: task loss {hinted:.3f} with the hint, penalty -log c = {penalty:.3f}")
-print(f"without any hint (plain cross-entropy): {F.cross_entropy(rho, y):.3f}")
+    _, penalty = lce_loss(
+        rho, torch.full((1, 1, 1, 1), c), y, lam=LCE_LAMBDA0, hint=False
+    )
+    print(
+        f"c = {c}: task loss {hinted:.3f} with the hint, penalty -log c ="
+        f" {penalty:.3f}"
+    )
+print(
+    "without any hint (plain cross-entropy):"
+    f" {F.cross_entropy(rho, y):.3f}"
+)
 
 # %% [markdown]
 # ## The budget and $\lambda$
@@ -115,8 +133,14 @@ print(f"without any hint (plain cross-entropy): {F.cross_entropy(rho, y):.3f}")
 # %%
 print(f"budget beta = {LCE_BUDGET}, initial lambda = {LCE_LAMBDA0}")
 lam = torch.tensor(LCE_LAMBDA0)
-print("penalty below budget ->", update_lambda(lam, torch.tensor(LCE_BUDGET / 2)).item())
-print("penalty above budget ->", update_lambda(lam, torch.tensor(LCE_BUDGET * 2)).item())
+print(
+    "penalty below budget ->",
+    update_lambda(lam, torch.tensor(LCE_BUDGET / 2)).item(),
+)
+print(
+    "penalty above budget ->",
+    update_lambda(lam, torch.tensor(LCE_BUDGET * 2)).item(),
+)
 
 # %% [markdown]
 # Training the LCE U-Net (or loading it from the cache) and following the penalty and
@@ -127,7 +151,11 @@ root = prepare_data(P)
 f = fit_segmentation(P, "lce", seed, root, device)
 epochs = [h["epoch"] for h in f.history]
 fig, axes = plt.subplots(1, 3, figsize=fit_width(11, 2.8))
-axes[0].plot(epochs, [h["penalty"] for h in f.history], label="penalty $\\mathcal{L}_c$")
+axes[0].plot(
+    epochs,
+    [h["penalty"] for h in f.history],
+    label="penalty $\\mathcal{L}_c$",
+)
 axes[0].axhline(LCE_BUDGET, ls=":", c="k", label="budget $\\beta$")
 axes[0].legend(fontsize=8)
 axes[1].plot(epochs, [h["lambda"] for h in f.history], c="tab:purple")
@@ -140,8 +168,8 @@ fig.tight_layout()
 over = [h["epoch"] for h in f.history if h["penalty"] > LCE_BUDGET]
 peak = max(f.history, key=lambda h: h["lambda"])
 print(
-    f"penalty above the budget in {len(over)} of {len(f.history)} epochs; "
-    f"lambda peaked at {peak['lambda']:.3f} after epoch {peak['epoch']}"
+    f"penalty above the budget in {len(over)} of {len(f.history)} epochs;"
+    f" lambda peaked at {peak['lambda']:.3f} after epoch {peak['epoch']}"
 )
 
 # %% [markdown]
@@ -157,15 +185,23 @@ print(
 # %% mystnb={"image": {"alt": "Good, typical and poor test segmentations beside their LCE maps, one minus the learned confidence, on one colour scale"}}
 test = segment_split(P, "lce", seed, root, "test", device)
 print(
-    f"mean test Jaccard {test.jaccard.mean():.3f}; 1 - c ranges {test.maps.min():.3f} to {test.maps.max():.3f}"
+    f"mean test Jaccard {test.jaccard.mean():.3f}; 1 - c ranges"
+    f" {test.maps.min():.3f} to {test.maps.max():.3f}"
 )
 cases = pick_cases(test.jaccard)
 fig = show_uncertainty_maps(
-    test.images, test.true_masks, test.masks, {"1 - confidence": test.maps}, cases, test.jaccard
+    test.images,
+    test.true_masks,
+    test.masks,
+    {"1 - confidence": test.maps},
+    cases,
+    test.jaccard,
 )
 
 # %% mystnb={"image": {"alt": "Left: histograms of LCE's 1 - c on correct and on wrong pixels; right: each image's true Jaccard against its mean 1 - c"}}
-fig = plot_uncertainty_vs_error(test.maps, test.masks, test.true_masks, test.jaccard, "1 - c")
+fig = plot_uncertainty_vs_error(
+    test.maps, test.masks, test.true_masks, test.jaccard, "1 - c"
+)
 
 # %% [markdown]
 # ## Exercises
@@ -181,7 +217,13 @@ fig = plot_uncertainty_vs_error(test.maps, test.masks, test.true_masks, test.jac
 # ```
 
 # %%
-x = test.images[:16].float().div(255).to(device).contiguous(memory_format=torch.channels_last)
+x = (
+    test.images[:16]
+    .float()
+    .div(255)
+    .to(device)
+    .contiguous(memory_format=torch.channels_last)
+)
 y = test.true_masks[:16].long().to(device)
 f.model.eval()
 with torch.no_grad():
@@ -207,10 +249,13 @@ print(f"task loss with hints {with_hints:.4f}, without {without:.4f}")
 
 # %%
 wrong = test.masks != test.true_masks
-cutoff = torch.quantile(test.maps.flatten()[::7], 0.95)  # a subsample is enough
+# a subsample is enough
+cutoff = torch.quantile(test.maps.flatten()[::7], 0.95)
 refused = test.maps > cutoff
 print(
-    f"refuses {refused.float().mean():.1%} of pixels (1 - c > {cutoff:.3f}), catching {refused[wrong].float().mean():.1%} of the wrong ones"
+    f"refuses {refused.float().mean():.1%} of pixels (1 - c >"
+    f" {cutoff:.3f}), catching {refused[wrong].float().mean():.1%} of the"
+    " wrong ones"
 )
 
 # %% [markdown]

@@ -26,14 +26,17 @@
 # - how $g$ is trained, and what its predictions look like against the truth.
 
 # %% tags=["hide-input"]
-# Install segqual_lite when it is missing (Colab); an existing torch is kept.
+# Install segqual_lite if missing (Colab); an existing torch is kept.
 import importlib.util
 import subprocess
 import sys
 
 if importlib.util.find_spec("segqual_lite") is None:
     REPO_URL = "https://github.com/segqual-lite/segqual-lite"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"git+{REPO_URL}"], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", f"git+{REPO_URL}"],
+        check=True,
+    )
 
 # %%
 import matplotlib.pyplot as plt
@@ -43,14 +46,26 @@ from segqual_lite import metrics
 from segqual_lite.config import start_chapter
 from segqual_lite.data import prepare_data
 from segqual_lite.models import QualityCNN
-from segqual_lite.quality import QualityDataset, fit_quality, map_scale, predict_quality
-from segqual_lite.rows import METHODS, QUALITY_ROWS, get_row, in_channels, label
+from segqual_lite.quality import (
+    QualityDataset,
+    fit_quality,
+    map_scale,
+    predict_quality,
+)
+from segqual_lite.rows import (
+    METHODS,
+    QUALITY_ROWS,
+    get_row,
+    in_channels,
+    label,
+)
 from segqual_lite.segment import segment_split
 from segqual_lite.viz import show_source, to_hwc
 
 # %% tags=["parameters"]
 profile = "tiny"
-overrides = {}  # fields of the profile to change, e.g. {"epochs_f": 2, "seeds": [0]}
+# fields of the profile to change, e.g. {"epochs_f": 2, "seeds": [0]}
+overrides = {}
 row = "max_prob"  # the row of Table 1 this chapter trains
 
 # %%
@@ -86,7 +101,8 @@ show_source(QualityDataset.inputs)
 for name in QUALITY_ROWS:
     g = QualityCNN(in_channels(name), P.quality_widths)
     print(
-        f"{name:15s} {in_channels(name)} input channels, {sum(p.numel() for p in g.parameters()):,} parameters"
+        f"{name:15s} {in_channels(name)} input channels,"
+        f" {sum(p.numel() for p in g.parameters()):,} parameters"
     )
 
 # %% [markdown]
@@ -104,21 +120,35 @@ for name in QUALITY_ROWS:
 # at 1), so that every map enters $g$ in $[0, 1]$. For one training image:
 
 # %% mystnb={"image": {"alt": "What the quality network g sees for one training image: the image, QualityNet's masked image and the predicted mask, then the scaled uncertainty map of each of the four methods with one colour bar"}}
-train_sets = {m: segment_split(P, m, seed, root, "train", device) for m in METHODS}
-i = int(np.argsort(train_sets["max_prob"].jaccard)[len(train_sets["max_prob"].jaccard) // 10])
+train_sets = {
+    m: segment_split(P, m, seed, root, "train", device) for m in METHODS
+}
+i = int(
+    np.argsort(train_sets["max_prob"].jaccard)[
+        len(train_sets["max_prob"].jaccard) // 10
+    ]
+)
 fig, axes = plt.subplots(2, 4, figsize=(7, 4.4), layout="constrained")
 axes[0, 0].imshow(to_hwc(train_sets["max_prob"].images[i]))
 axes[0, 0].set_title("the image x")
 for ax, name in zip(axes[0, 1:3], ["qualitynet", "no_uncertainty"]):
     x = QualityDataset(name, train_sets["max_prob"], 1.0)[i][0]
-    ax.imshow(to_hwc(x[:3]) if name == "qualitynet" else x[3], cmap="gray")
-    ax.set_title(f"{label(name)}:\n{'x * y_hat' if name == 'qualitynet' else 'y_hat, beside x'}")
+    ax.imshow(
+        to_hwc(x[:3]) if name == "qualitynet" else x[3], cmap="gray"
+    )
+    given = "x * y_hat" if name == "qualitynet" else "y_hat, beside x"
+    ax.set_title(f"{label(name)}:\n{given}")
 for ax, method in zip(axes[1], train_sets):
     seg = train_sets[method]
     x = QualityDataset(method, seg, map_scale(method, seg.maps))[i][0]
     shown = ax.imshow(x[4], cmap="viridis_r", vmin=0, vmax=1)
-    ax.set_title(f"{label(method)}: z / scale\n(its mask: J = {seg.jaccard[i]:.2f})")
-fig.colorbar(shown, ax=axes[1, :], shrink=0.8, label="z / scale: 0 sure, 1 unsure")
+    ax.set_title(
+        f"{label(method)}: z / scale\n(its mask: J ="
+        f" {seg.jaccard[i]:.2f})"
+    )
+fig.colorbar(
+    shown, ax=axes[1, :], shrink=0.8, label="z / scale: 0 sure, 1 unsure"
+)
 for ax in axes.flat:
     ax.axis("off")
 
@@ -134,27 +164,44 @@ for ax in axes.flat:
 
 # %% mystnb={"image": {"alt": "Histograms of the true Jaccard of f's masks on the training split, where g learns, and on the test split, a dotted line at 0.7"}}
 seg_train = train_sets[get_row(row).method]
-seg_test = segment_split(P, get_row(row).method, seed, root, "test", device)
+seg_test = segment_split(
+    P, get_row(row).method, seed, root, "test", device
+)
 fig, ax = plt.subplots(figsize=(5.5, 2.8))
 bins = np.linspace(0, 1, 26)
 ax.hist(
-    seg_train.jaccard, bins=bins, alpha=0.6, density=True, label="training split (g learns here)"
+    seg_train.jaccard,
+    bins=bins,
+    alpha=0.6,
+    density=True,
+    label="training split (g learns here)",
 )
-ax.hist(seg_test.jaccard, bins=bins, alpha=0.6, density=True, label="test split")
+ax.hist(
+    seg_test.jaccard,
+    bins=bins,
+    alpha=0.6,
+    density=True,
+    label="test split",
+)
 ax.axvline(metrics.FAILURE_THRESHOLD, c="k", ls=":")
 ax.set(xlabel="true Jaccard of f's mask", ylabel="density")
 ax.legend(fontsize=8)
 fig.tight_layout()
 for name, seg in [("training", seg_train), ("test", seg_test)]:
     print(
-        f"{name:8s} split: mean J {seg.jaccard.mean():.3f}, "
-        f"{np.mean(seg.jaccard < metrics.FAILURE_THRESHOLD):.0%} below {metrics.FAILURE_THRESHOLD}"
+        f"{name:8s} split: mean J {seg.jaccard.mean():.3f},"
+        f" {np.mean(seg.jaccard < metrics.FAILURE_THRESHOLD):.0%} below"
+        f" {metrics.FAILURE_THRESHOLD}"
     )
 gap = seg_train.jaccard.mean() - seg_test.jaccard.mean()
 print(
-    f"f's masks are {'better' if gap > 0 else 'worse'} on its training images by {abs(gap):.3f} "
-    "in mean Jaccard: "
-    + ("the paper's situation" if gap > 0 else "unlike the paper, g trains on no easier cases")
+    f"f's masks are {'better' if gap > 0 else 'worse'} on its training"
+    f" images by {abs(gap):.3f} in mean Jaccard: "
+    + (
+        "the paper's situation"
+        if gap > 0
+        else "unlike the paper, g trains on no easier cases"
+    )
 )
 
 # %% [markdown]
@@ -171,7 +218,11 @@ print(
 g, scale = fit_quality(P, row, seed, root, device=device)
 fig, ax = plt.subplots(figsize=(5, 2.8))
 ax.plot([h["epoch"] for h in g.history], [h["loss"] for h in g.history])
-ax.set(xlabel="epoch", ylabel="training MSE", title=f"g for row {row}, seed {seed}")
+ax.set(
+    xlabel="epoch",
+    ylabel="training MSE",
+    title=f"g for row {row}, seed {seed}",
+)
 fig.tight_layout()
 
 # %% mystnb={"image": {"alt": "Scatter plot of g's predicted Jaccard against the true Jaccard on the test split, with the diagonal and dotted lines at 0.7"}}
@@ -183,7 +234,12 @@ ax.scatter(seg_test.jaccard, predicted, s=10, alpha=0.7)
 ax.plot([0, 1], [0, 1], c="grey", lw=0.8)
 ax.axvline(metrics.FAILURE_THRESHOLD, ls=":", c="k")
 ax.axhline(metrics.FAILURE_THRESHOLD, ls=":", c="k")
-ax.set(xlabel="true Jaccard", ylabel="predicted Jaccard", xlim=(0, 1.02), ylim=(0, 1.02))
+ax.set(
+    xlabel="true Jaccard",
+    ylabel="predicted Jaccard",
+    xlim=(0, 1.02),
+    ylim=(0, 1.02),
+)
 fig.tight_layout()
 
 # %% [markdown]
@@ -206,7 +262,8 @@ fig.tight_layout()
 # %%
 constant = np.full_like(seg_test.jaccard, seg_train.jaccard.mean())
 print(
-    f"g: RMSE {metrics.rmse(seg_test.jaccard, predicted):.3f} | constant: RMSE {metrics.rmse(seg_test.jaccard, constant):.3f}"
+    f"g: RMSE {metrics.rmse(seg_test.jaccard, predicted):.3f} | constant:"
+    f" RMSE {metrics.rmse(seg_test.jaccard, constant):.3f}"
 )
 
 # %% [markdown]
@@ -226,7 +283,8 @@ print(
 # %%
 map_only = -seg_test.maps.float().mean(dim=(1, 2)).numpy()
 print(
-    f"AUROC: g {metrics.auroc(seg_test.jaccard, predicted):.3f} | mean map alone {metrics.auroc(seg_test.jaccard, map_only):.3f}"
+    f"AUROC: g {metrics.auroc(seg_test.jaccard, predicted):.3f} | mean"
+    f" map alone {metrics.auroc(seg_test.jaccard, map_only):.3f}"
 )
 
 # %% [markdown]

@@ -28,14 +28,17 @@
 # - which metrics reward calibration and which only ranking.
 
 # %% tags=["hide-input"]
-# Install segqual_lite when it is missing (Colab); an existing torch is kept.
+# Install segqual_lite if missing (Colab); an existing torch is kept.
 import importlib.util
 import subprocess
 import sys
 
 if importlib.util.find_spec("segqual_lite") is None:
     REPO_URL = "https://github.com/segqual-lite/segqual-lite"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"git+{REPO_URL}"], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", f"git+{REPO_URL}"],
+        check=True,
+    )
 
 # %%
 from textwrap import fill
@@ -56,7 +59,8 @@ from segqual_lite.viz import error_overlay, fit_width
 
 # %% tags=["parameters"]
 profile = "tiny"
-overrides = {}  # fields of the profile to change, e.g. {"epochs_f": 2, "seeds": [0]}
+# fields of the profile to change, e.g. {"epochs_f": 2, "seeds": [0]}
+overrides = {}
 
 # %%
 P, device, seed = start_chapter(profile, overrides)
@@ -83,7 +87,9 @@ preds = np.stack([true_mask, shifted, bloated])
 j = metrics.jaccard(preds, np.stack([true_mask] * 3))
 skin = np.full((3, 48, 48), 0.85)
 fig, axes = plt.subplots(1, 3, figsize=(7, 2.6))
-for ax, pred, value, name in zip(axes, preds, j, ["perfect", "shifted", "too large"]):
+for ax, pred, value, name in zip(
+    axes, preds, j, ["perfect", "shifted", "too large"]
+):
     ax.imshow(error_overlay(skin, pred, true_mask))
     ax.set_title(f"{name}: J = {value:.2f}", fontsize=9)
     ax.axis("off")
@@ -100,8 +106,12 @@ fig.tight_layout()
 # $v_t$. Six pass and four fail:
 
 # %%
-true_j = np.array([0.93, 0.88, 0.85, 0.81, 0.74, 0.70, 0.66, 0.52, 0.35, 0.10])
-pred_j = np.array([0.86, 0.90, 0.70, 0.78, 0.62, 0.75, 0.72, 0.58, 0.55, 0.30])
+true_j = np.array(
+    [0.93, 0.88, 0.85, 0.81, 0.74, 0.70, 0.66, 0.52, 0.35, 0.10]
+)
+pred_j = np.array(
+    [0.86, 0.90, 0.70, 0.78, 0.62, 0.75, 0.72, 0.58, 0.55, 0.30]
+)
 passed = true_j >= metrics.FAILURE_THRESHOLD
 print("passes:", passed.astype(int))
 
@@ -117,7 +127,10 @@ print("passes:", passed.astype(int))
 
 # %%
 by_hand = np.sqrt(np.mean((pred_j - true_j) ** 2))
-print(f"by hand {by_hand:.4f} | metrics.rmse {metrics.rmse(true_j, pred_j):.4f}")
+print(
+    f"by hand {by_hand:.4f} | metrics.rmse"
+    f" {metrics.rmse(true_j, pred_j):.4f}"
+)
 
 # %% [markdown]
 # ### Detection error
@@ -139,9 +152,13 @@ print(f"by hand {by_hand:.4f} | metrics.rmse {metrics.rmse(true_j, pred_j):.4f}"
 fpr, tpr, thresholds = roc_curve(passed, pred_j, drop_intermediate=False)
 errors = 0.5 * (1 - tpr) + 0.5 * fpr
 best = errors.argmin()
-print(f"best threshold {thresholds[best]:.2f}: TPR {tpr[best]:.2f}, FPR {fpr[best]:.2f}")
 print(
-    f"detection error {errors[best]:.4f} | metrics: {metrics.detection_error(true_j, pred_j):.4f}"
+    f"best threshold {thresholds[best]:.2f}: TPR {tpr[best]:.2f}, FPR"
+    f" {fpr[best]:.2f}"
+)
+print(
+    f"detection error {errors[best]:.4f} | metrics:"
+    f" {metrics.detection_error(true_j, pred_j):.4f}"
 )
 
 # %% [markdown]
@@ -157,8 +174,15 @@ print(
 # $$
 
 # %%
-wins = [1.0 if a > b else 0.5 if a == b else 0.0 for a in pred_j[passed] for b in pred_j[~passed]]
-print(f"pairs won {np.mean(wins):.4f} | metrics.auroc {metrics.auroc(true_j, pred_j):.4f}")
+wins = [
+    1.0 if a > b else 0.5 if a == b else 0.0
+    for a in pred_j[passed]
+    for b in pred_j[~passed]
+]
+print(
+    f"pairs won {np.mean(wins):.4f} | metrics.auroc"
+    f" {metrics.auroc(true_j, pred_j):.4f}"
+)
 
 # %% [markdown]
 # ### AUPR-Pass and AUPR-Fail
@@ -189,7 +213,9 @@ for ax, labels, score, name in [
     precision, recall, _ = precision_recall_curve(labels, score)
     ax.step(recall, precision, where="post", marker="o")
     ax.axhline(labels.mean(), ls=":", c="grey")
-    ax.set(xlabel="recall", ylabel="precision", title=name, ylim=(0, 1.05))
+    ax.set(
+        xlabel="recall", ylabel="precision", title=name, ylim=(0, 1.05)
+    )
 fig.tight_layout()
 
 # %% [markdown]
@@ -214,7 +240,8 @@ for positive in ("pass", "fail"):
     for name, v in values.items():
         if name != "average_precision":
             print(
-                f"  {name}: {'higher' if v > ap else 'lower'} than average precision by {abs(v - ap):.4f}"
+                f"  {name}: {'higher' if v > ap else 'lower'} than"
+                f" average precision by {abs(v - ap):.4f}"
             )
 
 # %% [markdown]
@@ -232,7 +259,9 @@ for positive in ("pass", "fail"):
 summary = metrics.summarize(true_j, pred_j)
 print({k: round(v, 4) for k, v in summary.items()})
 try:
-    metrics.summarize(np.array([0.8, 0.9, 0.95]), np.array([0.7, 0.8, 0.9]))
+    metrics.summarize(
+        np.array([0.8, 0.9, 0.95]), np.array([0.7, 0.8, 0.9])
+    )
 except ValueError as err:
     print("ValueError:", err)
 
@@ -272,9 +301,14 @@ rng = np.random.default_rng(0)
 ids = [f"ISIC_{i:07d}" for i in range(300)]
 parts = []
 true = rng.uniform(0.3, 1.0, 300)  # the same test images for every seed
-for s, gain in enumerate((0.01, 0.04, 0.07)):  # the row's noise is lower by `gain`
+for s, gain in enumerate(
+    (0.01, 0.04, 0.07)
+):  # the row's noise is lower by `gain`
     noise = rng.standard_normal(300)
-    for method, scale in (("no_uncertainty", 0.15), ("max_prob", 0.15 - gain)):
+    for method, scale in (
+        ("no_uncertainty", 0.15),
+        ("max_prob", 0.15 - gain),
+    ):
         predicted = true + scale * noise
         parts.append(
             pd.DataFrame(
@@ -301,9 +335,13 @@ for s in range(3):
     one_seed = simulated[simulated["seed"] == s]
     c = compare(one_seed, "max_prob", "no_uncertainty", "rmse")
     print(
-        f"seed {s}: improvement {c.estimate:+.3f}, test images only [{c.low:+.3f}, {c.high:+.3f}]"
+        f"seed {s}: improvement {c.estimate:+.3f}, test images only"
+        f" [{c.low:+.3f}, {c.high:+.3f}]"
     )
-print(f"all seeds: [{both_levels.low:+.3f}, {both_levels.high:+.3f}] ({both_levels.unit})")
+print(
+    f"all seeds: [{both_levels.low:+.3f}, {both_levels.high:+.3f}]"
+    f" ({both_levels.unit})"
+)
 
 # %% [markdown]
 # Beside the mean, the verdict gives the share of seeds on which the row beats its
@@ -327,27 +365,48 @@ print(f"all seeds: [{both_levels.low:+.3f}, {both_levels.high:+.3f}] ({both_leve
 # %%
 reference = load_reference(P)
 if reference is not None:
-    measured = compare(reference.predictions, "max_prob", "no_uncertainty", "auroc", n_boot=300)
-    seed_sd, image_sd, n_ref = measured.seed_sd, measured.image_sd, len(reference.seeds)
+    measured = compare(
+        reference.predictions,
+        "max_prob",
+        "no_uncertainty",
+        "auroc",
+        n_boot=300,
+    )
+    seed_sd, image_sd, n_ref = (
+        measured.seed_sd,
+        measured.image_sd,
+        len(reference.seeds),
+    )
     source = f"the reference run, {n_ref} seeds"
-else:  # no reference for this profile: the spreads the analysis plan started from
+else:  # no reference: the spreads the analysis plan started from
     seed_sd, image_sd, n_ref = 2.3, 0.46, 20
     source = "the analysis plan's figures"
-print(f"per-seed sd {seed_sd:.2f}, test-image sd {image_sd:.2f} AUROC points ({source})")
-shares = {k: simulate_coverage(k, seed_sd, image_sd, n_sim=2000) for k in (3, n_ref)}
+print(
+    f"per-seed sd {seed_sd:.2f}, test-image sd {image_sd:.2f} AUROC"
+    f" points ({source})"
+)
+shares = {
+    k: simulate_coverage(k, seed_sd, image_sd, n_sim=2000)
+    for k in (3, n_ref)
+}
 claims = pd.DataFrame(
     {
-        "interval": ["t interval, widened for the images", "percentile bootstrap"],
+        "interval": [
+            "t interval, widened for the images",
+            "percentile bootstrap",
+        ],
         **{
-            f"{k} seeds": [f"{1 - share[name]:.1%}" for name in ("t", "bootstrap")]
+            f"{k} seeds": [
+                f"{1 - share[name]:.1%}" for name in ("t", "bootstrap")
+            ]
             for k, share in shares.items()
         },
     }
 )
 print(
     fill(
-        "share of 2000 simulated comparisons with no effect that claim one (should be 5%; "
-        "the interval's coverage is 100% minus it):",
+        "share of 2000 simulated comparisons with no effect that claim"
+        " one (should be 5%; the interval's coverage is 100% minus it):",
         76,
     )
 )
@@ -379,8 +438,9 @@ display(display_frame(claims))
 # %%
 constant = metrics.summarize(true_j, np.full_like(true_j, 0.75))
 print({k: round(v, 4) for k, v in constant.items()})
-# It cannot rank, so AUROC = 0.5 and detection error = 0.5; the AUPRs equal the class
-# shares. Only RMSE can be fair, when the constant is close to the mean true Jaccard.
+# It cannot rank, so AUROC = 0.5 and detection error = 0.5; the AUPRs
+# equal the class shares. Only RMSE can be fair, when the constant is close
+# to the mean true Jaccard.
 
 # %% [markdown]
 # ```{solution-end}
@@ -398,9 +458,15 @@ print({k: round(v, 4) for k, v in constant.items()})
 
 # %%
 cubed = metrics.summarize(true_j, pred_j**3)
-print({k: (round(summary[k], 4), round(cubed[k], 4)) for k in metrics.METRICS})
-# Detection error, AUROC and both AUPRs depend only on the ranking of the predictions, so
-# they are unchanged; RMSE measures the values themselves and gets worse.
+print(
+    {
+        k: (round(summary[k], 4), round(cubed[k], 4))
+        for k in metrics.METRICS
+    }
+)
+# Detection error, AUROC and both AUPRs depend only on the ranking of the
+# predictions, so they are unchanged; RMSE measures the values themselves
+# and gets worse.
 
 # %% [markdown]
 # ```{solution-end}

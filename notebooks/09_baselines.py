@@ -28,14 +28,17 @@
 # - why RCA, built for registered organ scans, suits skin lesions poorly.
 
 # %% tags=["hide-input"]
-# Install segqual_lite when it is missing (Colab); an existing torch is kept.
+# Install segqual_lite if missing (Colab); an existing torch is kept.
 import importlib.util
 import subprocess
 import sys
 
 if importlib.util.find_spec("segqual_lite") is None:
     REPO_URL = "https://github.com/segqual-lite/segqual-lite"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"git+{REPO_URL}"], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", f"git+{REPO_URL}"],
+        check=True,
+    )
 
 # %%
 import matplotlib.pyplot as plt
@@ -58,15 +61,17 @@ from segqual_lite.viz import error_overlay, fit_width, pick_cases, to_hwc
 
 # %% tags=["parameters"]
 profile = "tiny"
-overrides = {}  # fields of the profile to change, e.g. {"epochs_f": 2, "seeds": [0]}
+# fields of the profile to change, e.g. {"epochs_f": 2, "seeds": [0]}
+overrides = {}
 
 # %%
 P, device, seed = start_chapter(profile, overrides)
 root = prepare_data(P)
 test = segment_split(P, "max_prob", seed, root, "test", device)
 print(
-    f"{len(test.ids)} test segmentations from the plain U-Net, "
-    f"{np.mean(test.jaccard < FAILURE_THRESHOLD):.0%} below {FAILURE_THRESHOLD}"
+    f"{len(test.ids)} test segmentations from the plain U-Net,"
+    f" {np.mean(test.jaccard < FAILURE_THRESHOLD):.0%} below"
+    f" {FAILURE_THRESHOLD}"
 )
 
 # %% [markdown]
@@ -80,11 +85,16 @@ print(
 # %%
 results = {}
 for row in ("qualitynet", "no_uncertainty"):
-    # fit_quality, then predict_quality on the test split (chapter 07), cached
+    # fit_quality, then predict_quality on the test split (ch. 07), cached
     results[row] = predicted_quality(P, row, seed, root, device=device)
     print(
         f"{row:15s}",
-        {k: round(v, 3) for k, v in metrics.summarize(test.jaccard, results[row]).items()},
+        {
+            k: round(v, 3)
+            for k, v in metrics.summarize(
+                test.jaccard, results[row]
+            ).items()
+        },
     )
 
 # %% [markdown]
@@ -113,7 +123,10 @@ for row in ("qualitynet", "no_uncertainty"):
 train = ISIC2017(root, "train", P.image_size)
 refs = choose_references(len(train), P.rca_references)
 ref_features = pixel_features(train.images[refs])
-print(f"K = {len(refs)} references; {ref_features.shape[-1]} features per pixel")
+print(
+    f"K = {len(refs)} references; {ref_features.shape[-1]} features per"
+    " pixel"
+)
 
 # %% [markdown]
 # The reverse classifier at work, on a good and a poor segmentation. For each, the test
@@ -121,28 +134,43 @@ print(f"K = {len(refs)} references; {ref_features.shape[-1]} features per pixel"
 # references it segments best, with their Jaccard index:
 
 # %% mystnb={"image": {"alt": "RCA on a good and a poor test case: the case's segmentation, then the three reference images on which its mask, transferred by the classifier, scores best"}}
-# Degenerate masks (empty or full) give the classifier nothing to learn: pick among the rest.
+# Degenerate masks (empty or full) give the classifier nothing to learn:
+# pick among the rest.
 usable = np.flatnonzero(
     (test.masks.flatten(1).float().mean(1) > 0).numpy()
     & (test.masks.flatten(1).float().mean(1) < 1).numpy()
 )
 if len(usable) == 0:
-    raise ValueError("every test mask is empty or full: train f longer (epochs_f)")
-cases = {k: int(usable[v]) for k, v in pick_cases(test.jaccard[usable]).items()}
+    raise ValueError(
+        "every test mask is empty or full: train f longer (epochs_f)"
+    )
+cases = {
+    k: int(usable[v]) for k, v in pick_cases(test.jaccard[usable]).items()
+}
 features = pixel_features(test.images[[cases["good"], cases["poor"]]])
 fig, axes = plt.subplots(2, 4, figsize=fit_width(10, 5))
 for r, (label, i) in enumerate(cases.items()):
-    predicted = reverse_classify(features[r], test.masks[i].numpy(), ref_features, seed=seed)
+    predicted = reverse_classify(
+        features[r], test.masks[i].numpy(), ref_features, seed=seed
+    )
     ref_j = jaccard(predicted, train.masks[refs])
-    axes[r, 0].imshow(error_overlay(test.images[i], test.masks[i], test.true_masks[i]))
+    axes[r, 0].imshow(
+        error_overlay(test.images[i], test.masks[i], test.true_masks[i])
+    )
     axes[r, 0].set_title(
-        f"{label}: true J = {test.jaccard[i]:.2f}\nRCA = {ref_j.max():.2f}", fontsize=9
+        f"{label}: true J = {test.jaccard[i]:.2f}\nRCA ="
+        f" {ref_j.max():.2f}",
+        fontsize=9,
     )
     for c, k in enumerate(np.argsort(ref_j)[::-1][:3]):
         axes[r, c + 1].imshow(
-            error_overlay(train.images[refs[k]], predicted[k], train.masks[refs[k]])
+            error_overlay(
+                train.images[refs[k]], predicted[k], train.masks[refs[k]]
+            )
         )
-        axes[r, c + 1].set_title(f"reference {k}: J = {ref_j[k]:.2f}", fontsize=9)
+        axes[r, c + 1].set_title(
+            f"reference {k}: J = {ref_j[k]:.2f}", fontsize=9
+        )
 for ax in axes.flat:
     ax.axis("off")
 fig.tight_layout()
@@ -151,15 +179,33 @@ fig.tight_layout()
 # On every test image:
 
 # %% mystnb={"image": {"alt": "Scatter plot of RCA's and QualityNet's predicted quality against the true Jaccard on the test split, with the diagonal and dotted lines at 0.7"}}
-scores = rca_cached(P, seed, root, test)  # rca_scores with these references, cached
-print("RCA", {k: round(v, 3) for k, v in metrics.summarize(test.jaccard, scores).items()})
+# rca_scores with these references, cached
+scores = rca_cached(P, seed, root, test)
+print(
+    "RCA",
+    {
+        k: round(v, 3)
+        for k, v in metrics.summarize(test.jaccard, scores).items()
+    },
+)
 fig, ax = plt.subplots(figsize=(4, 4))
 ax.scatter(test.jaccard, scores, s=10, alpha=0.7, label="RCA")
-ax.scatter(test.jaccard, results["qualitynet"], s=10, alpha=0.7, label="QualityNet")
+ax.scatter(
+    test.jaccard,
+    results["qualitynet"],
+    s=10,
+    alpha=0.7,
+    label="QualityNet",
+)
 ax.plot([0, 1], [0, 1], c="grey", lw=0.8)
 ax.axvline(FAILURE_THRESHOLD, ls=":", c="k")
 ax.axhline(FAILURE_THRESHOLD, ls=":", c="k")
-ax.set(xlabel="true Jaccard", ylabel="predicted quality", xlim=(0, 1.02), ylim=(0, 1.02))
+ax.set(
+    xlabel="true Jaccard",
+    ylabel="predicted quality",
+    xlim=(0, 1.02),
+    ylim=(0, 1.02),
+)
 ax.legend(fontsize=8)
 fig.tight_layout()
 
@@ -186,18 +232,24 @@ fig.tight_layout()
 # %%
 subset = np.arange(0, len(test.ids), 3)  # every third test image
 few = choose_references(len(train), 3)
-# n_jobs=1: in this process, since a pool's workers would first have to import the
-# package; the scores do not depend on n_jobs.
+# n_jobs=1: in this process, since a pool's workers would first have to
+# import the package; the scores do not depend on n_jobs.
 few_scores, _ = rca_scores(
-    test.images[subset], test.masks[subset], train.images[few], train.masks[few], seed, n_jobs=1
+    test.images[subset],
+    test.masks[subset],
+    train.images[few],
+    train.masks[few],
+    seed,
+    n_jobs=1,
 )
 true = test.jaccard[subset]
 print(
-    f"AUROC on {len(subset)} of {len(test.ids)} test images (every third):\n"
-    f"  with K = 3 {metrics.auroc(true, few_scores):.3f}\n"
-    f"  with K = {len(refs)} {metrics.auroc(true, scores[subset]):.3f}\n"
-    "(one seed and a third of the test images, no interval: a difference of a few "
-    "points may be noise)"
+    f"AUROC on {len(subset)} of {len(test.ids)} test images (every"
+    f" third):\n  with K = 3 {metrics.auroc(true, few_scores):.3f}\n "
+    f" with K = {len(refs)}"
+    f" {metrics.auroc(true, scores[subset]):.3f}\n(one seed and a third"
+    " of the test images, no interval: a difference of a few points may"
+    " be noise)"
 )
 
 # %% [markdown]
@@ -215,13 +267,21 @@ print(
 # ```
 
 # %% mystnb={"image": {"alt": "The test image on which QualityNet and No Uncertainty disagree most: the masked image QualityNet sees, and the segmentation with its true Jaccard"}}
-i = int(np.argmax(np.abs(results["qualitynet"] - results["no_uncertainty"])))
+i = int(
+    np.argmax(np.abs(results["qualitynet"] - results["no_uncertainty"]))
+)
 fig, axes = plt.subplots(1, 2, figsize=(5, 2.6))
 axes[0].imshow(to_hwc(test.images[i]) * test.masks[i].numpy()[..., None])
-axes[0].set_title(f"x * y_hat: QualityNet {results['qualitynet'][i]:.2f}", fontsize=8)
-axes[1].imshow(error_overlay(test.images[i], test.masks[i], test.true_masks[i]))
+axes[0].set_title(
+    f"x * y_hat: QualityNet {results['qualitynet'][i]:.2f}", fontsize=8
+)
+axes[1].imshow(
+    error_overlay(test.images[i], test.masks[i], test.true_masks[i])
+)
 axes[1].set_title(
-    f"true J {test.jaccard[i]:.2f}, No Unc. {results['no_uncertainty'][i]:.2f}", fontsize=8
+    f"true J {test.jaccard[i]:.2f}, No Unc."
+    f" {results['no_uncertainty'][i]:.2f}",
+    fontsize=8,
 )
 for ax in axes:
     ax.axis("off")

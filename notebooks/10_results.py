@@ -25,14 +25,17 @@
 # - what the uncertainty maps and the quality predictions look like side by side.
 
 # %% tags=["hide-input"]
-# Install segqual_lite when it is missing (Colab); an existing torch is kept.
+# Install segqual_lite if missing (Colab); an existing torch is kept.
 import importlib.util
 import subprocess
 import sys
 
 if importlib.util.find_spec("segqual_lite") is None:
     REPO_URL = "https://github.com/segqual-lite/segqual-lite"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"git+{REPO_URL}"], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", f"git+{REPO_URL}"],
+        check=True,
+    )
 
 # %%
 from textwrap import fill
@@ -88,7 +91,8 @@ from segqual_lite.viz import (
 
 # %% tags=["parameters"]
 profile = "tiny"
-overrides = {}  # fields of the profile to change, e.g. {"epochs_f": 2, "seeds": [0]}
+# fields of the profile to change, e.g. {"epochs_f": 2, "seeds": [0]}
+overrides = {}
 
 # %%
 P, device, seed = start_chapter(profile, overrides)
@@ -104,8 +108,17 @@ root = prepare_data(P)
 
 # %%
 result = run_grid(P, data_root=root, device=device)
-print(f"{len(result.predictions)} per-image predictions, seeds {list(P.seeds)}")
-print(fill("files: " + ", ".join(sorted(p.name for p in result.out.iterdir())), 76))
+print(
+    f"{len(result.predictions)} per-image predictions, seeds"
+    f" {list(P.seeds)}"
+)
+print(
+    fill(
+        "files: "
+        + ", ".join(sorted(p.name for p in result.out.iterdir())),
+        76,
+    )
+)
 
 # %% [markdown]
 # ## Table 1
@@ -114,9 +127,16 @@ print(fill("files: " + ", ".join(sorted(p.name for p in result.out.iterdir())), 
 # number is recomputed from `predictions.csv` on the next line, as a check.
 
 # %%
-recomputed = table_from_predictions(read_predictions(result.out / "predictions.csv"))
-assert format_table_md(recomputed, P.name) == (result.out / "table1.md").read_text()
-display(Markdown(table_caption(recomputed, P.name)), display_table(recomputed))
+recomputed = table_from_predictions(
+    read_predictions(result.out / "predictions.csv")
+)
+assert (
+    format_table_md(recomputed, P.name)
+    == (result.out / "table1.md").read_text()
+)
+display(
+    Markdown(table_caption(recomputed, P.name)), display_table(recomputed)
+)
 
 # %% [markdown]
 # ## Does uncertainty help $g$?
@@ -140,12 +160,19 @@ display(Markdown(table_caption(recomputed, P.name)), display_table(recomputed))
 # reference's same seeds:
 
 # %%
-reference = load_reference(P)  # None for a profile without one; a stale one is refused
+# None for a profile without one; a stale one is refused
+reference = load_reference(P)
 if reference is None:
     evidence, evidence_cf = result.predictions, None
-    print(f"no reference run for profile {P.name!r}: the verdicts below rest on this run")
+    print(
+        f"no reference run for profile {P.name!r}: the verdicts below"
+        " rest on this run"
+    )
 else:
-    evidence, evidence_cf = reference.predictions, reference.counterfactual
+    evidence, evidence_cf = (
+        reference.predictions,
+        reference.counterfactual,
+    )
     print(fill(check_build(reference, result.predictions).line(), 76))
     print(f"reference: {len(reference.seeds)} seeds, made by")
     print(f"    {reference.run['command']}")
@@ -160,20 +187,30 @@ else:
 
 # %% tags=["hide-input"]
 build_comparisons = compare_rows(result.predictions, METHODS)
-comparisons = compare_rows(evidence, METHODS) if reference else build_comparisons
+comparisons = (
+    compare_rows(evidence, METHODS) if reference else build_comparisons
+)
 
 
 side_by_side = pd.DataFrame(
     {
         "row": label(c.row),
         "metric": METRIC_LABELS[c.metric],
-        f"this build, {len(b.per_seed)} seeds": f"{interval_text(b, chr(10))}\n{b.outcome}",
+        f"this build, {len(b.per_seed)} seeds": (
+            f"{interval_text(b, chr(10))}\n{b.outcome}"
+        ),
         **(
-            {f"reference, {len(c.per_seed)} seeds": f"{interval_text(c, chr(10))}\n{c.outcome}"}
+            {
+                f"reference, {len(c.per_seed)} seeds": (
+                    f"{interval_text(c, chr(10))}\n{c.outcome}"
+                )
+            }
             if reference
             else {}
         ),
-        "better on": f"{c.beats[0]:.0%}\n[{c.beats[1]:.0%},\u00a0{c.beats[2]:.0%}]",
+        "better on": (
+            f"{c.beats[0]:.0%}\n[{c.beats[1]:.0%},\u00a0{c.beats[2]:.0%}]"
+        ),
     }
     for b, c in zip(build_comparisons, comparisons, strict=True)
 )
@@ -199,10 +236,16 @@ fig = plot_forest(
 # line of the forest plot, for AUROC, beside the mean it is to measure:
 
 # %%
-print("AUROC improvement (points of %): mean, sd over seeds, test-image sd of the mean")
+print(
+    "AUROC improvement (points of %): mean, sd over seeds, test-image sd"
+    " of the mean"
+)
 for c in comparisons:
     if c.metric == "auroc":
-        print(f"  {label(c.row):16s} {c.estimate:+5.1f} {c.seed_sd:5.1f} {c.image_sd:5.1f}")
+        print(
+            f"  {label(c.row):16s} {c.estimate:+5.1f} {c.seed_sd:5.1f}"
+            f" {c.image_sd:5.1f}"
+        )
 
 # %% [markdown]
 # How often would a build of $k$ seeds resolve each comparison? Drawing $k$ of the
@@ -212,14 +255,24 @@ for c in comparisons:
 
 # %% mystnb={"image": {"alt": "Power curves: for each uncertainty row, the share of draws of k reference seeds whose AUROC interval resolves the comparison (solid) or resolves it the wrong way (dashed), against k, with a dotted line at 80% and one at this build's 3 seeds"}}
 ks = range(2, len(comparisons[0].per_seed) + 1)
-curves = pd.concat([power_curve(c, ks) for c in comparisons], ignore_index=True)
+curves = pd.concat(
+    [power_curve(c, ks) for c in comparisons], ignore_index=True
+)
 fig = plot_power(curves, "auroc", n_build=len(P.seeds))
-at_build = curves[(curves["metric"] == "auroc") & (curves["k"] == min(len(P.seeds), max(ks)))]
-power_at_build = dict(zip(at_build["row"], at_build["resolved"], strict=True))
+at_build = curves[
+    (curves["metric"] == "auroc")
+    & (curves["k"] == min(len(P.seeds), max(ks)))
+]
+power_at_build = dict(
+    zip(at_build["row"], at_build["resolved"], strict=True)
+)
 print(
     fill(
-        f"AUROC, share of {len(P.seeds)}-seed draws that resolve the comparison: "
-        + ", ".join(f"{label(r)} {v:.0%}" for r, v in power_at_build.items())
+        f"AUROC, share of {len(P.seeds)}-seed draws that resolve the"
+        " comparison: "
+        + ", ".join(
+            f"{label(r)} {v:.0%}" for r, v in power_at_build.items()
+        )
         + f"; the wrong way: at most {at_build['wrong_way'].max():.0%}",
         76,
     )
@@ -236,12 +289,14 @@ print(
 
 # %%
 disagree = [
-    (b, c) for b, c in zip(build_comparisons, comparisons, strict=True) if b.outcome != c.outcome
+    (b, c)
+    for b, c in zip(build_comparisons, comparisons, strict=True)
+    if b.outcome != c.outcome
 ]
 for b, c in disagree if reference else ():
     said = (
-        f"{label(c.row)}, {c.metric}: this build {interval_text(b)} {b.outcome}, "
-        f"the reference {interval_text(c)} {c.outcome}"
+        f"{label(c.row)}, {c.metric}: this build {interval_text(b)}"
+        f" {b.outcome}, the reference {interval_text(c)} {c.outcome}"
     )
     print(fill(said, 76, subsequent_indent="    "))
 if reference and not disagree:
@@ -265,11 +320,20 @@ if reference and not disagree:
 # %%
 if evidence_cf is None and P.data == "synthetic":
     evidence_cf = run_counterfactual(P, device=device).predictions
-counterfactual = compare_rows(evidence_cf, METHODS) if evidence_cf is not None else None
+counterfactual = (
+    compare_rows(evidence_cf, METHODS)
+    if evidence_cf is not None
+    else None
+)
 if counterfactual:
-    display(display_frame(counterfactual_frame(comparisons, counterfactual)))
+    display(
+        display_frame(counterfactual_frame(comparisons, counterfactual))
+    )
 else:
-    print("the counterfactual needs the synthetic generator; these data are not synthetic")
+    print(
+        "the counterfactual needs the synthetic generator; these data are"
+        " not synthetic"
+    )
 
 # %% [markdown]
 # The analysis plan's amendment: a seed on which a comparison's metric is undefined
@@ -277,21 +341,30 @@ else:
 # comparison. Those left out, if any:
 
 # %% tags=["hide-input"]
-runs = [("", comparisons, evidence), ("without rims, ", counterfactual, evidence_cf)]
+runs = [
+    ("", comparisons, evidence),
+    ("without rims, ", counterfactual, evidence_cf),
+]
 for where, compared, predictions in runs:
     for c in compared or ():
         for s in c.undefined_seeds:
-            true_j = predictions[(predictions["method"] == c.row) & (predictions["seed"] == s)][
-                "true_jaccard"
-            ]
-            side = "fail" if (true_j < FAILURE_THRESHOLD).all() else "pass"
+            true_j = predictions[
+                (predictions["method"] == c.row)
+                & (predictions["seed"] == s)
+            ]["true_jaccard"]
+            side = (
+                "fail" if (true_j < FAILURE_THRESHOLD).all() else "pass"
+            )
             text = (
-                f"{where}{label(c.row)}, {c.metric}: seed {s} left out; there the "
-                f"{label(c.row)} U-Net's mean test Jaccard is {true_j.mean():.2f} and all "
-                f"{len(true_j)} test images {side}, so {c.metric} is undefined"
+                f"{where}{label(c.row)}, {c.metric}: seed {s} left out;"
+                f" there the {label(c.row)} U-Net's mean test Jaccard is"
+                f" {true_j.mean():.2f} and all {len(true_j)} test images"
+                f" {side}, so {c.metric} is undefined"
             )
             print(fill(text, 76, subsequent_indent="    "))
-if not any(c.undefined_seeds for _, compared, _ in runs for c in compared or ()):
+if not any(
+    c.undefined_seeds for _, compared, _ in runs for c in compared or ()
+):
     print("none: every metric is defined on every seed")
 
 # %% [markdown]
@@ -313,14 +386,19 @@ if not any(c.undefined_seeds for _, compared, _ in runs for c in compared or ())
 # over its control, with and without the ambiguous rims (right).
 
 # %% mystnb={"image": {"alt": "Left: f's mean Jaccard on its training and its test images in the two regimes, with the train-test gap and the failure shares; right: each uncertainty row's AUROC gain over its control in each regime, a dot with its 95% interval, and as a hollow diamond the gain without ambiguous rims"}}
-regimes = [load_regime(get_profile(name)) for name in ("tiny", "tiny-overfit")]
+regimes = [
+    load_regime(get_profile(name)) for name in ("tiny", "tiny-overfit")
+]
 if all(regimes):
     fits = {r.name: fit_summary(r.fit) for r in regimes}
     regime_frame = regimes_frame(*regimes)
     fig = plot_regimes(fits, regime_frame, "auroc")
 else:
     fits = regime_frame = None
-    print("a regime's reference run is missing: see results/reference-parts/")
+    print(
+        "a regime's reference run is missing: see"
+        " results/reference-parts/"
+    )
 
 # %% [markdown]
 # Every row and metric: each regime's mean gain over the control with its 95%
@@ -348,7 +426,10 @@ if fits:
 # 99th percentile over the images shown:
 
 # %% mystnb={"image": {"alt": "The paper's Figure 2: for four test images from good to failed, each method's segmentation above its uncertainty map, one colour bar for all maps"}}
-sets = {m: segment_split(P, m, P.seeds[0], root, "test", device) for m in METHODS}
+sets = {
+    m: segment_split(P, m, P.seeds[0], root, "test", device)
+    for m in METHODS
+}
 fig = plot_figure2(sets)
 
 # %% [markdown]
@@ -366,7 +447,8 @@ fig = plot_figure3(result.predictions, seed=P.seeds[0])
 cases = read_hard_cases(root)
 if cases:
     rows = result.predictions[
-        (result.predictions["method"] == "max_prob") & (result.predictions["seed"] == P.seeds[0])
+        (result.predictions["method"] == "max_prob")
+        & (result.predictions["seed"] == P.seeds[0])
     ]
     missed = rows[
         (rows["true_jaccard"] < FAILURE_THRESHOLD)
@@ -374,7 +456,8 @@ if cases:
     ]
     lazy = sum("lazy_mask" in cases[i] for i in missed["image_id"])
     print(
-        f"Max Probability, seed {P.seeds[0]}: {len(missed)} missed failures, {lazy} of them with a lazy mask"
+        f"Max Probability, seed {P.seeds[0]}: {len(missed)} missed"
+        f" failures, {lazy} of them with a lazy mask"
     )
 
 # %% [markdown]
@@ -397,7 +480,10 @@ predicted = {
     for m, seg in sets.items()
 }
 lesions = explorer_lesions(sets, predicted, cases)
-print(f"{len(lesions)} test lesions in the explorer, {len(lesions[0].methods)} methods each")
+print(
+    f"{len(lesions)} test lesions in the explorer,"
+    f" {len(lesions[0].methods)} methods each"
+)
 explorer = uncertainty_explorer(lesions)
 explorer
 
@@ -412,11 +498,18 @@ explorer
 # the fewer there are, the more a single image moves these metrics. On this run:
 
 # %%
-first_rows = result.predictions[result.predictions["method"] == "max_prob"]
-failing = (first_rows["true_jaccard"] < FAILURE_THRESHOLD).groupby(first_rows["seed"]).sum()
+first_rows = result.predictions[
+    result.predictions["method"] == "max_prob"
+]
+failing = (
+    (first_rows["true_jaccard"] < FAILURE_THRESHOLD)
+    .groupby(first_rows["seed"])
+    .sum()
+)
 print(
-    f"failing test images of the plain U-Net per seed: {failing.to_dict()} "
-    f"(of {first_rows.groupby('seed').size().iloc[0]})"
+    "failing test images of the plain U-Net per seed:"
+    f" {failing.to_dict()} (of"
+    f" {first_rows.groupby('seed').size().iloc[0]})"
 )
 
 # %% [markdown]
@@ -431,15 +524,18 @@ print(
 # measures that gap over the reference's seeds; on this build's first seed it is:
 
 # %%
-train_j = segment_split(P, "max_prob", P.seeds[0], root, "train", device).jaccard
+train_j = segment_split(
+    P, "max_prob", P.seeds[0], root, "train", device
+).jaccard
 test_j = sets["max_prob"].jaccard
 gap = train_j.mean() - test_j.mean()
 said = (
-    f"plain U-Net, seed {P.seeds[0]}: mean J {train_j.mean():.3f} on its training images, "
-    f"{test_j.mean():.3f} on the test images ({abs(gap):.3f} {'better' if gap > 0 else 'worse'} "
-    f"on the training images); below {FAILURE_THRESHOLD}: "
-    f"{np.mean(train_j < FAILURE_THRESHOLD):.0%} of training, "
-    f"{np.mean(test_j < FAILURE_THRESHOLD):.0%} of test images"
+    f"plain U-Net, seed {P.seeds[0]}: mean J {train_j.mean():.3f} on its"
+    f" training images, {test_j.mean():.3f} on the test images"
+    f" ({abs(gap):.3f} {'better' if gap > 0 else 'worse'} on the training"
+    f" images); below {FAILURE_THRESHOLD}:"
+    f" {np.mean(train_j < FAILURE_THRESHOLD):.0%} of training,"
+    f" {np.mean(test_j < FAILURE_THRESHOLD):.0%} of test images"
 )
 print(fill(said, 76))
 
@@ -451,9 +547,13 @@ print(fill(said, 76))
 # this run against the paper's:
 
 # %%
-rca_auroc = result.table[(result.table["method"] == "rca") & (result.table["metric"] == "auroc")]
+rca_auroc = result.table[
+    (result.table["method"] == "rca")
+    & (result.table["metric"] == "auroc")
+]
 print(
-    f"RCA AUROC {rca_auroc['mean'].item():.1f} here, {rca_auroc['paper_mean'].item():.1f} in the paper"
+    f"RCA AUROC {rca_auroc['mean'].item():.1f} here,"
+    f" {rca_auroc['paper_mean'].item():.1f} in the paper"
 )
 
 # %% [markdown]
@@ -475,9 +575,11 @@ facts = Evidence(
     counterfactual=counterfactual,
     seeds=len(comparisons[0].per_seed),
     baseline_auroc=baseline_auroc(evidence),
-    train_test_gap=fit_summary(reference.fit)["gap"]
-    if reference and reference.fit is not None
-    else gap,
+    train_test_gap=(
+        fit_summary(reference.fit)["gap"]
+        if reference and reference.fit is not None
+        else gap
+    ),
     build_seeds=len(P.seeds),
     power_at_build=power_at_build,
 )
@@ -500,9 +602,17 @@ if fits:
 
 # %%
 arrays = per_seed_arrays(result.predictions)
-for method in TABLE_ROWS:  # seed_metrics: NaN (and a warning) where a seed's AUROC is undefined
-    per_seed = [seed_metrics(method, s, *arrays[method][s])["auroc"] for s in arrays[method]]
-    print(f"{label(method):15s}", " ".join(f"{100 * a:5.1f}" for a in per_seed))
+for method in (
+    TABLE_ROWS
+):  # seed_metrics: NaN (and a warning) where a seed's AUROC is undefined
+    per_seed = [
+        seed_metrics(method, s, *arrays[method][s])["auroc"]
+        for s in arrays[method]
+    ]
+    print(
+        f"{label(method):15s}",
+        " ".join(f"{100 * a:5.1f}" for a in per_seed),
+    )
 
 # %% [markdown]
 # ```{solution-end}
@@ -522,9 +632,15 @@ for method in TABLE_ROWS:  # seed_metrics: NaN (and a warning) where a seed's AU
 for method in TABLE_ROWS:
     true, pred = arrays[method][P.seeds[0]]
     if 0 < np.sum(true >= 0.8) < len(true):
-        print(f"{label(method):15s} AUROC at 0.8: {100 * auroc(true, pred, threshold=0.8):.1f}")
+        print(
+            f"{label(method):15s} AUROC at 0.8:"
+            f" {100 * auroc(true, pred, threshold=0.8):.1f}"
+        )
     else:  # AUROC needs passing and failing images
-        print(f"{label(method):15s} AUROC at 0.8: undefined, every image on one side of 0.8")
+        print(
+            f"{label(method):15s} AUROC at 0.8: undefined, every image on"
+            " one side of 0.8"
+        )
 
 # %% [markdown]
 # ```{solution-end}

@@ -29,14 +29,17 @@
 #   whether they help $g$ on this run.
 
 # %% tags=["hide-input"]
-# Install segqual_lite when it is missing (Colab); an existing torch is kept.
+# Install segqual_lite if missing (Colab); an existing torch is kept.
 import importlib.util
 import subprocess
 import sys
 
 if importlib.util.find_spec("segqual_lite") is None:
     REPO_URL = "https://github.com/segqual-lite/segqual-lite"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"git+{REPO_URL}"], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", f"git+{REPO_URL}"],
+        check=True,
+    )
 
 # %%
 from textwrap import fill
@@ -48,7 +51,12 @@ from IPython.display import Markdown, display
 from segqual_lite.config import start_chapter
 from segqual_lite.data import DIHEDRAL, dihedral, prepare_data
 from segqual_lite.experiment import run_grid
-from segqual_lite.metrics import FAILURE_THRESHOLD, aurc, automation_rate, risk_coverage
+from segqual_lite.metrics import (
+    FAILURE_THRESHOLD,
+    aurc,
+    automation_rate,
+    risk_coverage,
+)
 from segqual_lite.rows import SCORE_ROWS, label
 from segqual_lite.segment import segment_split
 from segqual_lite.stats import COMPARED_METRICS, compare
@@ -61,11 +69,18 @@ from segqual_lite.tables import (
     table_caption,
 )
 from segqual_lite.training import crossfit_folds
-from segqual_lite.viz import PAGE_WIDTH, plot_figure2, plot_forest, plot_risk_coverage, to_hwc
+from segqual_lite.viz import (
+    PAGE_WIDTH,
+    plot_figure2,
+    plot_forest,
+    plot_risk_coverage,
+    to_hwc,
+)
 
 # %% tags=["parameters"]
 profile = "tiny"
-overrides = {}  # fields of the profile to change, e.g. {"epochs_f": 2, "seeds": [0]}
+# fields of the profile to change, e.g. {"epochs_f": 2, "seeds": [0]}
+overrides = {}
 
 # %%
 P, device, seed = start_chapter(profile, overrides)
@@ -97,7 +112,10 @@ root = prepare_data(P)
 # %%
 train = segment_split(P, "max_prob", seed, root, "train", device)
 fold = crossfit_folds(len(train.ids), P.crossfit_folds, seed)
-print(f"{P.crossfit_folds} folds of {np.bincount(fold).tolist()} training images (seed {seed})")
+print(
+    f"{P.crossfit_folds} folds of {np.bincount(fold).tolist()} training"
+    f" images (seed {seed})"
+)
 
 # %% [markdown]
 # How different are the three sets of segmentations: the training images segmented
@@ -114,10 +132,18 @@ quality_sets = {
 fig, ax = plt.subplots(figsize=(6, 3))
 bins = np.linspace(0, 1, 26)
 for name, seg in quality_sets.items():
-    ax.hist(seg.jaccard, bins=bins, histtype="step", density=True, lw=1.5, label=name)
+    ax.hist(
+        seg.jaccard,
+        bins=bins,
+        histtype="step",
+        density=True,
+        lw=1.5,
+        label=name,
+    )
     print(
-        f"{name:22s} mean J {seg.jaccard.mean():.3f}, "
-        f"below {FAILURE_THRESHOLD}: {np.mean(seg.jaccard < FAILURE_THRESHOLD):.1%}"
+        f"{name:22s} mean J {seg.jaccard.mean():.3f}, below"
+        f" {FAILURE_THRESHOLD}:"
+        f" {np.mean(seg.jaccard < FAILURE_THRESHOLD):.1%}"
     )
 ax.axvline(FAILURE_THRESHOLD, ls=":", c="k")
 ax.set(xlabel="true Jaccard of the plain U-Net's masks", ylabel="density")
@@ -137,7 +163,10 @@ test_mean = quality_sets["test"].jaccard.mean()
 for name in ("training, in-sample", "training, out-of-fold"):
     gap = quality_sets[name].jaccard.mean() - test_mean
     verdict = "better" if gap > 0 else "worse"
-    print(f"{name:22s} mean J {abs(gap):.3f} {verdict} than on the test split")
+    print(
+        f"{name:22s} mean J {abs(gap):.3f} {verdict} than on the test"
+        " split"
+    )
 
 # %% [markdown]
 # ## Two more uncertainty maps: deep ensembles and test-time augmentation
@@ -164,7 +193,9 @@ for name in ("training, in-sample", "training, out-of-fold"):
 test = quality_sets["test"]
 shown = int(np.argmax(test.jaccard))  # a lesion the U-Net sees clearly
 fig, axes = plt.subplots(2, len(DIHEDRAL) // 2, figsize=(PAGE_WIDTH, 4.0))
-for ax, (t, (flip, k)) in zip(axes.flat, enumerate(DIHEDRAL), strict=True):
+for ax, (t, (flip, k)) in zip(
+    axes.flat, enumerate(DIHEDRAL), strict=True
+):
     ax.imshow(to_hwc(dihedral(test.images[shown], t)))
     ax.set_title(f"{'mirror, ' if flip else ''}{90 * k}°", fontsize=9)
     ax.axis("off")
@@ -176,7 +207,9 @@ fig.tight_layout()
 
 # %% mystnb={"image": {"alt": "Figure 2 for chapter 11's maps: max probability, MC-dropout, the ensemble and test-time augmentation, each segmentation above its map, one colour bar"}}
 methods = ("max_prob", "mc_dropout", "ensemble", "tta")
-sets = {m: segment_split(P, m, seed, root, "test", device) for m in methods}
+sets = {
+    m: segment_split(P, m, seed, root, "test", device) for m in methods
+}
 fig = plot_figure2(sets)
 for method, seg in sets.items():
     print(f"{label(method):16s} test mean J {seg.jaccard.mean():.3f}")
@@ -195,15 +228,23 @@ for method, seg in sets.items():
 
 # %%
 result = run_grid(P, data_root=root, device=device, beyond=True)
-recomputed = beyond_table(read_predictions(result.out / "beyond_predictions.csv"))
-assert (
-    format_table_md(recomputed, P.name, "Beyond Table 1") == (result.out / "beyond.md").read_text()
+recomputed = beyond_table(
+    read_predictions(result.out / "beyond_predictions.csv")
 )
-# Chapter 12 shows its rows and metrics (AUGRC, NAURC); this table keeps chapter 11's.
+assert (
+    format_table_md(recomputed, P.name, "Beyond Table 1")
+    == (result.out / "beyond.md").read_text()
+)
+# Chapter 12 shows its rows and metrics (AUGRC, NAURC); this table keeps
+# chapter 11's.
 chapter11 = recomputed[
-    ~recomputed["method"].isin(SCORE_ROWS) & ~recomputed["metric"].isin(["augrc", "naurc"])
+    ~recomputed["method"].isin(SCORE_ROWS)
+    & ~recomputed["metric"].isin(["augrc", "naurc"])
 ]
-display(Markdown(table_caption(chapter11, P.name, "Beyond Table 1")), display_table(chapter11))
+display(
+    Markdown(table_caption(chapter11, P.name, "Beyond Table 1")),
+    display_table(chapter11),
+)
 
 # %% [markdown]
 # ## Risk-coverage: how much work can $g$ take off an expert?
@@ -238,13 +279,24 @@ fig = plot_risk_coverage(result.predictions, seed=P.seeds[0])
 # stricter targets?
 
 # %%
-arrays = {m: a for m, a in per_seed_arrays(result.predictions).items() if m not in SCORE_ROWS}
-print(f"{'row':30s} {'mean J':>7s} {'E-AURC':>7s}  automated at 0.8 / 0.85 / 0.9")
+arrays = {
+    m: a
+    for m, a in per_seed_arrays(result.predictions).items()
+    if m not in SCORE_ROWS
+}
+print(
+    f"{'row':30s} {'mean J':>7s} {'E-AURC':>7s}  automated at 0.8 / 0.85"
+    " / 0.9"
+)
 for method, by_seed in arrays.items():
     true, pred = by_seed[P.seeds[0]]
     excess = aurc(true, pred) - aurc(true, true)
-    rates = " / ".join(f"{automation_rate(true, pred, t):4.0%}" for t in (0.8, 0.85, 0.9))
-    print(f"{label(method):30s} {true.mean():7.3f} {excess:7.4f}  {rates}")
+    rates = " / ".join(
+        f"{automation_rate(true, pred, t):4.0%}" for t in (0.8, 0.85, 0.9)
+    )
+    print(
+        f"{label(method):30s} {true.mean():7.3f} {excess:7.4f}  {rates}"
+    )
 
 # %% [markdown]
 # ## What this run shows
@@ -293,8 +345,8 @@ gaps = {
 larger = max(gaps, key=lambda name: abs(gaps[name]))
 crossfit = [c for c in comparisons if c.row == "max_prob_crossfit"]
 print(
-    f"the larger gap is the {larger} one ({abs(gaps[larger]):.3f} in mean J); "
-    "cross-fitted Max Probability against in-sample: "
+    f"the larger gap is the {larger} one ({abs(gaps[larger]):.3f} in mean"
+    " J); cross-fitted Max Probability against in-sample: "
     + ", ".join(f"{c.metric} {c.outcome}" for c in crossfit)
 )
 
@@ -321,7 +373,12 @@ print(
 targets = np.linspace(0.5, 1.0, 51)
 fig, ax = plt.subplots(figsize=(4.5, 3))
 true, _ = arrays["max_prob"][P.seeds[0]]
-ax.plot(targets, [automation_rate(true, true, t) for t in targets], "k--", label="oracle")
+ax.plot(
+    targets,
+    [automation_rate(true, true, t) for t in targets],
+    "k--",
+    label="oracle",
+)
 for method in ("max_prob", "max_prob_crossfit"):
     true, pred = arrays[method][P.seeds[0]]
     rates = [automation_rate(true, pred, t) for t in targets]
@@ -349,9 +406,13 @@ fig.tight_layout()
 # %%
 seg = sets["max_prob"]
 mean_map = seg.maps.mean(dim=(1, 2)).numpy()
-coverage, accepted = risk_coverage(seg.jaccard, -mean_map)  # low uncertainty first
+# low uncertainty first
+coverage, accepted = risk_coverage(seg.jaccard, -mean_map)
 true, pred = arrays["max_prob"][P.seeds[0]]
-print(f"AURC by mean uncertainty: {aurc(seg.jaccard, -mean_map):.4f}; by g: {aurc(true, pred):.4f}")
+print(
+    f"AURC by mean uncertainty: {aurc(seg.jaccard, -mean_map):.4f}; by g:"
+    f" {aurc(true, pred):.4f}"
+)
 
 # %% [markdown]
 # ```{solution-end}

@@ -43,14 +43,17 @@
 #   or compressed.
 
 # %% tags=["hide-input"]
-# Install segqual_lite when it is missing (Colab); an existing torch is kept.
+# Install segqual_lite if missing (Colab); an existing torch is kept.
 import importlib.util
 import subprocess
 import sys
 
 if importlib.util.find_spec("segqual_lite") is None:
     REPO_URL = "https://github.com/segqual-lite/segqual-lite"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"git+{REPO_URL}"], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", f"git+{REPO_URL}"],
+        check=True,
+    )
 
 # %%
 from textwrap import fill
@@ -69,7 +72,11 @@ from segqual_lite.conformal import (
     min_calibration,
 )
 from segqual_lite.data import CORRUPTION_LEVELS, prepare_data
-from segqual_lite.deployment import CONFORMAL_ALPHA, SHIFT_ROWS, conformal_summary
+from segqual_lite.deployment import (
+    CONFORMAL_ALPHA,
+    SHIFT_ROWS,
+    conformal_summary,
+)
 from segqual_lite.experiment import run_grid
 from segqual_lite.metrics import (
     FAILURE_THRESHOLD,
@@ -89,11 +96,18 @@ from segqual_lite.scores import (
 from segqual_lite.segment import segment_split
 from segqual_lite.stats import compare
 from segqual_lite.tables import display_table, per_seed_arrays
-from segqual_lite.viz import PAGE_WIDTH, PRINT_WIDTH, plot_row_metric, plot_shift, to_hwc
+from segqual_lite.viz import (
+    PAGE_WIDTH,
+    PRINT_WIDTH,
+    plot_row_metric,
+    plot_shift,
+    to_hwc,
+)
 
 # %% tags=["parameters"]
 profile = "tiny"
-overrides = {}  # fields of the profile to change, e.g. {"epochs_f": 2, "seeds": [0]}
+# fields of the profile to change, e.g. {"epochs_f": 2, "seeds": [0]}
+overrides = {}
 
 # %%
 P, device, seed = start_chapter(profile, overrides)
@@ -147,23 +161,36 @@ panels = {
     "mutual information": mc.extras["mutual_information"][i],
 }
 fig, axes = plt.subplots(1, len(panels), figsize=(PAGE_WIDTH, 1.9))
-largest = float(mc.maps[i].max())  # entropy, expected entropy, MI: one colour scale
+# entropy, expected entropy, MI: one colour scale
+largest = float(mc.maps[i].max())
 for ax, (name, picture) in zip(axes, panels.items(), strict=True):
     if picture.ndim == 3:
         ax.imshow(picture)
-        ax.contour(mc.masks[i], levels=[0.5], colors="yellow", linewidths=0.8)
-        ax.contour(mc.true_masks[i], levels=[0.5], colors="cyan", linewidths=0.8)
+        ax.contour(
+            mc.masks[i], levels=[0.5], colors="yellow", linewidths=0.8
+        )
+        ax.contour(
+            mc.true_masks[i], levels=[0.5], colors="cyan", linewidths=0.8
+        )
     else:
-        shared = name != f"border band, w = {w} px"  # the three entropy maps: one scale
-        ax.imshow(picture, cmap="magma", vmin=0, vmax=largest if shared else None)
+        # the three entropy maps: one scale
+        shared = name != f"border band, w = {w} px"
+        ax.imshow(
+            picture,
+            cmap="magma",
+            vmin=0,
+            vmax=largest if shared else None,
+        )
     ax.set_title(name, fontsize=8)
     ax.axis("off")
 fig.tight_layout()
 agree = mc.extras["agreement"][i]
 say(
-    f"Test image {mc.ids[i]}: its {P.mc_samples} MC-dropout masks agree with a mean "
-    f"pairwise Jaccard of {agree:.2f}; the mutual information holds "
-    f"{mc.extras['mutual_information'][i].sum() / mc.maps[i].sum():.0%} of its entropy."
+    f"Test image {mc.ids[i]}: its {P.mc_samples} MC-dropout masks agree"
+    f" with a mean pairwise Jaccard of {agree:.2f}; the mutual"
+    " information holds"
+    f" {mc.extras['mutual_information'][i].sum() / mc.maps[i].sum():.0%}"
+    " of its entropy."
 )
 
 # %% [markdown]
@@ -198,15 +225,20 @@ ax.plot(
     *selective_risk_coverage(true, pred, FAILURE_THRESHOLD),
     label="selective risk: failures / accepted",
 )
-ax.plot(*generalized_risk_coverage(true, pred), label="generalized risk: failures / all N")
+ax.plot(
+    *generalized_risk_coverage(true, pred),
+    label="generalized risk: failures / all N",
+)
 ax.set(xlabel="coverage", ylabel="risk", xlim=(0, 1))
 ax.legend(fontsize=8)
 ax.grid(alpha=0.3)
 fig.tight_layout()
 say(
-    f"Max Probability, seed {seed}: AURC of failures "
-    f"{aurc(true, pred, FAILURE_THRESHOLD):.4f}, AUGRC {augrc(true, pred):.4f}, with "
-    f"{np.mean(true < FAILURE_THRESHOLD):.0%} of the test images failing."
+    f"Max Probability, seed {seed}: AURC of failures"
+    f" {aurc(true, pred, FAILURE_THRESHOLD):.4f}, AUGRC"
+    f" {augrc(true, pred):.4f}, with"
+    f" {np.mean(true < FAILURE_THRESHOLD):.0%} of the test images"
+    " failing."
 )
 
 # %% [markdown]
@@ -223,7 +255,9 @@ say(
 # %% mystnb={"image": {"alt": "Dot plot of AUGRC per quality estimator, best first, coloured by whether it is a quality network g or a training-free score"}}
 g_rows = [m for m in dict.fromkeys(table["method"]) if get_row(m).inputs]
 free_rows = [m for m in SCORE_ROWS if m in set(table["method"])]
-groups = {m: "g" for m in g_rows} | {m: "training-free" for m in free_rows}
+groups = {m: "g" for m in g_rows} | {
+    m: "training-free" for m in free_rows
+}
 fig = plot_row_metric(table, [*g_rows, *free_rows], "augrc", groups)
 
 # %% [markdown]
@@ -258,9 +292,9 @@ display(display_table(shown[shown["metric"].isin(keep)]))
 augrc_of = table[table["metric"] == "augrc"].set_index("method")["mean"]
 best = augrc_of[g_rows + free_rows].idxmin()
 say(
-    f"Lowest mean AUGRC over seeds: {label(best)} ({augrc_of[best]:.4f}); highest: "
-    f"{label(augrc_of[g_rows + free_rows].idxmax())} "
-    f"({augrc_of[g_rows + free_rows].max():.4f})."
+    f"Lowest mean AUGRC over seeds: {label(best)} ({augrc_of[best]:.4f});"
+    f" highest: {label(augrc_of[g_rows + free_rows].idxmax())}"
+    f" ({augrc_of[g_rows + free_rows].max():.4f})."
 )
 pairs = [
     *((f"{m}_agreement", m) for m in ("mc_dropout", "ensemble", "tta")),
@@ -268,14 +302,19 @@ pairs = [
     ("max_prob_boundary_mean", "max_prob_image_mean"),
     ("max_prob", "max_prob_image_mean"),
 ]
-comparisons = [compare(predictions, row, control, "augrc") for row, control in pairs]
+comparisons = [
+    compare(predictions, row, control, "augrc") for row, control in pairs
+]
 for c in comparisons:
     print(fill(c.verdict(), PRINT_WIDTH, subsequent_indent="    "))
 with_best = [c for c in comparisons if best in (c.row, c.control)]
 say(
-    f"The lowest-AUGRC row, {label(best)}, is compared on its own masks above."
+    f"The lowest-AUGRC row, {label(best)}, is compared on its own masks"
+    " above."
     if with_best
-    else f"The lowest-AUGRC row, {label(best)}, is in none of these pairs."
+    else (
+        f"The lowest-AUGRC row, {label(best)}, is in none of these pairs."
+    )
 )
 
 # %% [markdown]
@@ -288,12 +327,17 @@ say(
 better = [c for c in comparisons if c.outcome == "better"]
 worse = [c for c in comparisons if c.outcome == "worse"]
 say(
-    f"Of {len(comparisons)} comparisons on the same masks, {len(better)} resolve the "
-    f"row as better and {len(worse)} as worse; the other "
-    f"{len(comparisons) - len(better) - len(worse)} are not resolved at "
-    f"{len(P.seeds)} seeds and {len(true)} test images."
-    + "".join(f" Better: {label(c.row)} over {label(c.control)}." for c in better)
-    + "".join(f" Worse: {label(c.row)} than {label(c.control)}." for c in worse)
+    f"Of {len(comparisons)} comparisons on the same masks, {len(better)}"
+    f" resolve the row as better and {len(worse)} as worse; the other"
+    f" {len(comparisons) - len(better) - len(worse)} are not resolved at"
+    f" {len(P.seeds)} seeds and {len(true)} test images."
+    + "".join(
+        f" Better: {label(c.row)} over {label(c.control)}."
+        for c in better
+    )
+    + "".join(
+        f" Worse: {label(c.row)} than {label(c.control)}." for c in worse
+    )
 )
 
 # %% [markdown]
@@ -327,21 +371,26 @@ say(
 # accepted and the share of failures among the accepted, all on the test split):
 
 # %%
-if not (result.out / "conformal.csv").exists():  # too few validation images to calibrate on
+if not (
+    result.out / "conformal.csv"
+).exists():  # too few validation images to calibrate on
     raise ValueError(
-        f"no conformal intervals: {1 - CONFORMAL_ALPHA:.0%} coverage needs at least "
-        f"{min_calibration(CONFORMAL_ALPHA)} validation images; make a larger val split"
+        f"no conformal intervals: {1 - CONFORMAL_ALPHA:.0%} coverage"
+        f" needs at least {min_calibration(CONFORMAL_ALPHA)} validation"
+        " images; make a larger val split"
     )
 conformal = pd.read_csv(result.out / "conformal.csv")
 display(
     Markdown(
-        f"Conformal intervals ({P.name} profile; calibrated on "
-        f"{conformal['n_calibration'].iloc[0]} validation images, judged on "
-        f"{len(true)} test images; coverage and accepted in % of the test images, "
-        "width in points of J, failures in % of the accepted images, – where none was "
-        "accepted)"
+        f"Conformal intervals ({P.name} profile; calibrated on"
+        f" {conformal['n_calibration'].iloc[0]} validation images, judged"
+        f" on {len(true)} test images; coverage and accepted in % of the"
+        " test images, width in points of J, failures in % of the"
+        " accepted images, – where none was accepted)"
     ),
-    conformal_summary(conformal).style.hide(axis="index").set_table_attributes('class="dataframe"'),
+    conformal_summary(conformal)
+    .style.hide(axis="index")
+    .set_table_attributes('class="dataframe"'),
 )
 
 # %% [markdown]
@@ -356,19 +405,26 @@ expected, low, high = coverage_band(
 )
 inside = conformal["coverage"].between(low, high)
 say(
-    f"Expected coverage {expected:.1%}; 95% of single runs fall in "
-    f"[{low:.1%}, {high:.1%}]. On this run {inside.sum()} of {len(conformal)} "
-    f"(row, seed, form) coverages fall inside, from {conformal['coverage'].min():.1%} "
-    f"to {conformal['coverage'].max():.1%}."
+    f"Expected coverage {expected:.1%}; 95% of single runs fall in"
+    f" [{low:.1%}, {high:.1%}]. On this run {inside.sum()} of"
+    f" {len(conformal)} (row, seed, form) coverages fall inside, from"
+    f" {conformal['coverage'].min():.1%} to"
+    f" {conformal['coverage'].max():.1%}."
 )
-policy = conformal.groupby(["row", "form"])[["automation_rate", "accepted_failures"]].mean()
+policy = conformal.groupby(["row", "form"])[
+    ["automation_rate", "accepted_failures"]
+].mean()
 most = policy["automation_rate"].idxmax()
 say(
-    f"The policy automates most with {label(most[0])} ({most[1]} residuals): "
-    f"{policy.loc[most, 'automation_rate']:.0%} of the test images accepted, "
-    f"{policy.loc[most, 'accepted_failures']:.1%} of them failures (means over seeds)."
+    f"The policy automates most with {label(most[0])} ({most[1]}"
+    f" residuals): {policy.loc[most, 'automation_rate']:.0%} of the test"
+    f" images accepted, {policy.loc[most, 'accepted_failures']:.1%} of"
+    " them failures (means over seeds)."
     if policy.loc[most, "automation_rate"] > 0
-    else "The policy accepts no test image on this run: every interval reaches below 0.7."
+    else (
+        "The policy accepts no test image on this run: every interval"
+        " reaches below 0.7."
+    )
 )
 
 # %% [markdown]
@@ -388,14 +444,19 @@ say(
 # dominate the book's time):
 
 # %%
-levels = {k: [f"{v:g}" for v in values] for k, values in CORRUPTION_LEVELS.items()}
+levels = {
+    k: [f"{v:g}" for v in values]
+    for k, values in CORRUPTION_LEVELS.items()
+}
 units = {
     "blur": "blur: sigma, px at 224 px",
     "noise": "noise: std",
     "contrast": "contrast: factor kept",
     "jpeg": "jpeg: quality",
 }
-table_of_levels = pd.DataFrame(levels, index=[f"severity {s}" for s in range(1, 6)]).T
+table_of_levels = pd.DataFrame(
+    levels, index=[f"severity {s}" for s in range(1, 6)]
+).T
 print(table_of_levels.rename(index=units).to_string())
 shift = pd.read_csv(result.out / "shift.csv")
 print("rows:", "; ".join(label(r) for r in SHIFT_ROWS))
@@ -409,25 +470,45 @@ fig = plot_shift(shift, "auroc")
 
 # %%
 severest = max(shift["severity"])
-clean = shift[shift["severity"] == 0].groupby("row")[["mean_jaccard", "auroc", "augrc"]].mean()
-ranking_clean = clean["auroc"].idxmax() if clean["auroc"].notna().any() else None
+clean = (
+    shift[shift["severity"] == 0]
+    .groupby("row")[["mean_jaccard", "auroc", "augrc"]]
+    .mean()
+)
+ranking_clean = (
+    clean["auroc"].idxmax() if clean["auroc"].notna().any() else None
+)
 say(
-    f"On the clean test images the best AUROC is {label(ranking_clean)}'s."
+    "On the clean test images the best AUROC is"
+    f" {label(ranking_clean)}'s."
     if ranking_clean
-    else "AUROC is undefined on the clean test images: no seed has both passes and failures."
+    else (
+        "AUROC is undefined on the clean test images: no seed has both"
+        " passes and failures."
+    )
 )
 for kind in dict.fromkeys(shift["corruption"]):
     if kind == "none":
         continue
-    part = shift[(shift["corruption"] == kind) & (shift["severity"] == severest)]
-    by_row = part.groupby("row")[["mean_jaccard", "auroc", "augrc"]].mean()
-    leader = by_row["auroc"].idxmax() if by_row["auroc"].notna().any() else None
-    moves = ", ".join(
-        f"{label(r)} {by_row.loc[r, 'auroc'] - clean.loc[r, 'auroc']:+.1f}" for r in SHIFT_ROWS
+    part = shift[
+        (shift["corruption"] == kind) & (shift["severity"] == severest)
+    ]
+    by_row = part.groupby("row")[
+        ["mean_jaccard", "auroc", "augrc"]
+    ].mean()
+    leader = (
+        by_row["auroc"].idxmax()
+        if by_row["auroc"].notna().any()
+        else None
     )
-    masks = {get_row(r).method: r for r in SHIFT_ROWS}  # one row per U-Net's masks
+    change = by_row - clean
+    moves = ", ".join(
+        f"{label(r)} {change.loc[r, 'auroc']:+.1f}" for r in SHIFT_ROWS
+    )
+    # one row per U-Net's masks
+    masks = {get_row(r).method: r for r in SHIFT_ROWS}
     drop = ", ".join(
-        f"{label(m)}'s {by_row.loc[r, 'mean_jaccard'] - clean.loc[r, 'mean_jaccard']:+.3f}"
+        f"{label(m)}'s {change.loc[r, 'mean_jaccard']:+.3f}"
         for m, r in masks.items()
     )
     say(
@@ -437,7 +518,11 @@ for kind in dict.fromkeys(shift["corruption"]):
             "AUROC undefined (no seed has both passes and failures)."
             if leader is None
             else f"best: {label(leader)}"
-            + (" (as on clean images)." if leader == ranking_clean else " (the ranking moved).")
+            + (
+                " (as on clean images)."
+                if leader == ranking_clean
+                else " (the ranking moved)."
+            )
         )
     )
 
@@ -467,8 +552,12 @@ for kind in dict.fromkeys(shift["corruption"]):
 plain = segment_split(P, "max_prob", seed, root, "test", device)
 lines = []
 for width in (0, 1, 2, 4, 8):
-    score = quality_from_uncertainty(boundary_excluded_mean(plain.maps, plain.masks, width))
-    lines.append(f"w = {width} px: AUGRC {augrc(plain.jaccard, score):.4f}")
+    score = quality_from_uncertainty(
+        boundary_excluded_mean(plain.maps, plain.masks, width)
+    )
+    lines.append(
+        f"w = {width} px: AUGRC {augrc(plain.jaccard, score):.4f}"
+    )
 print("\n".join(lines))
 
 # %% [markdown]
@@ -490,18 +579,27 @@ print("\n".join(lines))
 # ```
 
 # %%
-val, test = (segment_split(P, "max_prob", seed, root, s, device) for s in ("val", "test"))
+val, test = (
+    segment_split(P, "max_prob", seed, root, s, device)
+    for s in ("val", "test")
+)
 pred_val, pred_test = (
-    predicted_quality(P, "max_prob", seed, root, s, device=device) for s in ("val", "test")
+    predicted_quality(P, "max_prob", seed, root, s, device=device)
+    for s in ("val", "test")
 )
 for alpha in (0.2, 0.1, 0.05):
     if len(val.ids) < np.ceil((1 - alpha) / alpha):
-        print(f"{1 - alpha:.0%}: too few validation images ({len(val.ids)})")
+        print(
+            f"{1 - alpha:.0%}: too few validation images ({len(val.ids)})"
+        )
         continue
-    lower, upper = conformal_intervals(calibrate(val.jaccard, pred_val, alpha), pred_test)
+    lower, upper = conformal_intervals(
+        calibrate(val.jaccard, pred_val, alpha), pred_test
+    )
     print(
-        f"nominal {1 - alpha:.0%}: coverage {coverage(test.jaccard, lower, upper):.1%}, "
-        f"mean width {100 * np.mean(upper - lower):.1f} points of J"
+        f"nominal {1 - alpha:.0%}: coverage"
+        f" {coverage(test.jaccard, lower, upper):.1%}, mean width"
+        f" {100 * np.mean(upper - lower):.1f} points of J"
     )
 
 # %% [markdown]

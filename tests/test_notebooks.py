@@ -120,3 +120,19 @@ def test_student_copies_drop_every_solution_and_keep_the_exercises(source):
     assert solution_code and all(code not in student_text for code in solution_code)
     assert student_text.count("# Your solution here") == removed
     nbformat.validate(student)
+
+
+# The book's code column holds 75 characters of its monospace font at 1280 px
+# (tests/test_browser.py measures the rendered pages); notebooks/ruff.toml formats to it.
+CODE_COLUMN = 75
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_code_fits_the_page_s_column(source):
+    long = [
+        line
+        for cell in code_cells(jupytext.read(source))
+        for line in cell.source.splitlines()
+        if len(line) > CODE_COLUMN
+    ]
+    assert not long, f"{source.name}: {len(long)} code lines scroll sideways: {long[:3]}"
