@@ -61,7 +61,7 @@ from segqual_lite.data import (
     prepare_data,
     read_hard_cases,
 )
-from segqual_lite.viz import show_grid
+from segqual_lite.viz import say, show_grid
 
 # %% tags=["parameters"]
 profile = "tiny"
@@ -118,7 +118,8 @@ with tempfile.TemporaryDirectory() as tmp:
     try:
         check_data(broken)
     except DataError as err:
-        print(str(err).replace(str(broken), "<data>"))
+        for line in str(err).replace(str(broken), "<data>").splitlines():
+            say(line, indent="      ")
 
 # %% [markdown]
 # ## Synthetic lesions
@@ -167,8 +168,12 @@ fig = show_grid(images, masks, titles, ncols=5, size=2.2)
 cases = read_hard_cases(root)
 if cases:
     tally = Counter(case for found in cases.values() for case in found)
-    print(
-        {case: f"{tally[case] / len(cases):.0%}" for case in HARD_CASES}
+    say(
+        "share of the images:",
+        ", ".join(
+            f"{case} {tally[case] / len(cases):.0%}"
+            for case in HARD_CASES
+        ),
     )
 else:
     print(
@@ -188,10 +193,8 @@ else:
 train = ISIC2017(root, "train", P.image_size)
 test = ISIC2017(root, "test", P.image_size)
 image, mask = train[0]
-for split in (
-    train,
-    test,
-):  # the folder's name only: its full path depends on the machine
+# the folder's name only: its full path depends on the machine
+for split in (train, test):
     print(
         f"{split.split}: {len(split)} images at {split.size} x"
         f" {split.size} px, from {root.name}/"

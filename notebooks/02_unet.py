@@ -61,6 +61,7 @@ from segqual_lite.viz import (
     fit_width,
     plot_learning_curve,
     plot_unet,
+    say,
     show_source,
     to_hwc,
 )
@@ -96,14 +97,14 @@ print(
     f"U-Net width {P.unet_width}, depth {P.unet_depth}: {n_params:,}"
     " parameters"
 )
-print(
-    "dropout after encoder blocks:",
-    [type(m).__name__ for m in net.encoder_dropout],
-)
-print(
-    "dropout after decoder blocks:",
-    [type(m).__name__ for m in net.decoder_dropout],
-)
+for where, blocks in (
+    ("encoder", net.encoder_dropout),
+    ("decoder", net.decoder_dropout),
+):
+    say(
+        f"after the {where} blocks:",
+        ", ".join(type(m).__name__ for m in blocks),
+    )
 x = torch.rand(2, 3, P.image_size, P.image_size)
 print("input", tuple(x.shape), "-> logits", tuple(net(x).shape))
 

@@ -94,12 +94,8 @@ show_source(max_probability_map)
 # three pixels, two classes
 rho = torch.tensor([[4.0, -4.0], [0.3, 0.1], [-1.0, 2.0]])
 z = rho.softmax(dim=1).max(dim=1).values
-print(
-    "max probability z:",
-    z.numpy().round(3),
-    "| uncertainty 1 - z:",
-    (1 - z).numpy().round(3),
-)
+print("max probability z:  ", z.numpy().round(3))
+print("uncertainty 1 - z:  ", (1 - z).numpy().round(3))
 
 # %% [markdown]
 # ## On the test images

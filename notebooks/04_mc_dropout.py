@@ -218,9 +218,8 @@ victim.train()  # the trap: dropout on, but BatchNorm in training mode too
 first = test.images[:10]
 wrong_way = []
 with torch.no_grad():
-    for image in (
-        first
-    ):  # one image at a time, T samples each, as one would for a reader
+    # one image at a time, T samples each, as one would for a reader
+    for image in first:
         x = (
             image[None]
             .float()
@@ -296,10 +295,8 @@ net = f.model
 seed_everything(3)
 fast = predict_images(net, test.images[:8], "mc_dropout", samples=5).probs
 seed_everything(3)
-with (
-    torch.no_grad(),
-    eval_with_dropout(net, dropout_on=True),
-):  # dropout on, BatchNorm frozen
+# dropout on, BatchNorm frozen
+with torch.no_grad(), eval_with_dropout(net, dropout_on=True):
     naive = torch.stack([net(x).softmax(1) for _ in range(5)]).mean(0)
 print(
     "largest difference to five full passes:"

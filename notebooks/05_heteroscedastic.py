@@ -58,6 +58,7 @@ from segqual_lite.viz import (
     pick_cases,
     plot_learning_curve,
     plot_uncertainty_vs_error,
+    say,
     show_source,
     show_uncertainty_maps,
     uncertainty_error_summary,
@@ -225,7 +226,7 @@ band = (
     + F.max_pool2d(-m, 5, stride=1, padding=2)
 )[:, 0].bool()
 share = float((test.maps * band).sum() / test.maps.sum())
-print(
+say(
     f"the border band holds {share:.0%} of sigma on"
     f" {band.float().mean():.0%} of the pixels: "
     + (
@@ -245,7 +246,7 @@ fig = plot_uncertainty_vs_error(
 alt = uncertainty_error_summary(
     test.extras["entropy"], test.masks, test.true_masks, test.jaccard
 )
-print(
+say(
     f"sampled entropy: {alt['ratio']:.1f}x on wrong pixels; correlation"
     f" with the Jaccard index {alt['image_correlation']:.2f}"
 )

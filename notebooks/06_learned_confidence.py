@@ -58,6 +58,7 @@ from segqual_lite.viz import (
     fit_width,
     pick_cases,
     plot_uncertainty_vs_error,
+    say,
     show_source,
     show_uncertainty_maps,
 )
@@ -167,7 +168,7 @@ for ax in axes:
 fig.tight_layout()
 over = [h["epoch"] for h in f.history if h["penalty"] > LCE_BUDGET]
 peak = max(f.history, key=lambda h: h["lambda"])
-print(
+say(
     f"penalty above the budget in {len(over)} of {len(f.history)} epochs;"
     f" lambda peaked at {peak['lambda']:.3f} after epoch {peak['epoch']}"
 )

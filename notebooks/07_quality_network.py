@@ -60,7 +60,7 @@ from segqual_lite.rows import (
     label,
 )
 from segqual_lite.segment import segment_split
-from segqual_lite.viz import show_source, to_hwc
+from segqual_lite.viz import say, show_source, summary_text, to_hwc
 
 # %% tags=["parameters"]
 profile = "tiny"
@@ -194,7 +194,7 @@ for name, seg in [("training", seg_train), ("test", seg_test)]:
         f" {metrics.FAILURE_THRESHOLD}"
     )
 gap = seg_train.jaccard.mean() - seg_test.jaccard.mean()
-print(
+say(
     f"f's masks are {'better' if gap > 0 else 'worse'} on its training"
     f" images by {abs(gap):.3f} in mean Jaccard: "
     + (
@@ -228,7 +228,7 @@ fig.tight_layout()
 # %% mystnb={"image": {"alt": "Scatter plot of g's predicted Jaccard against the true Jaccard on the test split, with the diagonal and dotted lines at 0.7"}}
 predicted = predict_quality(g.model, row, seg_test, scale)
 summary = metrics.summarize(seg_test.jaccard, predicted)
-print({k: round(v, 3) for k, v in summary.items()})
+say(summary_text(summary))
 fig, ax = plt.subplots(figsize=(4, 4))
 ax.scatter(seg_test.jaccard, predicted, s=10, alpha=0.7)
 ax.plot([0, 1], [0, 1], c="grey", lw=0.8)

@@ -41,7 +41,6 @@ if importlib.util.find_spec("segqual_lite") is None:
     )
 
 # %%
-from textwrap import fill
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -55,7 +54,7 @@ from segqual_lite.power import simulate_coverage
 from segqual_lite.reference import load_reference
 from segqual_lite.stats import compare
 from segqual_lite.tables import display_frame
-from segqual_lite.viz import error_overlay, fit_width
+from segqual_lite.viz import error_overlay, fit_width, say, summary_text
 
 # %% tags=["parameters"]
 profile = "tiny"
@@ -235,7 +234,12 @@ fig.tight_layout()
 # %%
 for positive in ("pass", "fail"):
     values = metrics.aupr_conventions(true_j, pred_j, positive=positive)
-    print(positive, {k: round(v, 4) for k, v in values.items()})
+    say(
+        f"{positive}:",
+        ", ".join(
+            f"{k.replace('_', ' ')} {v:.4f}" for k, v in values.items()
+        ),
+    )
     ap = values["average_precision"]
     for name, v in values.items():
         if name != "average_precision":
@@ -257,7 +261,7 @@ for positive in ("pass", "fail"):
 
 # %%
 summary = metrics.summarize(true_j, pred_j)
-print({k: round(v, 4) for k, v in summary.items()})
+say(summary_text(summary, digits=2))
 try:
     metrics.summarize(
         np.array([0.8, 0.9, 0.95]), np.array([0.7, 0.8, 0.9])
@@ -301,9 +305,8 @@ rng = np.random.default_rng(0)
 ids = [f"ISIC_{i:07d}" for i in range(300)]
 parts = []
 true = rng.uniform(0.3, 1.0, 300)  # the same test images for every seed
-for s, gain in enumerate(
-    (0.01, 0.04, 0.07)
-):  # the row's noise is lower by `gain`
+# the row's noise is lower by `gain`
+for s, gain in enumerate((0.01, 0.04, 0.07)):
     noise = rng.standard_normal(300)
     for method, scale in (
         ("no_uncertainty", 0.15),
@@ -323,7 +326,7 @@ for s, gain in enumerate(
         )
 simulated = pd.concat(parts, ignore_index=True)
 both_levels = compare(simulated, "max_prob", "no_uncertainty", "rmse")
-print(fill(both_levels.verdict(), 76, subsequent_indent="    "))
+say(both_levels.verdict(), indent="    ")
 
 # %% [markdown]
 # Resampling only the test images (one seed at a time) gives intervals for each seed
@@ -381,7 +384,7 @@ if reference is not None:
 else:  # no reference: the spreads the analysis plan started from
     seed_sd, image_sd, n_ref = 2.3, 0.46, 20
     source = "the analysis plan's figures"
-print(
+say(
     f"per-seed sd {seed_sd:.2f}, test-image sd {image_sd:.2f} AUROC"
     f" points ({source})"
 )
@@ -403,12 +406,9 @@ claims = pd.DataFrame(
         },
     }
 )
-print(
-    fill(
-        "share of 2000 simulated comparisons with no effect that claim"
-        " one (should be 5%; the interval's coverage is 100% minus it):",
-        76,
-    )
+say(
+    "share of 2000 simulated comparisons with no effect that claim"
+    " one (should be 5%; the interval's coverage is 100% minus it):",
 )
 display(display_frame(claims))
 
@@ -437,7 +437,7 @@ display(display_frame(claims))
 
 # %%
 constant = metrics.summarize(true_j, np.full_like(true_j, 0.75))
-print({k: round(v, 4) for k, v in constant.items()})
+say(summary_text(constant, digits=2))
 # It cannot rank, so AUROC = 0.5 and detection error = 0.5; the AUPRs
 # equal the class shares. Only RMSE can be fair, when the constant is close
 # to the mean true Jaccard.
@@ -458,12 +458,7 @@ print({k: round(v, 4) for k, v in constant.items()})
 
 # %%
 cubed = metrics.summarize(true_j, pred_j**3)
-print(
-    {
-        k: (round(summary[k], 4), round(cubed[k], 4))
-        for k in metrics.METRICS
-    }
-)
+display(pd.DataFrame({"pred_j": summary, "pred_j ** 3": cubed}).round(4))
 # Detection error, AUROC and both AUPRs depend only on the ranking of the
 # predictions, so they are unchanged; RMSE measures the values themselves
 # and gets worse.

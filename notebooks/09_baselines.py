@@ -57,7 +57,14 @@ from segqual_lite.rca import (
     reverse_classify,
 )
 from segqual_lite.segment import segment_split
-from segqual_lite.viz import error_overlay, fit_width, pick_cases, to_hwc
+from segqual_lite.viz import (
+    error_overlay,
+    fit_width,
+    pick_cases,
+    say,
+    summary_text,
+    to_hwc,
+)
 
 # %% tags=["parameters"]
 profile = "tiny"
@@ -87,15 +94,8 @@ results = {}
 for row in ("qualitynet", "no_uncertainty"):
     # fit_quality, then predict_quality on the test split (ch. 07), cached
     results[row] = predicted_quality(P, row, seed, root, device=device)
-    print(
-        f"{row:15s}",
-        {
-            k: round(v, 3)
-            for k, v in metrics.summarize(
-                test.jaccard, results[row]
-            ).items()
-        },
-    )
+    summary = metrics.summarize(test.jaccard, results[row])
+    say(f"{row}:", summary_text(summary), indent="    ")
 
 # %% [markdown]
 # ## Reverse classification accuracy
@@ -181,13 +181,8 @@ fig.tight_layout()
 # %% mystnb={"image": {"alt": "Scatter plot of RCA's and QualityNet's predicted quality against the true Jaccard on the test split, with the diagonal and dotted lines at 0.7"}}
 # rca_scores with these references, cached
 scores = rca_cached(P, seed, root, test)
-print(
-    "RCA",
-    {
-        k: round(v, 3)
-        for k, v in metrics.summarize(test.jaccard, scores).items()
-    },
-)
+summary = metrics.summarize(test.jaccard, scores)
+say("RCA:", summary_text(summary), indent="    ")
 fig, ax = plt.subplots(figsize=(4, 4))
 ax.scatter(test.jaccard, scores, s=10, alpha=0.7, label="RCA")
 ax.scatter(

@@ -38,7 +38,6 @@ if importlib.util.find_spec("segqual_lite") is None:
     )
 
 # %%
-from textwrap import fill
 
 import numpy as np
 import pandas as pd
@@ -87,6 +86,7 @@ from segqual_lite.viz import (
     plot_forest,
     plot_power,
     plot_regimes,
+    say,
 )
 
 # %% tags=["parameters"]
@@ -112,12 +112,8 @@ print(
     f"{len(result.predictions)} per-image predictions, seeds"
     f" {list(P.seeds)}"
 )
-print(
-    fill(
-        "files: "
-        + ", ".join(sorted(p.name for p in result.out.iterdir())),
-        76,
-    )
+say(
+    "files: " + ", ".join(sorted(p.name for p in result.out.iterdir())),
 )
 
 # %% [markdown]
@@ -173,7 +169,7 @@ else:
         reference.predictions,
         reference.counterfactual,
     )
-    print(fill(check_build(reference, result.predictions).line(), 76))
+    say(check_build(reference, result.predictions).line())
     print(f"reference: {len(reference.seeds)} seeds, made by")
     print(f"    {reference.run['command']}")
 
@@ -236,16 +232,17 @@ fig = plot_forest(
 # line of the forest plot, for AUROC, beside the mean it is to measure:
 
 # %%
-print(
-    "AUROC improvement (points of %): mean, sd over seeds, test-image sd"
-    " of the mean"
+spread = pd.DataFrame(
+    {
+        "row": label(c.row),
+        "mean gain": f"{c.estimate:+.1f}",
+        "sd over seeds": f"{c.seed_sd:.1f}",
+        "test-image sd of the mean": f"{c.image_sd:.1f}",
+    }
+    for c in comparisons
+    if c.metric == "auroc"
 )
-for c in comparisons:
-    if c.metric == "auroc":
-        print(
-            f"  {label(c.row):16s} {c.estimate:+5.1f} {c.seed_sd:5.1f}"
-            f" {c.image_sd:5.1f}"
-        )
+display(display_frame(spread))
 
 # %% [markdown]
 # How often would a build of $k$ seeds resolve each comparison? Drawing $k$ of the
@@ -266,16 +263,11 @@ at_build = curves[
 power_at_build = dict(
     zip(at_build["row"], at_build["resolved"], strict=True)
 )
-print(
-    fill(
-        f"AUROC, share of {len(P.seeds)}-seed draws that resolve the"
-        " comparison: "
-        + ", ".join(
-            f"{label(r)} {v:.0%}" for r, v in power_at_build.items()
-        )
-        + f"; the wrong way: at most {at_build['wrong_way'].max():.0%}",
-        76,
-    )
+say(
+    f"AUROC, share of {len(P.seeds)}-seed draws that resolve the"
+    " comparison: "
+    + ", ".join(f"{label(r)} {v:.0%}" for r, v in power_at_build.items())
+    + f"; the wrong way: at most {at_build['wrong_way'].max():.0%}",
 )
 
 # %% [markdown]
@@ -298,7 +290,7 @@ for b, c in disagree if reference else ():
         f"{label(c.row)}, {c.metric}: this build {interval_text(b)}"
         f" {b.outcome}, the reference {interval_text(c)} {c.outcome}"
     )
-    print(fill(said, 76, subsequent_indent="    "))
+    say(said, indent="    ")
 if reference and not disagree:
     print("none: this build's verdicts are the reference's")
 
@@ -361,7 +353,7 @@ for where, compared, predictions in runs:
                 f" {true_j.mean():.2f} and all {len(true_j)} test images"
                 f" {side}, so {c.metric} is undefined"
             )
-            print(fill(text, 76, subsequent_indent="    "))
+            say(text, indent="    ")
 if not any(
     c.undefined_seeds for _, compared, _ in runs for c in compared or ()
 ):
@@ -506,7 +498,7 @@ failing = (
     .groupby(first_rows["seed"])
     .sum()
 )
-print(
+say(
     "failing test images of the plain U-Net per seed:"
     f" {failing.to_dict()} (of"
     f" {first_rows.groupby('seed').size().iloc[0]})"
@@ -537,7 +529,7 @@ said = (
     f" {np.mean(train_j < FAILURE_THRESHOLD):.0%} of training,"
     f" {np.mean(test_j < FAILURE_THRESHOLD):.0%} of test images"
 )
-print(fill(said, 76))
+say(said)
 
 # %% [markdown]
 # Chapter 11 trains $g$ on out-of-fold segmentations instead.
@@ -602,9 +594,8 @@ if fits:
 
 # %%
 arrays = per_seed_arrays(result.predictions)
-for method in (
-    TABLE_ROWS
-):  # seed_metrics: NaN (and a warning) where a seed's AUROC is undefined
+# seed_metrics: NaN (and a warning) where a seed's AUROC is undefined
+for method in TABLE_ROWS:
     per_seed = [
         seed_metrics(method, s, *arrays[method][s])["auroc"]
         for s in arrays[method]

@@ -42,7 +42,6 @@ if importlib.util.find_spec("segqual_lite") is None:
     )
 
 # %%
-from textwrap import fill
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -74,6 +73,7 @@ from segqual_lite.viz import (
     plot_figure2,
     plot_forest,
     plot_risk_coverage,
+    say,
     to_hwc,
 )
 
@@ -324,7 +324,7 @@ comparisons = [
     for metric in COMPARED_METRICS
 ]
 for c in comparisons:
-    print(fill(c.verdict(), 76, subsequent_indent="    "))
+    say(c.verdict(), indent="    ")
 fig = plot_forest(comparisons)
 
 # %% [markdown]
@@ -344,7 +344,7 @@ gaps = {
 }
 larger = max(gaps, key=lambda name: abs(gaps[name]))
 crossfit = [c for c in comparisons if c.row == "max_prob_crossfit"]
-print(
+say(
     f"the larger gap is the {larger} one ({abs(gaps[larger]):.3f} in mean"
     " J); cross-fitted Max Probability against in-sample: "
     + ", ".join(f"{c.metric} {c.outcome}" for c in crossfit)

@@ -56,7 +56,6 @@ if importlib.util.find_spec("segqual_lite") is None:
     )
 
 # %%
-from textwrap import fill
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -95,12 +94,16 @@ from segqual_lite.scores import (
 )
 from segqual_lite.segment import segment_split
 from segqual_lite.stats import compare
-from segqual_lite.tables import display_table, per_seed_arrays
+from segqual_lite.tables import (
+    display_frame,
+    display_table,
+    per_seed_arrays,
+)
 from segqual_lite.viz import (
     PAGE_WIDTH,
-    PRINT_WIDTH,
     plot_row_metric,
     plot_shift,
+    say,
     to_hwc,
 )
 
@@ -112,11 +115,6 @@ overrides = {}
 # %%
 P, device, seed = start_chapter(profile, overrides)
 root = prepare_data(P)
-
-
-def say(text: str) -> None:
-    """Print a sentence computed from this run, wrapped to the page."""
-    print(fill(text, PRINT_WIDTH))
 
 
 # %% [markdown]
@@ -306,7 +304,7 @@ comparisons = [
     compare(predictions, row, control, "augrc") for row, control in pairs
 ]
 for c in comparisons:
-    print(fill(c.verdict(), PRINT_WIDTH, subsequent_indent="    "))
+    say(c.verdict(), indent="    ")
 with_best = [c for c in comparisons if best in (c.row, c.control)]
 say(
     f"The lowest-AUGRC row, {label(best)}, is compared on its own masks"
@@ -454,10 +452,9 @@ units = {
     "contrast": "contrast: factor kept",
     "jpeg": "jpeg: quality",
 }
-table_of_levels = pd.DataFrame(
-    levels, index=[f"severity {s}" for s in range(1, 6)]
-).T
-print(table_of_levels.rename(index=units).to_string())
+table_of_levels = pd.DataFrame(levels, index=range(1, 6)).T
+table_of_levels.columns.name = "severity"
+display(display_frame(table_of_levels.rename(index=units), index=True))
 shift = pd.read_csv(result.out / "shift.csv")
 print("rows:", "; ".join(label(r) for r in SHIFT_ROWS))
 

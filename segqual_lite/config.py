@@ -328,11 +328,15 @@ def seed_everything(seed: int) -> torch.Generator:
 
 
 def describe(profile: Profile, device: torch.device) -> str:
-    """One line for a chapter's set-up cell: profile, device, torch version and threads."""
+    """Two lines for a chapter's set-up cell, each within the page's column: the
+    profile, then the device, torch version and threads."""
+    threads = torch.get_num_threads()
+    data = profile.data if profile.data in ("synthetic", "isic2017") else "own folder"
     return (
-        f"profile={profile.name} ({profile.data}, {profile.image_size}px, "
-        f"U-Net width {profile.unet_width}) | device={device} | torch {torch.__version__} "
-        f"({torch.get_num_threads()} CPU threads)"
+        f"profile={profile.name} ({data}, {profile.image_size} px, "
+        f"U-Net width {profile.unet_width})\n"
+        f"device={device} | torch {torch.__version__} | "
+        f"{threads} CPU thread{'s' if threads != 1 else ''}"
     )
 
 

@@ -19,11 +19,15 @@ import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
 
+from ..tables import METRIC_LABELS
+
 __all__ = [
     "BOOK_STYLE",
     "PAGE_WIDTH",
     "PRINT_WIDTH",
     "fit_width",
+    "say",
+    "summary_text",
     "show_source",
     "to_hwc",
     "mask_outline",
@@ -46,6 +50,29 @@ BOOK_STYLE = {
 }
 mpl.rcParams.update(BOOK_STYLE)
 PRINT_WIDTH = 76  # characters of printed output that fit the text column
+
+
+def say(*parts, indent: str = "") -> None:
+    """Print ``parts`` (joined by spaces, like ``print``) wrapped to the page's column,
+    later lines indented by ``indent``: a sentence a chapter computes from its run."""
+    text = " ".join(str(p) for p in parts)
+    print(textwrap.fill(text, PRINT_WIDTH, subsequent_indent=indent, break_on_hyphens=False))
+
+
+def summary_text(summary: dict, digits: int = 1) -> str:
+    """The five metrics of :func:`segqual_lite.metrics.summarize` in the paper's units,
+    on one line: RMSE a fraction of J, the others in % with ``digits`` decimals."""
+
+    def value(name, v):
+        return f"{v:.{digits + 2}f}" if name == "rmse" else f"{100 * v:.{digits}f}%"
+
+    def name(k):
+        text = METRIC_LABELS.get(k, k).rstrip(" ↑↓")
+        return text[0].lower() + text[1:] if text[1:2].islower() else text
+
+    return ", ".join(f"{name(k)} {value(k, v)}" for k, v in summary.items())
+
+
 PAGE_WIDTH = 7.0  # inches: the text column of the site (about 690 px)
 
 
