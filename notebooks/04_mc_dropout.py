@@ -58,9 +58,12 @@ from segqual_lite.uncertainty import (
     predict_images,
 )
 from segqual_lite.viz import (
+    PAGE_WIDTH,
+    UNCERTAINTY_COLOURS,
     fit_width,
     pick_cases,
     plot_uncertainty_vs_error,
+    say,
     show_source,
     show_uncertainty_maps,
 )
@@ -134,11 +137,13 @@ fig = show_uncertainty_maps(
 # ## The samples behind the map
 #
 # Eq. (5) averages what single passes with dropout say. For the test image whose map is
-# the most uncertain (the largest mean entropy), five of those passes side by side (the
-# lesion probability of each pixel), then their mean $p$ and its entropy $z$. Where the passes agree the mean is near 0 or 1 and $z$ is low; where they
-# disagree, whatever each one says, $z$ is high:
+# the most uncertain (the largest mean entropy): three of five passes (the lesion
+# probability of each pixel, black 0, white 1), their mean $p$, how far the five passes
+# spread (their standard deviation), and the entropy $z$ of the mean. $z$ is high
+# wherever the mean is near 0.5, for one of two reasons: the passes *disagree*, or
+# every pass is itself unsure. Which is it here?
 
-# %% mystnb={"image": {"alt": "Five MC-dropout passes of the lesion probability for the test image with the most uncertain map, their mean, and the entropy of the mean"}}
+# %% mystnb={"image": {"alt": "Three MC-dropout passes of the lesion probability for the test image with the most uncertain map, the mean of five, their standard deviation and the entropy of the mean, the last two in the book's uncertainty colours"}}
 i = int(mc.maps.mean(dim=(1, 2)).argmax())
 x = test.images[i : i + 1].float().div(255).to(device)
 seed_everything(3)
@@ -147,27 +152,41 @@ with torch.no_grad(), eval_with_dropout(f.model, dropout_on=True):
 mean = torch.stack(passes).mean(0)
 # eq. (6) on the mean of eq. (5)
 z = entropy(torch.stack([1 - mean, mean]), dim=0)
-fig, axes = plt.subplots(1, 7, figsize=(7, 2.1), layout="constrained")
-for ax, (name, shown) in zip(
-    axes,
-    [
-        *[(f"pass {t + 1}", p) for t, p in enumerate(passes)],
-        ("mean p", mean),
-    ],
-):
-    p_im = ax.imshow(shown, cmap="magma", vmin=0, vmax=1)
+spread = torch.stack(passes).std(0)
+fig, axes = plt.subplots(
+    1, 6, figsize=(PAGE_WIDTH, 2.3), layout="constrained"
+)
+shown = [*[(f"pass {t + 1}", p) for t, p in enumerate(passes[:3])]]
+for ax, (name, p) in zip(axes, [*shown, ("mean p of 5", mean)]):
+    p_im = ax.imshow(p, cmap="gray", vmin=0, vmax=1)
     ax.set_title(name, fontsize=8)
-axes[6].imshow(z, cmap="viridis_r", vmin=0, vmax=math.log(2))
-axes[6].set_title("entropy z\n(0 to ln 2)", fontsize=8)
+sd_im = axes[4].imshow(spread, cmap=UNCERTAINTY_COLOURS, vmin=0, vmax=0.5)
+axes[4].set_title("sd of the passes", fontsize=8)
+z_im = axes[5].imshow(
+    z, cmap=UNCERTAINTY_COLOURS, vmin=0, vmax=math.log(2)
+)
+axes[5].set_title("entropy z of the mean", fontsize=8)
 for ax in axes:
     ax.axis("off")
-_ = fig.colorbar(
-    p_im,
-    ax=axes[:6],
-    location="bottom",
-    shrink=0.6,
-    label="lesion probability",
+bar = dict(location="bottom", shrink=0.9)
+fig.colorbar(p_im, ax=axes[:4], label="lesion probability", **bar)
+fig.colorbar(sd_im, ax=axes[4], label="sd (0 to 0.5)", **bar)
+_ = fig.colorbar(z_im, ax=axes[5], label="nats (0 to ln 2)", **bar)
+unsure = z > 0.5 * math.log(2)
+say(
+    f"where z is above half its maximum ({unsure.float().mean():.0%} of the"
+    f" pixels), the passes spread by {spread[unsure].mean():.3f} on average"
+    f" (at most {spread.max():.3f}), while the mean p stays between"
+    f" {mean[unsure].min():.2f} and {mean[unsure].max():.2f}"
 )
+
+# %% [markdown]
+# On this image the passes barely differ: $z$ is high where *every* pass puts the
+# lesion probability near 0.5, along the rim, so the map shows what each pass is unsure
+# of rather than where they disagree. Chapter 12 splits the entropy of the mean into
+# these two parts, the expected entropy of the passes and their disagreement (the mutual
+# information), and measures how much of the entropy is disagreement on the test image
+# whose samples disagree most ([chapter 12](12_failure_detection.ipynb)).
 
 # %% [markdown]
 # ## How many samples?
@@ -192,11 +211,13 @@ fig, axes = plt.subplots(
 for ax, T in zip(axes, sample_counts):
     seed_everything(2)
     z = predict_images(f.model, x, "mc_dropout", samples=T).uncertainty[0]
-    ax.imshow(z, cmap="viridis_r", vmin=0, vmax=math.log(2))
+    ax.imshow(z, cmap=UNCERTAINTY_COLOURS, vmin=0, vmax=math.log(2))
     ax.set_title(
         f"T = {T}\nerror {(z - reference).abs().mean():.3f}", fontsize=9
     )
-axes[-1].imshow(reference, cmap="viridis_r", vmin=0, vmax=math.log(2))
+axes[-1].imshow(
+    reference, cmap=UNCERTAINTY_COLOURS, vmin=0, vmax=math.log(2)
+)
 axes[-1].set_title(f"T = {4 * P.mc_samples} (reference)", fontsize=9)
 for ax in axes:
     ax.axis("off")
@@ -238,11 +259,11 @@ with torch.no_grad():
 right_way = predict_images(
     f.model, first, "mc_dropout", samples=P.mc_samples
 )
+wrong_j = jaccard(torch.cat(wrong_way), test.masks[:10]).mean()
+right_j = jaccard(right_way.mask, test.masks[:10]).mean()
 print(
-    f"MC-dropout Jaccard on {len(first)} images:"
-    f" {jaccard(torch.cat(wrong_way), test.masks[:10]).mean():.3f} with"
-    " model.train(),"
-    f" {jaccard(right_way.mask, test.masks[:10]).mean():.3f} with predict"
+    f"MC-dropout Jaccard on {len(first)} images: {wrong_j:.3f} with"
+    f" model.train(), {right_j:.3f} with predict"
 )
 moved = (
     (
@@ -263,6 +284,14 @@ plain_j = jaccard(
 print(
     f"deterministic test Jaccard afterwards: {plain_j.mean():.3f} intact,"
     f" {after_j.mean():.3f} corrupted"
+)
+say(
+    f"On these {len(first)} images the wrong way scores"
+    f" {abs(wrong_j - right_j):.3f} {'higher' if wrong_j > right_j else 'lower'}"
+    " than the right way: its masks give no sign of the trap. The harm is"
+    " the changed model: every later prediction of the copy uses running"
+    " statistics of single test images, and its test Jaccard moves by"
+    f" {after_j.mean() - plain_j.mean():+.3f}."
 )
 
 # %% [markdown]
@@ -348,7 +377,9 @@ for ax, m, name in zip(
     [total, aleatoric, total - aleatoric],
     ["entropy of mean", "mean entropy", "mutual information"],
 ):
-    shown = ax.imshow(m.cpu(), cmap="viridis_r", vmin=0, vmax=math.log(2))
+    shown = ax.imshow(
+        m.cpu(), cmap=UNCERTAINTY_COLOURS, vmin=0, vmax=math.log(2)
+    )
     ax.set_title(name, fontsize=9)
     ax.axis("off")
 _ = fig.colorbar(shown, ax=axes, shrink=0.8, label="nats (0 to ln 2)")

@@ -134,14 +134,14 @@ print(
 # %%
 print(f"budget beta = {LCE_BUDGET}, initial lambda = {LCE_LAMBDA0}")
 lam = torch.tensor(LCE_LAMBDA0)
-print(
-    "penalty below budget ->",
-    update_lambda(lam, torch.tensor(LCE_BUDGET / 2)).item(),
-)
-print(
-    "penalty above budget ->",
-    update_lambda(lam, torch.tensor(LCE_BUDGET * 2)).item(),
-)
+for where, penalty in (
+    ("below", LCE_BUDGET / 2),
+    ("above", LCE_BUDGET * 2),
+):
+    new = update_lambda(lam, torch.tensor(penalty)).item()
+    print(
+        f"penalty {where} the budget: lambda {LCE_LAMBDA0} -> {new:.4f}"
+    )
 
 # %% [markdown]
 # Training the LCE U-Net (or loading it from the cache) and following the penalty and

@@ -60,7 +60,13 @@ from segqual_lite.rows import (
     label,
 )
 from segqual_lite.segment import segment_split
-from segqual_lite.viz import say, show_source, summary_text, to_hwc
+from segqual_lite.viz import (
+    UNCERTAINTY_COLOURS,
+    say,
+    show_source,
+    summary_text,
+    to_hwc,
+)
 
 # %% tags=["parameters"]
 profile = "tiny"
@@ -141,7 +147,7 @@ for ax, name in zip(axes[0, 1:3], ["qualitynet", "no_uncertainty"]):
 for ax, method in zip(axes[1], train_sets):
     seg = train_sets[method]
     x = QualityDataset(method, seg, map_scale(method, seg.maps))[i][0]
-    shown = ax.imshow(x[4], cmap="viridis_r", vmin=0, vmax=1)
+    shown = ax.imshow(x[4], cmap=UNCERTAINTY_COLOURS, vmin=0, vmax=1)
     ax.set_title(
         f"{label(method)}: z / scale\n(its mask: J ="
         f" {seg.jaccard[i]:.2f})"

@@ -101,6 +101,7 @@ from segqual_lite.tables import (
 )
 from segqual_lite.viz import (
     PAGE_WIDTH,
+    UNCERTAINTY_COLOURS,
     plot_row_metric,
     plot_shift,
     say,
@@ -171,17 +172,26 @@ for ax, (name, picture) in zip(axes, panels.items(), strict=True):
             mc.true_masks[i], levels=[0.5], colors="cyan", linewidths=0.8
         )
     else:
-        # the three entropy maps: one scale
-        shared = name != f"border band, w = {w} px"
-        ax.imshow(
+        # the three entropy maps: one scale; the band is a mask
+        is_band = name == f"border band, w = {w} px"
+        shown = ax.imshow(
             picture,
-            cmap="magma",
+            cmap="gray" if is_band else UNCERTAINTY_COLOURS,
             vmin=0,
-            vmax=largest if shared else None,
+            vmax=1 if is_band else largest,
         )
+        if not is_band:
+            entropy_image = shown
     ax.set_title(name, fontsize=8)
     ax.axis("off")
 fig.tight_layout()
+_ = fig.colorbar(
+    entropy_image,
+    ax=axes,
+    location="bottom",
+    shrink=0.5,
+    label="nats (purple: unsure)",
+)
 agree = mc.extras["agreement"][i]
 say(
     f"Test image {mc.ids[i]}: its {P.mc_samples} MC-dropout masks agree"

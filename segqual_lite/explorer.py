@@ -39,7 +39,7 @@ from PIL import Image
 
 from .metrics import FAILURE_THRESHOLD
 from .rows import label
-from .viz import display_scale, error_overlay, to_hwc
+from .viz import UNCERTAINTY_COLOURS, display_scale, error_overlay, to_hwc
 
 __all__ = [
     "MethodView",
@@ -50,7 +50,7 @@ __all__ = [
     "uncertainty_explorer",
 ]
 
-MAP_COLOURS = "viridis_r"  # yellow sure, purple unsure, as in the figures
+MAP_COLOURS = UNCERTAINTY_COLOURS  # yellow sure, purple unsure, as in the figures
 PANEL_PX = 128  # displayed width of one panel, in CSS pixels
 
 

@@ -248,3 +248,17 @@ def test_the_unet_diagram_marks_every_block_followed_by_dropout():
         dropouts = sum(type(m).__name__ == "MCDropout" for m in net.modules())
         assert len(boxes) == 2 * depth + 1 and len(orange) == dropouts == 5
         plt.close(fig)
+
+
+def test_shift_bands_stay_within_each_metric_s_range():
+    from segqual_lite.viz import plot_shift
+
+    frame = _shift_frame()
+    frame["auroc"] = np.where(frame["seed"] == 0, 100.0, 80.0)  # sd 14 points around 90
+    frame["mean_jaccard"] = np.where(frame["seed"] == 0, 1.0, 0.6)
+    fig = plot_shift(frame)
+    axes = np.array(fig.axes).reshape(2, 2)
+    for ax, top in ((axes[0, 0], 1.0), (axes[1, 0], 100.0)):
+        bands = [c.get_paths()[0].vertices[:, 1] for c in ax.collections]
+        assert bands and max(b.max() for b in bands) <= top
+    plt.close(fig)

@@ -11,7 +11,14 @@ import numpy as np
 
 from ..metrics import FAILURE_THRESHOLD
 from ..rows import label, map_maximum
-from .style import PAGE_WIDTH, PRINT_WIDTH, error_overlay, fit_width, to_hwc
+from .style import (
+    PAGE_WIDTH,
+    PRINT_WIDTH,
+    UNCERTAINTY_COLOURS,
+    error_overlay,
+    fit_width,
+    to_hwc,
+)
 
 __all__ = [
     "pick_cases",
@@ -41,7 +48,7 @@ def show_uncertainty_maps(
     maps: dict,
     cases: dict[str, int],
     jaccard_values,
-    cmap: str = "viridis_r",
+    cmap: str = UNCERTAINTY_COLOURS,
 ):
     """For each case: the image, the error overlay and each uncertainty map (chapters
     03-06). ``maps`` is {name: [N, H, W] array}; the colour map runs yellow (sure) to
@@ -68,7 +75,8 @@ def show_uncertainty_maps(
         for k, name in enumerate(names):
             im = ax[2 + k].imshow(arrays[name][row], cmap=cmap, vmin=0, vmax=top[name] or 1)
             ax[2 + k].set_title(name, fontsize=9)
-            fig.colorbar(im, ax=ax[2 + k], fraction=0.046, pad=0.03)
+            bar = fig.colorbar(im, ax=ax[2 + k], fraction=0.046, pad=0.03)
+            bar.set_label("uncertainty (purple: unsure)", fontsize=8)
         for a in ax:
             a.axis("off")
     fig.tight_layout()
@@ -154,7 +162,9 @@ def plot_figure2(sets: dict, indices: list[int] | None = None):
             top, bottom = axes[2 * r, c], axes[2 * r + 1, c]
             top.imshow(error_overlay(seg.images[i], seg.masks[i], seg.true_masks[i]))
             top.set_title(f"J = {seg.jaccard[i]:.2f}", fontsize=8)
-            shown = bottom.imshow(seg.maps[i].numpy() / scale, cmap="viridis_r", vmin=0, vmax=1)
+            shown = bottom.imshow(
+                seg.maps[i].numpy() / scale, cmap=UNCERTAINTY_COLOURS, vmin=0, vmax=1
+            )
             if c == 0:
                 top.set_ylabel(label(method), fontsize=8)
                 bottom.set_ylabel("uncertainty", fontsize=8)

@@ -15,6 +15,9 @@ from .style import PAGE_WIDTH, fit_width
 __all__ = ["plot_figure3", "plot_risk_coverage", "plot_row_metric", "plot_shift"]
 
 
+PERCENT_METRICS = ("auroc", "aupr_pass", "aupr_fail")  # in % in the shift results
+
+
 def _row_panels(predictions, order, seed: int | None, size, **subplots):
     """A grid of panels, four a line, one per row of ``order`` found in ``predictions``,
     for one seed (the first by default). Returns ``(fig, axes, seed, panels)`` with
@@ -44,7 +47,7 @@ def plot_figure3(predictions, seed: int | None = None, threshold: float = FAILUR
         ax.set(xlim=(0, 1.02), ylim=(0, 1.02), title=label(method))
         ax.set_xlabel("true Jaccard", fontsize=8)
         ax.set_ylabel("predicted Jaccard", fontsize=8)
-    fig.suptitle(f"seed {seed}: false positives sit top left, detected failures bottom left")
+    fig.suptitle(f"seed {seed}: missed failures sit top left, detected failures bottom left")
     fig.tight_layout()
     return fig
 
@@ -140,13 +143,16 @@ def plot_shift(frame: pd.DataFrame, metric: str = "auroc"):
             colour = f"C{rows.index(row)}" if i else f"C{7 + k % 3}"
             ax = axes[i, col]
             ax.plot(mean.index, mean, marker="o", ms=3, color=colour, label=name)
-            ax.fill_between(mean.index, mean - std, mean + std, color=colour, alpha=0.15)
+            # the band stays within the metric's range: [0, 100] % or [0, 1]
+            top = 100.0 if column in PERCENT_METRICS else 1.0
+            low, high = (mean - std).clip(lower=0), (mean + std).clip(upper=top)
+            ax.fill_between(mean.index, low, high, color=colour, alpha=0.15)
         axes[0, col].set_title(kind)
         axes[1, col].set_xlabel("severity")
         for ax in axes[:, col]:
             ax.grid(alpha=0.3)
     axes[0, 0].set_ylabel("f's mean Jaccard")
-    unit = " (%)" if metric in ("auroc", "aupr_pass", "aupr_fail") else ""
+    unit = " (%)" if metric in PERCENT_METRICS else ""
     axes[1, 0].set_ylabel(METRIC_LABELS.get(metric, metric) + unit)
     axes[1, 0].set_xticks(sorted(set(frame["severity"])))
     handles, names = [], []

@@ -25,6 +25,7 @@ __all__ = [
     "BOOK_STYLE",
     "PAGE_WIDTH",
     "PRINT_WIDTH",
+    "UNCERTAINTY_COLOURS",
     "fit_width",
     "say",
     "summary_text",
@@ -50,6 +51,9 @@ BOOK_STYLE = {
 }
 mpl.rcParams.update(BOOK_STYLE)
 PRINT_WIDTH = 76  # characters of printed output that fit the text column
+# The book's one colour scale for uncertainty, in every figure and the explorer:
+# yellow where the network is sure, dark purple where it is unsure.
+UNCERTAINTY_COLOURS = "viridis_r"
 
 
 def say(*parts, indent: str = "") -> None:
