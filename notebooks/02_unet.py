@@ -144,15 +144,23 @@ show_source(UNet.prefix, UNet.forward_from_prefix)
 # ## Training, on a GPU or the CPU
 #
 # `pick_device()` takes CUDA when present, then Apple's MPS, then the CPU
-# (`SEGQUAL_DEVICE=cpu` forces a choice). On CUDA the forward pass runs under automatic
-# mixed precision: convolutions in float16 on the tensor cores, the loss in float32, with
-# a gradient scaler so that small gradients do not underflow. On a CPU the profiles
-# train in float32; `cpu_precision="bfloat16"` is a speed knob for f (the forward pass
-# in bfloat16 under `torch.autocast`, the loss, the weights and Adam in float32), faster
-# on CPUs with bfloat16 instructions, with other weights for the same seed. The model is
-# kept in the `channels_last` memory layout, which both GPUs and CPUs convolve faster.
-# The loop never asks the GPU for a number before the end of an epoch, so the GPU is
-# never left waiting.
+# (`SEGQUAL_DEVICE=cpu` forces a choice). The same code trains on each; the box below
+# says what changes for speed, and can be skipped.
+#
+# ````{admonition} Making it fast (optional)
+# :class: dropdown
+# - On CUDA the forward pass runs under automatic mixed precision: convolutions in
+#   float16 on the tensor cores, the loss in float32, with a gradient scaler so that
+#   small gradients do not underflow.
+# - On a CPU the profiles train in float32; `cpu_precision="bfloat16"` is a speed knob
+#   for f (the forward pass in bfloat16 under `torch.autocast`, the loss, the weights
+#   and Adam in float32), faster on CPUs with bfloat16 instructions, with other weights
+#   for the same seed.
+# - The model is kept in the `channels_last` memory layout, which both GPUs and CPUs
+#   convolve faster.
+# - The loop never asks the GPU for a number before the end of an epoch, so the GPU is
+#   never left waiting.
+# ````
 #
 # The loss is the pixel-wise cross-entropy
 #

@@ -174,10 +174,10 @@ fig.colorbar(sd_im, ax=axes[4], label="sd (0 to 0.5)", **bar)
 _ = fig.colorbar(z_im, ax=axes[5], label="nats (0 to ln 2)", **bar)
 unsure = z > 0.5 * math.log(2)
 say(
-    f"where z is above half its maximum ({unsure.float().mean():.0%} of the"
-    f" pixels), the passes spread by {spread[unsure].mean():.3f} on average"
-    f" (at most {spread.max():.3f}), while the mean p stays between"
-    f" {mean[unsure].min():.2f} and {mean[unsure].max():.2f}"
+    f"where z is above half its maximum ({unsure.float().mean():.0%} of"
+    f" the pixels), the passes spread by {spread[unsure].mean():.3f} on"
+    f" average (at most {spread.max():.3f}), while the mean p stays"
+    f" between {mean[unsure].min():.2f} and {mean[unsure].max():.2f}"
 )
 
 # %% [markdown]
@@ -287,10 +287,16 @@ print(
 )
 say(
     f"On these {len(first)} images the wrong way scores"
-    f" {abs(wrong_j - right_j):.3f} {'higher' if wrong_j > right_j else 'lower'}"
-    " than the right way: its masks give no sign of the trap. The harm is"
-    " the changed model: every later prediction of the copy uses running"
-    " statistics of single test images, and its test Jaccard moves by"
+    f" {abs(wrong_j - right_j):.3f}"
+    f" {'higher' if wrong_j > right_j else 'lower'} than the right way"
+    + (
+        ": its masks give no sign of the trap."
+        if wrong_j > right_j - 0.02
+        else "."
+    )
+    + " The lasting harm is the changed model:"
+    " every later prediction of the copy uses running statistics of"
+    " single test images, and its test Jaccard moves by"
     f" {after_j.mean() - plain_j.mean():+.3f}."
 )
 

@@ -295,8 +295,25 @@ except ValueError as err:
 #
 #    $$\bar\Delta \pm \sqrt{\left(t_{0.975,\,k-1}\,\frac{\hat\sigma}{\sqrt k}\right)^2 + \left(1.96\,\omega\right)^2}.$$
 #
-# A difference is called *better* or *worse* only when its interval excludes 0. Here on
-# simulated predictions for three seeds, scored on the same 300 test images, where the
+# A difference is called *better* or *worse* only when its interval excludes 0.
+#
+# ```{admonition} The words of every comparison in this book
+# - **Improvement** (also **gain**): $\bar\Delta$, the row's metric minus its
+#   control's, signed so that a positive number means the row is better. It is given
+#   in the metric's unit.
+# - **Percentage points**, the unit of AUROC, AUPR and detection error improvements.
+#   These metrics are percentages, and their difference is in percentage points: AUROC
+#   85.0% against 82.5% is an improvement of +2.5 percentage points, not of 3%.
+# - **A fraction of J**, the unit of RMSE improvements. RMSE is measured on the Jaccard
+#   scale from 0 to 1, so +0.010 is one hundredth of that scale.
+# - **Resolved**: the 95% interval excludes 0. The outcome is then *better* (all above
+#   0) or *worse* (all below). Otherwise the comparison is **unresolved**: these seeds
+#   and test images cannot tell the two rows apart, which is not evidence that the rows
+#   are equal.
+# - **Better on**: the share of seeds on which $\Delta_s > 0$, with its own interval.
+# ```
+#
+# Here on simulated predictions for three seeds, scored on the same 300 test images, where the
 # row's predictions are less noisy than the control's by an amount that changes from
 # seed to seed:
 

@@ -176,7 +176,7 @@ else:
 # %% [markdown]
 # This build's seeds and the reference's, side by side: each cell is the mean
 # improvement of the row over its control (RMSE a fraction of J, AUROC and detection
-# error points of %), its 95% interval on the next line, then the verdict (*better* or
+# error in percentage points), its 95% interval on the next line, then the verdict (*better* or
 # *worse* when the interval excludes 0). The last column is the share of the seeds (the
 # reference's, when there is one) on which the row beats its control, with its 95%
 # interval {footcite}`bouthillier2021accounting`.
@@ -215,7 +215,7 @@ display(display_frame(side_by_side))
 # %% [markdown]
 # The same comparisons as a forest plot of the reference: each small dot is one of its
 # seeds, the large dot their mean, the bar its 95% interval (green: better, red: worse,
-# grey: not resolved); the orange diamonds are this build's seeds. Right of the dashed
+# grey: unresolved); the orange diamonds are this build's seeds. Right of the dashed
 # line the uncertainty row is better than its control.
 
 # %% mystnb={"image": {"alt": "Forest plot, one panel per metric: each uncertainty row's paired improvement over its control, a small dot per reference seed, a large dot for the mean and a bar for its 95% interval, this build's seeds as orange diamonds, a dashed line at no difference"}}
@@ -307,7 +307,7 @@ if reference and not disagree:
 # is resolved with them and the difference of the gains (with minus without, per seed)
 # lies above 0; a gain resolved on both data sets **does not depend on** them; else
 # the counterfactual decides nothing. Each cell is a mean gain with its 95% interval
-# on the next line (RMSE a fraction of J, the others points of %):
+# on the next line (RMSE a fraction of J, the others in percentage points):
 
 # %%
 if evidence_cf is None and P.data == "synthetic":
@@ -394,7 +394,7 @@ else:
 
 # %% [markdown]
 # Every row and metric: each regime's mean gain over the control with its 95%
-# interval (RMSE a fraction of J, AUROC and detection error points of %), the
+# interval (RMSE a fraction of J, AUROC and detection error in percentage points), the
 # difference of the gains (`tiny-overfit` minus `tiny`), and the plan's answer:
 # *yes* when the gain in `tiny-overfit` is resolved better and the difference lies
 # above 0, *no* when the difference lies below 0, *undecided* otherwise. The two runs

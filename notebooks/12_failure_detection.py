@@ -93,7 +93,7 @@ from segqual_lite.scores import (
     quality_from_uncertainty,
 )
 from segqual_lite.segment import segment_split
-from segqual_lite.stats import compare
+from segqual_lite.stats import compare, signed
 from segqual_lite.tables import (
     display_frame,
     display_table,
@@ -510,12 +510,12 @@ for kind in dict.fromkeys(shift["corruption"]):
     )
     change = by_row - clean
     moves = ", ".join(
-        f"{label(r)} {change.loc[r, 'auroc']:+.1f}" for r in SHIFT_ROWS
+        f"{label(r)} {signed(change.loc[r, 'auroc'])}" for r in SHIFT_ROWS
     )
     # one row per U-Net's masks
     masks = {get_row(r).method: r for r in SHIFT_ROWS}
     drop = ", ".join(
-        f"{label(m)}'s {change.loc[r, 'mean_jaccard']:+.3f}"
+        f"{label(m)}'s {signed(change.loc[r, 'mean_jaccard'], '{:+.3f}')}"
         for m, r in masks.items()
     )
     say(

@@ -69,16 +69,15 @@ def baseline_auroc(predictions, row: str = "no_uncertainty") -> float:
 
 def interval_text(c: Comparison, sep: str = " ") -> str:
     """``"+1.2 [+0.3, +2.1]"``: the mean improvement and its interval, in the metric's
-    unit (RMSE to 3 decimals, points of % to 1), ``sep`` between them (a newline in
+    unit (RMSE to 3 decimals, percentage points to 1), ``sep`` between them (a newline in
     tables); the interval never breaks across lines."""
-    fmt = c.number_format
-    return f"{fmt.format(c.estimate)}{sep}[{fmt.format(c.low)},\u00a0{fmt.format(c.high)}]"
+    return f"{c.signed(c.estimate)}{sep}[{c.signed(c.low)},\u00a0{c.signed(c.high)}]"
 
 
 def counterfactual_frame(comparisons: list[Comparison], counterfactual: list[Comparison]):
     """One line per row and metric: the gain with rims (``comparisons``), without them
     (``counterfactual``), their difference (each the mean, then its 95% interval on a
-    line of its own, in the metric's unit: RMSE a fraction of J, the others points of %)
+    line of its own, in the metric's unit: RMSE a fraction of J, the others in percentage points)
     and the plan's verdict (:func:`segqual_lite.stats.rim_verdict`)."""
     records = []
     for with_ in comparisons:

@@ -71,7 +71,7 @@ REFERENCE_ENV = "SEGQUAL_REFERENCE"  # a folder of references elsewhere (one per
 REGENERATE = "make reference"  # the documented command (Makefile)
 # Another environment (torch, CPU capability, threads): the largest difference allowed in
 # a per-seed metric between a build and the reference, as fractions (RMSE in J; AUROC and
-# detection error 5 points of %).
+# detection error 5 percentage points).
 TOLERANCE = {"rmse": 0.03, "auroc": 0.05, "detection_error": 0.05}
 # The seeds of each profile's reference, fixed by book/analysis_plan.md (N = 20 on tiny,
 # 16 on tiny-overfit).

@@ -28,7 +28,7 @@ from .conclusions import _names_plain
 from .config import Profile
 from .reference import load_reference
 from .rows import METHODS, label
-from .stats import COMPARED_METRICS, Comparison, compare_rows, t_interval
+from .stats import COMPARED_METRICS, Comparison, compare_rows, signed, t_interval
 from .tables import METRIC_LABELS
 
 __all__ = [
@@ -160,8 +160,8 @@ def regimes_frame(default: Regime, overfit: Regime, metrics=None) -> pd.DataFram
 
 
 def _cell(frame_line, key: str, fmt: str) -> str:
-    low, high = frame_line[f"{key}_low"], frame_line[f"{key}_high"]
-    return f"{fmt.format(frame_line[key])}\n[{fmt.format(low)},\u00a0{fmt.format(high)}]"
+    low, high = (signed(frame_line[f"{key}_{end}"], fmt) for end in ("low", "high"))
+    return f"{signed(frame_line[key], fmt)}\n[{low},\u00a0{high}]"
 
 
 def regimes_table(frame: pd.DataFrame, names=("default", "overfit")) -> pd.DataFrame:

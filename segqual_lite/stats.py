@@ -26,7 +26,7 @@ et al., MLSys 2021).
 
 Differences are **improvements**: positive when the row is better than the control
 (lower RMSE or detection error, higher AUROC), in the paper's units: RMSE a fraction of
-the Jaccard index, detection error and AUROC points of %.
+the Jaccard index, detection error and AUROC in percentage points.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ __all__ = [
     "COMPARED_METRICS",
     "RESAMPLED_METRICS",
     "UNITS",
+    "signed",
     "Comparison",
     "resampled_metric",
     "paired_arrays",
@@ -65,7 +66,7 @@ COMPARED_METRICS = ("rmse", "auroc", "detection_error")
 RESAMPLED_METRICS = (*COMPARED_METRICS, "augrc")
 # The paper's units (tables.in_paper_units): fractions stay fractions, the rest is in %.
 UNITS = {
-    m: "a fraction of J" if in_paper_units(m, 1.0) == 1.0 else "points of %"
+    m: "a fraction of J" if in_paper_units(m, 1.0) == 1.0 else "percentage points"
     for m in (*COMPARED_METRICS, "aupr_pass", "aupr_fail")
 }
 UNITS["augrc"] = "a fraction of the test images"
@@ -154,6 +155,13 @@ def paired_arrays(predictions, row: str, control: str) -> dict[int, tuple[np.nda
     return out
 
 
+def signed(value: float, fmt: str = "{:+.1f}") -> str:
+    """``value`` with its sign in ``fmt``; one that rounds to zero reads ``+0.0``
+    rather than ``-0.0``, which would suggest a direction the number does not have."""
+    text = fmt.format(value)
+    return text.replace("-", "+", 1) if text.startswith("-") and float(text) == 0 else text
+
+
 @dataclass
 class Comparison:
     """``row`` against ``control`` on ``metric``: improvements (positive = row better),
@@ -194,8 +202,13 @@ class Comparison:
     @property
     def number_format(self) -> str:
         """How an improvement on this metric is printed: RMSE to 3 decimals, AUGRC to 4,
-        points of % to 1."""
+        percentage points to 1."""
         return {"rmse": "{:+.3f}", "augrc": "{:+.4f}"}.get(self.metric, "{:+.1f}")
+
+    def signed(self, value: float) -> str:
+        """``value`` in :attr:`number_format`, a rounded zero printed ``+0.0``, never
+        ``-0.0``."""
+        return signed(value, self.number_format)
 
     def _left_out(self) -> str:
         if not self.undefined_seeds:
@@ -211,8 +224,7 @@ class Comparison:
                 f"{self.metric}: it is undefined when all test images of every seed pass or "
                 "all fail"
             )
-        fmt = self.number_format
-        seeds = ", ".join(fmt.format(v) for v in self.per_seed.values())
+        seeds = ", ".join(map(self.signed, self.per_seed.values()))
         what = {
             "better": f"better than {label(self.control)}",
             "worse": f"worse than {label(self.control)}",
@@ -220,8 +232,8 @@ class Comparison:
         }[self.outcome]
         return (
             f"{label(self.row)} is {what} on {self.metric}: improvement "
-            f"{fmt.format(self.estimate)} ({self.unit}), {self.level:.0%} interval "
-            f"[{fmt.format(self.low)}, {fmt.format(self.high)}] over {len(self.per_seed)} "
+            f"{self.signed(self.estimate)} ({self.unit}), {self.level:.0%} interval "
+            f"[{self.signed(self.low)}, {self.signed(self.high)}] over {len(self.per_seed)} "
             f"seeds{self._left_out()} and {self.n_images} test images; better on "
             f"{self.beats[0]:.0%} of the seeds [{self.beats[1]:.0%}, {self.beats[2]:.0%}]; "
             f"per seed {seeds}"

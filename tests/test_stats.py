@@ -87,7 +87,7 @@ def test_the_bootstrap_is_seeded_and_tabulated():
     b = compare(rows, "g", "control", "auroc", n_boot=200)
     assert (a.low, a.high) == (b.low, b.high)
     frame = comparisons_frame([a])
-    assert frame.loc[0, "unit"] == "points of %" and frame.loc[0, "metric"] == "auroc"
+    assert frame.loc[0, "unit"] == "percentage points" and frame.loc[0, "metric"] == "auroc"
     with pytest.raises(ValueError, match="no seed holds both"):
         compare(rows, "g", "nothing", "rmse")
 
@@ -133,7 +133,7 @@ def test_augrc_comparison_counts_lower_as_better_in_fractions_of_the_images():
 # ---- the interval's coverage, the chance of beating, power ---------------------------------
 def _measured_spreads():
     """The per-seed and test-image spreads of the AUROC comparisons of the shipped
-    reference run (points of %), or, without one, the spreads measured before it (the
+    reference run (percentage points), or, without one, the spreads measured before it (the
     analysis plan: per-seed sd 1.7 to 2.9 points, images a fifth of that)."""
     from segqual_lite.config import get_profile
     from segqual_lite.reference import load_reference
