@@ -62,6 +62,7 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
+from segqual_lite.conclusions import comparisons_frame
 from segqual_lite.config import start_chapter
 from segqual_lite.conformal import (
     calibrate,
@@ -93,11 +94,12 @@ from segqual_lite.scores import (
     quality_from_uncertainty,
 )
 from segqual_lite.segment import segment_split
-from segqual_lite.stats import compare, signed
+from segqual_lite.stats import compare
 from segqual_lite.tables import (
     display_frame,
     display_table,
     per_seed_arrays,
+    signed,
 )
 from segqual_lite.viz import (
     PAGE_WIDTH,
@@ -262,6 +264,7 @@ say(
 
 # %% mystnb={"image": {"alt": "Dot plot of AUGRC per quality estimator, best first, coloured by whether it is a quality network g or a training-free score"}}
 g_rows = [m for m in dict.fromkeys(table["method"]) if get_row(m).inputs]
+augrc_of = table[table["metric"] == "augrc"].set_index("method")["mean"]
 free_rows = [m for m in SCORE_ROWS if m in set(table["method"])]
 groups = {m: "g" for m in g_rows} | {
     m: "training-free" for m in free_rows
@@ -274,12 +277,16 @@ fig = plot_row_metric(table, [*g_rows, *free_rows], "augrc", groups)
 # no spread over seeds, which says nothing about how a newly trained ensemble would do.
 #
 # The same rows with every metric (AURC of $1 - J$ as in chapter 11; AUGRC and NAURC of
-# failures):
+# failures), in two tables, each sorted by AUGRC, best first: the quality networks $g$,
+# then the training-free scores.
 
 # %%
-shown = table[table["method"].isin([*g_rows, *free_rows])]
 keep = ["rmse", "auroc", "aurc", "augrc", "naurc"]
-display(display_table(shown[shown["metric"].isin(keep)]))
+for rows in (g_rows, free_rows):
+    order = augrc_of[rows].sort_values().index
+    part = table[table["method"].isin(rows) & table["metric"].isin(keep)]
+    part = part.set_index("method").loc[order].reset_index()
+    display(display_table(part))
 
 # %% [markdown]
 # ## Which estimator ranks best, and by how much
@@ -297,7 +304,6 @@ display(display_table(shown[shown["metric"].isin(keep)]))
 # mean; and whether $g$ beats the plainest rule on its own map:
 
 # %%
-augrc_of = table[table["metric"] == "augrc"].set_index("method")["mean"]
 best = augrc_of[g_rows + free_rows].idxmin()
 say(
     f"Lowest mean AUGRC over seeds: {label(best)} ({augrc_of[best]:.4f});"
@@ -313,8 +319,7 @@ pairs = [
 comparisons = [
     compare(predictions, row, control, "augrc") for row, control in pairs
 ]
-for c in comparisons:
-    say(c.verdict(), indent="    ")
+display(display_frame(comparisons_frame(comparisons)))
 with_best = [c for c in comparisons if best in (c.row, c.control)]
 say(
     f"The lowest-AUGRC row, {label(best)}, is compared on its own masks"

@@ -16,7 +16,7 @@ import pandas as pd
 
 from .rows import METHODS, PAPER_TABLE1, label
 from .stats import COMPARED_METRICS, RIM_VERDICTS, Comparison, gain_difference, rim_verdict
-from .tables import METRICS, per_seed_arrays, seed_metrics
+from .tables import METRICS, per_seed_arrays, seed_metrics, signed
 
 __all__ = [
     "Evidence",
@@ -24,10 +24,16 @@ __all__ = [
     "interval_text",
     "counterfactual_frame",
     "verdict_table",
+    "comparisons_frame",
     "conclusions_markdown",
 ]
 
-_NAMES = {"rmse": "RMSE", "auroc": "AUROC", "detection_error": "detection error"}
+_NAMES = {
+    "rmse": "RMSE",
+    "auroc": "AUROC",
+    "detection_error": "detection error",
+    "augrc": "AUGRC",
+}
 
 
 @dataclass
@@ -71,7 +77,8 @@ def interval_text(c: Comparison, sep: str = " ") -> str:
     """``"+1.2 [+0.3, +2.1]"``: the mean improvement and its interval, in the metric's
     unit (RMSE to 3 decimals, percentage points to 1), ``sep`` between them (a newline in
     tables); the interval never breaks across lines."""
-    return f"{c.signed(c.estimate)}{sep}[{c.signed(c.low)},\u00a0{c.signed(c.high)}]"
+    low, mean, high = (signed(v, c.number_format) for v in (c.low, c.estimate, c.high))
+    return f"{mean}{sep}[{low},\u00a0{high}]"
 
 
 def counterfactual_frame(comparisons: list[Comparison], counterfactual: list[Comparison]):
@@ -112,6 +119,32 @@ def verdict_table(evidence: Evidence) -> pd.DataFrame:
         record["paper's finding"] = "holds" if _holds(evidence, row) else "not shown"
         records.append(record)
     return pd.DataFrame(records)
+
+
+def comparisons_frame(comparisons: list[Comparison]) -> pd.DataFrame:
+    """Verdicts as one table (chapters 11 and 12): a line per row and the control it is
+    compared with, a column per metric (its unit in the header) holding the mean
+    improvement, its 95% interval on the next line and the outcome, and the share of
+    seeds on which the row is better (on AUROC where it is compared, else on the first
+    metric)."""
+    lines: dict[tuple[str, str], dict] = {}
+    beats: dict[tuple[str, str], Comparison] = {}
+    for c in comparisons:
+        key = (c.row, c.control)
+        line = lines.setdefault(key, {"row": label(c.row), "against": label(c.control)})
+        line[f"{_NAMES.get(c.metric, c.metric)}\n({c.unit})"] = (
+            f"{interval_text(c, chr(10))}\n{c.outcome}"
+        )
+        if key not in beats or c.metric == "auroc":
+            beats[key] = c
+    for key, c in beats.items():
+        share, low, high = c.beats
+        lines[key][f"better on ({_NAMES.get(c.metric, c.metric)})"] = (
+            f"{share:.0%} of seeds\n[{low:.0%},\u00a0{high:.0%}]"
+        )
+    frame = pd.DataFrame(lines.values())
+    last = [c for c in frame.columns if c.startswith("better on")]
+    return frame[[c for c in frame.columns if c not in last] + last]
 
 
 def _holds(evidence: Evidence, row: str) -> bool:

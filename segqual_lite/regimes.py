@@ -28,8 +28,8 @@ from .conclusions import _names_plain
 from .config import Profile
 from .reference import load_reference
 from .rows import METHODS, label
-from .stats import COMPARED_METRICS, Comparison, compare_rows, signed, t_interval
-from .tables import METRIC_LABELS
+from .stats import COMPARED_METRICS, Comparison, compare_rows, t_interval
+from .tables import METRIC_LABELS, signed
 
 __all__ = [
     "ANSWERS",

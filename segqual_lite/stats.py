@@ -40,13 +40,12 @@ from scipy.stats import t as student_t
 
 from .metrics import FAILURE_THRESHOLD
 from .rows import control_of, label
-from .tables import LOWER_IS_BETTER, in_paper_units, predictions_frame
+from .tables import LOWER_IS_BETTER, in_paper_units, predictions_frame, signed
 
 __all__ = [
     "COMPARED_METRICS",
     "RESAMPLED_METRICS",
     "UNITS",
-    "signed",
     "Comparison",
     "resampled_metric",
     "paired_arrays",
@@ -155,13 +154,6 @@ def paired_arrays(predictions, row: str, control: str) -> dict[int, tuple[np.nda
     return out
 
 
-def signed(value: float, fmt: str = "{:+.1f}") -> str:
-    """``value`` with its sign in ``fmt``; one that rounds to zero reads ``+0.0``
-    rather than ``-0.0``, which would suggest a direction the number does not have."""
-    text = fmt.format(value)
-    return text.replace("-", "+", 1) if text.startswith("-") and float(text) == 0 else text
-
-
 @dataclass
 class Comparison:
     """``row`` against ``control`` on ``metric``: improvements (positive = row better),
@@ -205,11 +197,6 @@ class Comparison:
         percentage points to 1."""
         return {"rmse": "{:+.3f}", "augrc": "{:+.4f}"}.get(self.metric, "{:+.1f}")
 
-    def signed(self, value: float) -> str:
-        """``value`` in :attr:`number_format`, a rounded zero printed ``+0.0``, never
-        ``-0.0``."""
-        return signed(value, self.number_format)
-
     def _left_out(self) -> str:
         if not self.undefined_seeds:
             return ""
@@ -224,7 +211,7 @@ class Comparison:
                 f"{self.metric}: it is undefined when all test images of every seed pass or "
                 "all fail"
             )
-        seeds = ", ".join(map(self.signed, self.per_seed.values()))
+        seeds = ", ".join(signed(v, self.number_format) for v in self.per_seed.values())
         what = {
             "better": f"better than {label(self.control)}",
             "worse": f"worse than {label(self.control)}",
@@ -232,8 +219,8 @@ class Comparison:
         }[self.outcome]
         return (
             f"{label(self.row)} is {what} on {self.metric}: improvement "
-            f"{self.signed(self.estimate)} ({self.unit}), {self.level:.0%} interval "
-            f"[{self.signed(self.low)}, {self.signed(self.high)}] over {len(self.per_seed)} "
+            f"{signed(self.estimate, self.number_format)} ({self.unit}), {self.level:.0%} interval "
+            f"[{signed(self.low, self.number_format)}, {signed(self.high, self.number_format)}] over {len(self.per_seed)} "
             f"seeds{self._left_out()} and {self.n_images} test images; better on "
             f"{self.beats[0]:.0%} of the seeds [{self.beats[1]:.0%}, {self.beats[2]:.0%}]; "
             f"per seed {seeds}"

@@ -72,6 +72,7 @@ __all__ = [
     "display_frame",
     "format_table_md",
     "csv_text",
+    "signed",
 ]
 
 PREDICTION_FIELDS = ["method", "seed", "image_id", "true_jaccard", "predicted_jaccard"]
@@ -314,3 +315,10 @@ def csv_text(frame: pd.DataFrame) -> str:
     for row in frame.itertuples(index=False):
         writer.writerow([_csv_cell(v) for v in row])
     return buf.getvalue()
+
+
+def signed(value: float, fmt: str = "{:+.1f}") -> str:
+    """``value`` with its sign in ``fmt``; one that rounds to zero reads ``+0.0``
+    rather than ``-0.0``, which would suggest a direction the number does not have."""
+    text = fmt.format(value)
+    return text.replace("-", "+", 1) if text.startswith("-") and float(text) == 0 else text

@@ -7,7 +7,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from segqual_lite.rows import TABLE_ROWS  # noqa: E402
+from segqual_lite.rows import TABLE_ROWS, label  # noqa: E402
 from segqual_lite.viz import (  # noqa: E402
     error_overlay,
     figure2_cases,
@@ -261,4 +261,15 @@ def test_shift_bands_stay_within_each_metric_s_range():
     for ax, top in ((axes[0, 0], 1.0), (axes[1, 0], 100.0)):
         bands = [c.get_paths()[0].vertices[:, 1] for c in ax.collections]
         assert bands and max(b.max() for b in bands) <= top
+    plt.close(fig)
+
+
+def test_risk_coverage_highlights_the_compared_rows_over_the_rest_in_grey():
+    predictions = _predictions(("max_prob", "max_prob_crossfit", *TABLE_ROWS[:2], "tta"))
+    fig = plot_risk_coverage(predictions, seed=2, highlight=["max_prob", "max_prob_crossfit"])
+    lines = {line.get_label(): line for line in fig.axes[0].get_lines()}
+    grey = [line for line in fig.axes[0].get_lines() if line.get_color() == "0.75"]
+    assert len(grey) == 3 and "the other 3 rows" in lines  # RCA, QualityNet, TTA: one entry
+    plain, twin = lines["Max Probability"], lines[label("max_prob_crossfit")]
+    assert plain.get_color() == twin.get_color() and twin.get_linestyle() == "--"
     plt.close(fig)

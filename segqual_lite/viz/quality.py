@@ -52,22 +52,33 @@ def plot_figure3(predictions, seed: int | None = None, threshold: float = FAILUR
     return fig
 
 
-def plot_risk_coverage(predictions, seed: int | None = None, reference: str = "max_prob"):
+def plot_risk_coverage(
+    predictions, seed: int | None = None, reference: str = "max_prob", highlight=None
+):
     """Risk-coverage curves (chapter 11) of every row in one plot, for one seed (the first
     by default): the mean true Jaccard of the accepted cases against the share accepted,
     highest predicted quality first. The oracle order (by true Jaccard) and the random
     order (flat at the mean) of the ``reference`` row's masks (the plain U-Net's) frame
     them; rows on other segmenters' masks have references of their own, close to these.
-    """
+    ``highlight`` (rows): drawn in colour and named, every other row thin and grey; a
+    row and its cross-fitted twin share a colour, the twin dashed."""
     arrays = per_seed_arrays(predictions)
     seed = min(s for by_seed in arrays.values() for s in by_seed) if seed is None else seed
     rows = [m for m in (*TABLE_ROWS, *BEYOND_ROWS) if m in arrays]
+    highlight = [r for r in (highlight or rows) if r in rows]
+    bases = list(dict.fromkeys(r.removesuffix("_crossfit") for r in highlight))
     fig, ax = plt.subplots(figsize=(PAGE_WIDTH, 3.6))
-    colours = plt.get_cmap("tab20")
-    for k, method in enumerate(rows):
-        true, pred = arrays[method][seed]
-        coverage, accepted = risk_coverage(true, pred)
-        ax.plot(coverage, accepted, color=colours(k % 20), lw=1.3, label=label(method))
+    others = [r for r in rows if r not in highlight]
+    for k, method in enumerate(others):
+        coverage, accepted = risk_coverage(*arrays[method][seed])
+        name = f"the other {len(others)} rows" if k == 0 else None
+        ax.plot(coverage, accepted, color="0.75", lw=0.8, label=name, zorder=1)
+    for method in highlight:
+        base = method.removesuffix("_crossfit")
+        colour = plt.get_cmap("tab10")(bases.index(base) % 10)
+        coverage, accepted = risk_coverage(*arrays[method][seed])
+        style = "--" if method != base else "-"
+        ax.plot(coverage, accepted, style, color=colour, lw=1.5, label=label(method), zorder=2)
     true, _ = arrays[reference][seed]
     for scores, style, name in (
         (true, dict(c="k", ls="--", lw=1.2), "oracle order"),
