@@ -211,6 +211,9 @@ class Comparison:
                 f"{self.metric}: it is undefined when all test images of every seed pass or "
                 "all fail"
             )
+        low, mean, high = (
+            signed(v, self.number_format) for v in (self.low, self.estimate, self.high)
+        )
         seeds = ", ".join(signed(v, self.number_format) for v in self.per_seed.values())
         what = {
             "better": f"better than {label(self.control)}",
@@ -219,8 +222,8 @@ class Comparison:
         }[self.outcome]
         return (
             f"{label(self.row)} is {what} on {self.metric}: improvement "
-            f"{signed(self.estimate, self.number_format)} ({self.unit}), {self.level:.0%} interval "
-            f"[{signed(self.low, self.number_format)}, {signed(self.high, self.number_format)}] over {len(self.per_seed)} "
+            f"{mean} ({self.unit}), {self.level:.0%} interval [{low}, {high}] over "
+            f"{len(self.per_seed)} "
             f"seeds{self._left_out()} and {self.n_images} test images; better on "
             f"{self.beats[0]:.0%} of the seeds [{self.beats[1]:.0%}, {self.beats[2]:.0%}]; "
             f"per seed {seeds}"
