@@ -211,10 +211,10 @@ class Comparison:
                 f"{self.metric}: it is undefined when all test images of every seed pass or "
                 "all fail"
             )
-        low, mean, high = (
-            signed(v, self.number_format) for v in (self.low, self.estimate, self.high)
+        low, mean, high, *per_seed = (
+            signed(v, self.number_format)
+            for v in (self.low, self.estimate, self.high, *self.per_seed.values())
         )
-        seeds = ", ".join(signed(v, self.number_format) for v in self.per_seed.values())
         what = {
             "better": f"better than {label(self.control)}",
             "worse": f"worse than {label(self.control)}",
@@ -223,10 +223,9 @@ class Comparison:
         return (
             f"{label(self.row)} is {what} on {self.metric}: improvement "
             f"{mean} ({self.unit}), {self.level:.0%} interval [{low}, {high}] over "
-            f"{len(self.per_seed)} "
-            f"seeds{self._left_out()} and {self.n_images} test images; better on "
+            f"{len(self.per_seed)} seeds{self._left_out()} and {self.n_images} test images; better on "
             f"{self.beats[0]:.0%} of the seeds [{self.beats[1]:.0%}, {self.beats[2]:.0%}]; "
-            f"per seed {seeds}"
+            f"per seed {', '.join(per_seed)}"
         )
 
 
