@@ -223,7 +223,8 @@ class Comparison:
         return (
             f"{label(self.row)} is {what} on {self.metric}: improvement "
             f"{mean} ({self.unit}), {self.level:.0%} interval [{low}, {high}] over "
-            f"{len(self.per_seed)} seeds{self._left_out()} and {self.n_images} test images; better on "
+            f"{len(self.per_seed)} seeds{self._left_out()} and {self.n_images} test "
+            "images; better on "
             f"{self.beats[0]:.0%} of the seeds [{self.beats[1]:.0%}, {self.beats[2]:.0%}]; "
             f"per seed {', '.join(per_seed)}"
         )
