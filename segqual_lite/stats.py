@@ -193,8 +193,7 @@ class Comparison:
 
     @property
     def number_format(self) -> str:
-        """How an improvement on this metric is printed: RMSE to 3 decimals, AUGRC to 4,
-        percentage points to 1."""
+        """How an improvement is printed: RMSE to 3 decimals, AUGRC to 4, the rest to 1."""
         return {"rmse": "{:+.3f}", "augrc": "{:+.4f}"}.get(self.metric, "{:+.1f}")
 
     def _left_out(self) -> str:
