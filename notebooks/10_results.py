@@ -54,7 +54,8 @@ from segqual_lite.conclusions import (
 from segqual_lite.config import get_profile, start_chapter
 from segqual_lite.data import prepare_data, read_hard_cases
 from segqual_lite.experiment import run_counterfactual, run_grid
-from segqual_lite.explorer import explorer_lesions, uncertainty_explorer
+from segqual_lite.explorer import uncertainty_explorer
+from segqual_lite.lesions import explorer_lesions
 from segqual_lite.metrics import FAILURE_THRESHOLD, auroc
 from segqual_lite.power import power_curve
 from segqual_lite.reference import check_build, load_reference
@@ -66,7 +67,7 @@ from segqual_lite.regimes import (
     regimes_markdown,
     regimes_table,
 )
-from segqual_lite.rows import METHODS, TABLE_ROWS, label
+from segqual_lite.rows import METHODS, TABLE_ROWS, control_of, label
 from segqual_lite.segment import segment_split
 from segqual_lite.stats import compare_rows
 from segqual_lite.tables import (
@@ -455,26 +456,53 @@ if cases:
 # %% [markdown]
 # ## Explore the test cases
 #
-# Compare the four methods on one test lesion at a time: the image and its ground
-# truth, then each method's segmentation (green true positive, red false positive, blue
-# false negative) above its uncertainty map, all maps on one colour scale, and under them
-# the true Jaccard and g's prediction; a red cell marks a wrong verdict of g. The explorer
-# holds every test image on which at least one method fails and a sample of passing ones;
-# the `show` menu keeps the failures, the passes, g's missed failures or false alarms, or
-# one hard case of the synthetic data. On the website it runs in your browser without a
-# Python kernel; in Jupyter or Colab it runs live.
+# Did the map change $g$'s verdict? Ask it of one lesion at a time. For each seed of
+# this build, the explorer shows a test image and its ground truth, then each method's
+# segmentation (green true positive, red false positive, blue false negative, the true
+# outline in white) above its uncertainty map (one colour scale; HCNN's unbounded
+# $\sigma$ stretched per lesion so that its structure shows). Under them: the true
+# Jaccard, $g$'s prediction with the map, and the prediction of the $g$ that sees no map
+# on the same masks (the method's control). Where the two disagree on pass or fail, the
+# map changed $g$'s verdict, rightly or wrongly; a coloured cell marks a wrong verdict
+# of $g$. Per seed it holds up to 45 lesions, those on which a map changed a verdict
+# first, then the worst failures and a spread of passes. The `show` menu keeps the
+# failures, the passes, $g$'s missed failures or false alarms, the lesions on which the
+# map changed $g$'s verdict, or one hard case of the synthetic data; the arrows of the
+# number box step to the previous or next lesion. On the website it runs in your
+# browser without a Python kernel; in Jupyter or Colab it runs live.
 
 # %%
-first_seed = result.predictions[result.predictions["seed"] == P.seeds[0]]
-predicted_j = first_seed.set_index(["method", "image_id"])
-predicted = {
-    m: predicted_j.loc[m, "predicted_jaccard"].reindex(seg.ids).to_numpy()
-    for m, seg in sets.items()
-}
-lesions = explorer_lesions(sets, predicted, cases)
-print(
-    f"{len(lesions)} test lesions in the explorer,"
-    f" {len(lesions[0].methods)} methods each"
+by_row = result.predictions.set_index(["seed", "method", "image_id"])
+lesions = {}
+for s in P.seeds:
+    sets_s = (
+        sets
+        if s == P.seeds[0]
+        else {
+            m: segment_split(P, m, s, root, "test", device) for m in sets
+        }
+    )
+
+    def g_of(row, seg, s=s):
+        values = by_row.loc[(s, row), "predicted_jaccard"]
+        return values.reindex(seg.ids).to_numpy()
+
+    lesions[s] = explorer_lesions(
+        sets_s,
+        {m: g_of(m, seg) for m, seg in sets_s.items()},
+        cases,
+        passing=8,
+        controls={
+            m: g_of(control_of(m), seg) for m, seg in sets_s.items()
+        },
+        seed=s,
+        synthetic=P.data == "synthetic",
+        limit=45,
+    )
+say(
+    "lesions in the explorer: "
+    + ", ".join(f"seed {s} {len(kept)}" for s, kept in lesions.items())
+    + f"; {len(sets)} methods each"
 )
 explorer = uncertainty_explorer(lesions)
 explorer

@@ -55,7 +55,7 @@ def browser():
 
 def open_page(browser, url):
     """Open ``url`` with non-local requests aborted; return (page, blocked, failed, errors)."""
-    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     blocked, failed, errors = [], [], []
 
@@ -100,10 +100,12 @@ def test_pages_render_offline_and_math_is_typeset(served_site, browser, path):
         page.context.close()
 
 
-# What a reader would notice on a page, checked on the rendered DOM: Markdown tables left
-# as text, figures enlarged beyond the pixels they were rendered with (blurred; panels
-# deliberately enlarged without smoothing are exempt), and absolute paths of the machine
-# that built the book.
+# What a reader would notice on a page, checked on the rendered DOM in a 1280 px window:
+# Markdown tables left as text, figures enlarged beyond the pixels they were rendered
+# with (blurred; panels deliberately enlarged without smoothing are exempt), absolute
+# paths of the machine that built the book, any output or table wider than the text
+# column (it would scroll sideways or spill over), and more than 5% of code cells that
+# scroll sideways.
 READER_CHECKS = r"""() => {
     const main = document.querySelector('main');
     const problems = [];
@@ -117,6 +119,19 @@ READER_CHECKS = r"""() => {
             problems.push(`blurred: ${img.alt || img.src.slice(0, 60)} rendered ` +
                           `${img.naturalWidth} px wide, shown ${Math.round(shown)} px`);
         }
+    }
+    const column = main.querySelector('article').getBoundingClientRect().right;
+    const wide = e => e.offsetParent !== null &&
+        (e.scrollWidth > e.clientWidth + 2 || e.getBoundingClientRect().right > column + 2);
+    const outputs = main.querySelectorAll('.cell_output pre, .cell_output table, article table');
+    for (const e of [...outputs].filter(wide)) {
+        const line = e.innerText.split('\n').sort((a, b) => b.length - a.length)[0];
+        problems.push(`wider than the column: ${e.tagName} "${line.slice(0, 70)}"`);
+    }
+    const code = [...main.querySelectorAll('.cell_input pre')];
+    const scrolling = code.filter(wide);
+    if (scrolling.length > 0.05 * code.length) {
+        problems.push(`${scrolling.length} of ${code.length} code cells scroll sideways`);
     }
     const root = /(^|[\s'"(=])(\/(home|root|tmp|work|Users|mnt|content)\/|[A-Z]:\\)\S*/m;
     const path = text.match(root);
@@ -183,23 +198,31 @@ def test_explorer_works_offline(served_site, browser):
                 .find(d => d.offsetParent !== null).querySelectorAll('img').length"""
         )
         assert panels == 2 + 2 * 4, "image, truth, then an overlay and a map per method"
+        assert "seed 0" in first and "(synthetic)" in first, first
         # Another filter: the outer Stack follows the dropdown's index (jslink); the
         # passing lesions come after every failing one, so the lesion changes.
-        options = page.eval_on_selector(
-            ".widget-dropdown select", "s => [...s.options].map(o => o.text)"
-        )
-        page.select_option(
-            ".widget-dropdown select",
-            index=options.index(next(o for o in options if o.startswith("passing"))),
-        )
+        show = page.locator(".widget-dropdown select:visible").nth(1)
+        options = show.evaluate("s => [...s.options].map(o => o.text)")
+        assert any(o.startswith("the map changed g's verdict") for o in options), options
+        show.select_option(index=options.index(next(o for o in options if o.startswith("pass"))))
         page.wait_for_function(WAIT_FOR_ANOTHER_LESION, arg=first, timeout=10_000)
         second = visible_lesion(page)
         assert "fails for 0 of" in second, second
-        # Another lesion: the filter's Stack follows its slider (jslink).
+        # Another lesion: the filter's Stack follows its slider (jslink) ...
         handle = page.locator(".widget-slider .noUi-handle:visible").first
         handle.focus()
         handle.press("ArrowRight")
         page.wait_for_function(WAIT_FOR_ANOTHER_LESION, arg=second, timeout=10_000)
+        third = visible_lesion(page)
+        # ... and the arrows of its number box, the previous and next buttons.
+        number = page.locator(".widget-text input[type=number]:visible").first
+        number.focus()
+        number.press("ArrowUp")
+        page.wait_for_function(WAIT_FOR_ANOTHER_LESION, arg=third, timeout=10_000)
+        # Another seed: the seeds' Stack follows the first dropdown.
+        page.locator(".widget-dropdown select:visible").first.select_option(index=1)
+        page.wait_for_function(WAIT_FOR_ANOTHER_LESION, arg=visible_lesion(page), timeout=10_000)
+        assert "seed 1" in visible_lesion(page)
         assert not [u for u in blocked if u.endswith((".js", ".css"))]
         assert not failed and not errors, (failed, errors)
         ARTIFACTS.mkdir(parents=True, exist_ok=True)

@@ -8,12 +8,8 @@ import pytest
 import torch
 from PIL import Image
 
-from segqual_lite.explorer import (
-    explorer_lesions,
-    lesion_filters,
-    lesion_html,
-    uncertainty_explorer,
-)
+from segqual_lite.explorer import uncertainty_explorer
+from segqual_lite.lesions import explorer_lesions, lesion_filters, lesion_html
 from segqual_lite.segment import SegmentationSet
 
 IDS = [f"ISIC_{i:07d}" for i in range(8)]
@@ -122,13 +118,16 @@ def test_a_lesion_shows_every_method_with_its_jaccards():
 
 
 @pytest.mark.parametrize("wiring", ["static", "live"])
-def test_both_wirings_follow_the_filter_and_the_slider(wiring):
+def test_both_wirings_follow_the_seed_the_filter_and_the_slider(wiring):
     sets, predicted = _two_methods()
-    lesions = explorer_lesions(sets, predicted, passing=3)
+    lesions = {
+        0: explorer_lesions(sets, predicted, passing=3),
+        1: explorer_lesions(sets, predicted, passing=0, seed=1),
+    }
     box = uncertainty_explorer(lesions, wiring=wiring)
-    legend, picker = box.children[:2]
-    assert "colour bar" in legend.value
-    assert list(picker.options) == [
+    legend, seed_picker = box.children[:2]
+    assert "colour bar" in legend.value and list(seed_picker.options) == ["seed 0", "seed 1"]
+    options = [
         "all (5)",
         "failing (some method) (2)",
         "passing (every method) (3)",
@@ -136,23 +135,82 @@ def test_both_wirings_follow_the_filter_and_the_slider(wiring):
         "g raised a false alarm (1)",
     ]
     if wiring == "static":
-        outer = box.children[2]
-        assert isinstance(outer, widgets.Stack) and len(outer.children) == 5
-        slider, stack = outer.children[1].children
-        assert slider.options == ("1 of 2", "2 of 2") and len(stack.children) == 2
+        seeds = box.children[2]
+        assert isinstance(seeds, widgets.Stack) and len(seeds.children) == 2
+        picker, outer = seeds.children[0].children
+        assert list(picker.options) == options and len(outer.children) == 5
+        steps, stack = outer.children[1].children
+        slider, number = steps.children
+        assert (slider.min, slider.max, number.max) == (1, 2, 2)
+        assert len(stack.children) == 3 and stack.selected_index == 1  # a blank, then 2
         # The failures' page shares the lesions of the "all" page: each is stored once.
         every = outer.children[0].children[1].children
-        assert stack.children[0] is every[0] and stack.children[1] is every[1]
+        assert stack.children[1] is every[1] and stack.children[2] is every[2]
+        assert "seed 1" in seeds.children[1].children[1].children[0].children[1].children[1].value
     else:
-        slider, shown = box.children[2:]
-        assert slider.value == "1 of 5" and IDS[4] in shown.value
-        slider.index = 1
-        assert IDS[1] in shown.value
+        picker, controls, shown = box.children[2:]
+        previous, slider, number, following = controls.children
+        assert list(picker.options) == options
+        assert slider.value == 1 and IDS[4] in shown.value and "seed 0" in shown.value
+        following.click()
+        assert slider.value == number.value == 2 and IDS[1] in shown.value
+        previous.click()
+        previous.click()  # stays on the first
+        assert slider.value == 1
         picker.index = 2  # the passes
-        assert slider.value == "1 of 3" and IDS[5] in shown.value
-        slider.index = 2
+        assert slider.max == 3 and IDS[5] in shown.value
+        number.value = 3
         assert IDS[7] in shown.value
+        seed_picker.index = 1
+        assert list(picker.options)[:2] == ["all (2)", "failing (some method) (2)"]
+        assert "seed 1" in shown.value and slider.max == 2
     with pytest.raises(ValueError, match="wiring"):
         uncertainty_explorer(lesions, wiring="magic")
     with pytest.raises(ValueError, match="no lesions"):
         uncertainty_explorer([], wiring=wiring)
+
+
+def _with_controls():
+    sets, predicted = _two_methods()
+    controls = {  # the g without a map, on the same masks
+        "max_prob": np.array([0.9, 0.6, 0.8, 0.9, 0.8, 0.8, 0.8, 0.9]),  # 1 right, 4 wrong
+        "lce": np.array([0.9, 0.8, 0.8, 0.9, 0.6, 0.8, 0.8, 0.9]),  # agrees everywhere
+    }
+    return sets, predicted, controls
+
+
+def test_the_map_changed_g_s_verdict_rightly_or_wrongly():
+    sets, predicted, controls = _with_controls()
+    lesions = explorer_lesions(sets, predicted, passing=3, controls=controls)
+    by_id = {les.image_id: les for les in lesions}
+    # Image 1 fails (J 0.5): without the map g says fail (0.6), with it pass (0.8).
+    assert by_id[IDS[1]].methods["max_prob"].changed() == "wrongly"
+    # Image 4 fails (J 0.2): without the map g says pass (0.8), with it fail (0.3).
+    assert by_id[IDS[4]].methods["max_prob"].changed() == "rightly"
+    assert by_id[IDS[4]].changed() == ["max_prob"] and not by_id[IDS[6]].changed()
+    kept = lesion_filters(lesions)["the map changed g's verdict"]
+    assert [lesions[i].image_id for i in kept] == [IDS[4], IDS[1], IDS[5]]
+    page = lesion_html(by_id[IDS[4]])
+    assert "no map: 0.800 (pass)" in page and "the map changed the verdict, rightly" in page
+    assert "the map changed g's verdict for 1" in page
+    with pytest.raises(ValueError, match=r"controls\['lce'\] has 2 values for 8 images"):
+        explorer_lesions(sets, predicted, controls={"lce": controls["lce"][:2]})
+
+
+def test_a_limit_keeps_the_lesions_whose_verdict_the_map_changed_first():
+    sets, predicted, controls = _with_controls()
+    predicted["max_prob"][1] = 0.9  # still wrongly changed: with the map, pass
+    controls["max_prob"][4] = 0.3  # image 4: no longer changed
+    lesions = explorer_lesions(sets, predicted, passing=1, controls=controls, limit=2)
+    assert [les.image_id for les in lesions] == [IDS[1], IDS[5]]  # one failure, one pass
+
+
+def test_synthetic_lesions_say_so_and_an_unbounded_map_is_stretched_per_lesion():
+    sets, predicted = _two_methods()
+    sets = {"hcnn": sets["max_prob"]}
+    sets["hcnn"].maps = sets["hcnn"].maps * 10 + 3  # sigma: unbounded, far from 0
+    lesion = explorer_lesions(sets, {"hcnn": predicted["max_prob"]}, synthetic=True)[0]
+    view = lesion.methods["hcnn"].map
+    assert view.min() == pytest.approx(0, abs=1e-6) and view.max() == pytest.approx(1)
+    page = lesion_html(lesion)
+    assert f"{lesion.image_id} (synthetic)" in page and "the synthetic image" in page
