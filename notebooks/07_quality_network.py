@@ -175,20 +175,11 @@ seg_test = segment_split(
 )
 fig, ax = plt.subplots(figsize=(5.5, 2.8))
 bins = np.linspace(0, 1, 26)
-ax.hist(
-    seg_train.jaccard,
-    bins=bins,
-    alpha=0.6,
-    density=True,
-    label="training split (g learns here)",
-)
-ax.hist(
-    seg_test.jaccard,
-    bins=bins,
-    alpha=0.6,
-    density=True,
-    label="test split",
-)
+for seg, name in (
+    (seg_train, "training split (g learns here)"),
+    (seg_test, "test split"),
+):
+    ax.hist(seg.jaccard, bins=bins, alpha=0.6, density=True, label=name)
 ax.axvline(metrics.FAILURE_THRESHOLD, c="k", ls=":")
 ax.set(xlabel="true Jaccard of f's mask", ylabel="density")
 ax.legend(fontsize=8)

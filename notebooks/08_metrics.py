@@ -267,7 +267,7 @@ try:
         np.array([0.8, 0.9, 0.95]), np.array([0.7, 0.8, 0.9])
     )
 except ValueError as err:
-    print("ValueError:", err)
+    say("ValueError:", err)
 
 # %% [markdown]
 # ## Comparing two rows: seeds and test images

@@ -239,12 +239,13 @@ few_scores, _ = rca_scores(
 )
 true = test.jaccard[subset]
 print(
-    f"AUROC on {len(subset)} of {len(test.ids)} test images (every"
-    f" third):\n  with K = 3 {metrics.auroc(true, few_scores):.3f}\n "
-    f" with K = {len(refs)}"
-    f" {metrics.auroc(true, scores[subset]):.3f}\n(one seed and a third"
-    " of the test images, no interval: a difference of a few points may"
-    " be noise)"
+    f"AUROC on {len(subset)} of {len(test.ids)} test images (every third):"
+)
+print(f"  with K = 3 {metrics.auroc(true, few_scores):.3f}")
+print(f"  with K = {len(refs)} {metrics.auroc(true, scores[subset]):.3f}")
+say(
+    "(one seed and a third of the test images, no interval: a difference"
+    " of a few points may be noise)"
 )
 
 # %% [markdown]

@@ -471,7 +471,7 @@ table_of_levels = pd.DataFrame(levels, index=range(1, 6)).T
 table_of_levels.columns.name = "severity"
 display(display_frame(table_of_levels.rename(index=units), index=True))
 shift = pd.read_csv(result.out / "shift.csv")
-print("rows:", "; ".join(label(r) for r in SHIFT_ROWS))
+say("rows:", "; ".join(label(r) for r in SHIFT_ROWS))
 
 # %% mystnb={"image": {"alt": "Shift test: for blur, noise, contrast loss and JPEG compression, f's mean Jaccard falls with severity (top) and each estimator's AUROC changes (bottom)"}}
 fig = plot_shift(shift, "auroc")

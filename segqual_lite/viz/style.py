@@ -50,7 +50,7 @@ BOOK_STYLE = {
     "figure.labelsize": 9,
 }
 mpl.rcParams.update(BOOK_STYLE)
-PRINT_WIDTH = 76  # characters of printed output that fit the text column
+PRINT_WIDTH = 74  # characters of printed output that fit the text column, in boxes too
 # The book's one colour scale for uncertainty, in every figure and the explorer:
 # yellow where the network is sure, dark purple where it is unsure.
 UNCERTAINTY_COLOURS = "viridis_r"
