@@ -173,20 +173,30 @@ fig.colorbar(p_im, ax=axes[:4], label="lesion probability", **bar)
 fig.colorbar(sd_im, ax=axes[4], label="sd (0 to 0.5)", **bar)
 _ = fig.colorbar(z_im, ax=axes[5], label="nats (0 to ln 2)", **bar)
 unsure = z > 0.5 * math.log(2)
+# z minus the passes' mean entropy: what their disagreement adds (chapter 12)
+each = torch.stack(
+    [entropy(torch.stack([1 - q, q]), dim=0) for q in passes]
+)
+share = float((z - each.mean(0))[unsure].sum() / z[unsure].sum())
 say(
     f"where z is above half its maximum ({unsure.float().mean():.0%} of"
-    f" the pixels), the passes spread by {spread[unsure].mean():.3f} on"
-    f" average (at most {spread.max():.3f}), while the mean p stays"
-    f" between {mean[unsure].min():.2f} and {mean[unsure].max():.2f}"
+    f" the pixels), the passes' sd is {spread[unsure].mean():.3f} on"
+    f" average (at most {spread.max():.3f}), and their disagreement is"
+    f" {share:.0%} of z: "
+    + (
+        "the passes barely differ; z is high because every pass is unsure"
+        if share < 0.1
+        else "the passes disagree"
+    )
 )
 
 # %% [markdown]
-# On this image the passes barely differ: $z$ is high where *every* pass puts the
-# lesion probability near 0.5, along the rim, so the map shows what each pass is unsure
-# of rather than where they disagree. Chapter 12 splits the entropy of the mean into
-# these two parts, the expected entropy of the passes and their disagreement (the mutual
-# information), and measures how much of the entropy is disagreement on the test image
-# whose samples disagree most ([chapter 12](12_failure_detection.ipynb)).
+# The printed share answers the question. Where it is small, the passes barely differ:
+# $z$ is high where *every* pass puts the lesion probability near 0.5, so the map shows
+# what each pass is unsure of rather than where they disagree. Chapter 12 names these
+# two parts, the expected entropy of the passes and their disagreement (the mutual
+# information), and measures the second on the test image whose samples disagree most
+# ([chapter 12](12_failure_detection.ipynb)).
 
 # %% [markdown]
 # ## How many samples?

@@ -79,7 +79,9 @@ def _by_seed(lesions) -> dict[int, list[Lesion]]:
 def _stepper(n: int):
     """A slider over lesions 1 to ``n`` and a number box on the same value, whose arrows
     step to the previous or next lesion (they work without a kernel)."""
-    slider = widgets.IntSlider(value=1, min=1, max=max(n, 1), description="lesion", disabled=n == 1)
+    slider = widgets.IntSlider(
+        value=1, min=1, max=max(n, 1), description="lesion", readout=False, disabled=n == 1
+    )
     box = widgets.BoundedIntText(
         value=1,
         min=1,
