@@ -202,7 +202,7 @@ def test_explorer_works_offline(served_site, browser):
         # Another filter: the outer Stack follows the dropdown's index (jslink); the
         # passing lesions come after every failing one, so the lesion changes.
         show = page.locator(".widget-dropdown select:visible").nth(1)
-        options = show.evaluate("s => [...s.options].map(o => o.text)")
+        options = show.evaluate('s => [...s.options].map(o => o.text.replaceAll("\\u00a0", " "))')
         assert any(o.startswith("the map changed g's verdict") for o in options), options
         show.select_option(index=options.index(next(o for o in options if o.startswith("pass"))))
         page.wait_for_function(WAIT_FOR_ANOTHER_LESION, arg=first, timeout=10_000)
@@ -220,8 +220,9 @@ def test_explorer_works_offline(served_site, browser):
         number.press("ArrowUp")
         page.wait_for_function(WAIT_FOR_ANOTHER_LESION, arg=third, timeout=10_000)
         # Another seed: the seeds' Stack follows the first dropdown.
+        fourth = visible_lesion(page)
         page.locator(".widget-dropdown select:visible").first.select_option(index=1)
-        page.wait_for_function(WAIT_FOR_ANOTHER_LESION, arg=visible_lesion(page), timeout=10_000)
+        page.wait_for_function(WAIT_FOR_ANOTHER_LESION, arg=fourth, timeout=10_000)
         assert "seed 1" in visible_lesion(page)
         assert not [u for u in blocked if u.endswith((".js", ".css"))]
         assert not failed and not errors, (failed, errors)
