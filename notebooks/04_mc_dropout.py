@@ -216,7 +216,8 @@ sample_counts = [1, 2, 5, P.mc_samples]
 fig, axes = plt.subplots(
     1,
     len(sample_counts) + 1,
-    figsize=fit_width(2.4 * (len(sample_counts) + 1), 2.6),
+    figsize=fit_width(2.4 * (len(sample_counts) + 1), 3.0),
+    layout="constrained",
 )
 for ax, T in zip(axes, sample_counts):
     seed_everything(2)
@@ -225,13 +226,19 @@ for ax, T in zip(axes, sample_counts):
     ax.set_title(
         f"T = {T}\nerror {(z - reference).abs().mean():.3f}", fontsize=9
     )
-axes[-1].imshow(
+shown = axes[-1].imshow(
     reference, cmap=UNCERTAINTY_COLOURS, vmin=0, vmax=math.log(2)
 )
 axes[-1].set_title(f"T = {4 * P.mc_samples} (reference)", fontsize=9)
 for ax in axes:
     ax.axis("off")
-fig.tight_layout()
+_ = fig.colorbar(
+    shown,
+    ax=axes,
+    location="bottom",
+    shrink=0.4,
+    label="entropy z, nats (purple: unsure)",
+)
 
 # %% [markdown]
 # ## The BatchNorm trap
