@@ -173,7 +173,7 @@ fig.colorbar(p_im, ax=axes[:4], label="lesion probability", **bar)
 fig.colorbar(sd_im, ax=axes[4], label="sd (0 to 0.5)", **bar)
 _ = fig.colorbar(z_im, ax=axes[5], label="nats (0 to ln 2)", **bar)
 unsure = z > 0.5 * math.log(2)
-# z minus the passes' mean entropy: what their disagreement adds (chapter 12)
+# z minus the passes' mean entropy: what their disagreement adds
 each = torch.stack(
     [entropy(torch.stack([1 - q, q]), dim=0) for q in passes]
 )
