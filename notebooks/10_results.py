@@ -388,9 +388,9 @@ if all(regimes):
     fig = plot_regimes(fits, regime_frame, "auroc")
 else:
     fits = regime_frame = None
-    print(
-        "a regime's reference run is missing: see"
-        " results/reference-parts/"
+    say(
+        "a regime's reference run is missing from results/reference/:"
+        " `python -m segqual_lite reference --profile tiny-overfit` makes it"
     )
 
 # %% [markdown]

@@ -235,6 +235,14 @@ def regimes_markdown(fits: dict[str, dict], frame: pd.DataFrame) -> str:
         + ". ".join(_answers_by_metric(frame))
         + "."
     )
+    larger = int((frame["difference"] > 0).sum())
+    resolved = {k: int((frame[f"{k}_outcome"] == "better").sum()) for k in ("default", "overfit")}
+    answer += (
+        f" By point estimate, the gain is larger in `{overfit}` for {larger} of the "
+        f"{len(frame)} pairs, and {resolved['overfit']} of its comparisons are resolved "
+        f"better, against {resolved['default']} in `{default}`; the plan counts neither as "
+        "an answer."
+    )
     if counts.get("yes", 0) == 0 and counts.get("no", 0) == 0:
         answer += (
             f" Two independent runs of {o['seeds']} and {d['seeds']} seeds cannot tell "

@@ -10,6 +10,7 @@ from helpers import prediction_records
 
 from segqual_lite.config import get_profile
 from segqual_lite.reference import (
+    PLANNED_SEEDS,
     REGENERATE,
     StaleReference,
     check_build,
@@ -18,7 +19,13 @@ from segqual_lite.reference import (
     pack_reference,
     reference_folder,
 )
-from segqual_lite.tables import csv_text, predictions_frame
+from segqual_lite.seeds import parse_seeds
+from segqual_lite.tables import (
+    csv_text,
+    format_table_md,
+    predictions_frame,
+    table_from_predictions,
+)
 
 TINY = get_profile("tiny")
 
@@ -181,3 +188,19 @@ def test_a_fit_is_added_only_when_its_f_is_the_reference_s(packed):
     fit.loc[(fit["seed"] == 3) & (fit["split"] == "test"), "mean_jaccard"] += 0.01
     with pytest.raises(ValueError, match=r"not the reference's.*seeds \[3\]"):
         add_fit(packed, fit, ["reference", "--fit-only"])
+
+
+@pytest.mark.parametrize("name", sorted(PLANNED_SEEDS))
+def test_every_shipped_reference_holds_its_plan(name):
+    """Each planned reference is shipped, current, and holds what its plan fixed: the
+    planned seeds in Table 1's rows, the counterfactual and f's fit, and a Table 1
+    recomputed from its predictions."""
+    profile = get_profile(name)
+    assert reference_folder(name) is not None, f"results/reference/{name} is not shipped"
+    reference = load_reference(profile)  # raises when stale
+    planned = sorted(parse_seeds(PLANNED_SEEDS[name]))
+    assert sorted(reference.predictions["seed"].unique()) == planned
+    assert sorted(reference.counterfactual["seed"].unique()) == planned
+    assert sorted(reference.fit["seed"].unique()) == planned
+    table = table_from_predictions(reference.predictions)
+    assert format_table_md(table, name) == (reference.folder / "table1.md").read_text()

@@ -147,6 +147,8 @@ def test_the_regimes_prose_says_what_the_frame_answers():
     assert "*yes* for 2, *no* for 0 and *undecided* for 2" in text
     assert "AUROC: *yes* for Max Probability; *undecided* for LCE" in text
     assert "cannot tell" not in text  # only said when no pair is decided
+    assert "larger in `tiny-overfit` for 4 of the 4 pairs" in text  # +5.0 and +0.2
+    assert "4 of its comparisons are resolved better, against 4 in `tiny`" in text
     assert "*yes* for 2, *no* for 0 and *undecided* for 2 of the 4" in regimes_conclusion(
         fits, frame
     )
