@@ -174,7 +174,7 @@ def regimes_table(frame: pd.DataFrame, names=("default", "overfit")) -> pd.DataF
         lines.append(
             {
                 "row": x["row"],
-                "metric": f"{METRIC_LABELS.get(x['metric'], x['metric'])} ({x['unit']})",
+                "metric": f"{METRIC_LABELS.get(x['metric'], x['metric'])}\n({x['unit']})",
                 names[0]: _cell(x, "default", fmt),
                 names[1]: _cell(x, "overfit", fmt),
                 "difference": _cell(x, "difference", fmt),
@@ -258,10 +258,17 @@ def regimes_conclusion(fits: dict[str, dict], frame: pd.DataFrame) -> str:
     plan's answer in counts."""
     (_, d), (overfit, o) = fits.items()
     counts = frame["answer"].value_counts()
-    return (
+    short = f", short of the plan's aim of {GAP_AIM}" if o["gap"] < GAP_AIM else ""
+    text = (
         f"**When does the map help?** In `{overfit}`, *f* fits its training images better "
-        f"than new ones (gap {o['gap']:+.3f} against {d['gap']:+.3f}). The paper's "
+        f"than new ones (gap {o['gap']:+.3f} against {d['gap']:+.3f}{short}). The paper's "
         "explanation, larger gains there, is answered *yes* for "
         f"{counts.get('yes', 0)}, *no* for {counts.get('no', 0)} and *undecided* for "
         f"{counts.get('undecided', 0)} of the {len(frame)} row and metric pairs."
     )
+    if counts.get("yes", 0) == counts.get("no", 0) == 0:
+        text += (
+            " So these runs neither confirm nor refute it: a test of the explanation needs "
+            "a larger train–test gap, or more seeds in both regimes."
+        )
+    return text

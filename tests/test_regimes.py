@@ -159,10 +159,12 @@ def test_the_regimes_prose_says_what_the_frame_answers():
 
 
 def test_the_regimes_prose_says_when_nothing_is_decided():
-    from segqual_lite.regimes import regimes_markdown
+    from segqual_lite.regimes import regimes_conclusion, regimes_markdown
 
     fits, frame = _two_regimes((1.2, 0.8))
     text = regimes_markdown(fits, frame)
     assert "*undecided* for 4" in text and "cannot tell these gains apart" in text
     fits["tiny-overfit"]["gap"] = 0.02
     assert "short of the plan's aim of 0.05" in regimes_markdown(fits, frame)
+    said = regimes_conclusion(fits, frame)
+    assert "short of the plan's aim" in said and "neither confirm nor refute" in said
