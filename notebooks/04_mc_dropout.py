@@ -193,17 +193,18 @@ say(
 # %% [markdown]
 # The printed share answers the question. Where it is small, the passes barely differ:
 # $z$ is high where *every* pass puts the lesion probability near 0.5, so the map shows
-# what each pass is unsure of rather than where they disagree. Chapter 12 names these
-# two parts, the expected entropy of the passes and their disagreement (the mutual
-# information), and measures the second on the test image whose samples disagree most
-# ([chapter 12](12_failure_detection.ipynb)).
+# what each pass is unsure of rather than where they disagree.
+# [Chapter 12](12_failure_detection.ipynb) names these two parts, the expected entropy
+# of the passes and their disagreement (the mutual information), and measures the
+# second on the test image whose samples disagree most.
 
 # %% [markdown]
 # ## How many samples?
 #
 # With one sample the map is just the entropy of one noisy softmax; more samples average
-# out the noise of the masks themselves. Below, the same poor case with growing $T$, and
-# how far each map is from a reference with many samples:
+# out the noise of the masks themselves. Below, the same poor case with growing $T$,
+# each titled with its *error*: the mean absolute difference, in nats, from a reference
+# map with four times the profile's samples:
 
 # %% mystnb={"image": {"alt": "MC-dropout entropy maps of one poor case with T = 1, 2, 5 and the profile's T samples, each titled with its mean error against a reference with four times as many samples"}}
 i = cases["poor"]
@@ -241,6 +242,10 @@ _ = fig.colorbar(
 )
 
 # %% [markdown]
+# Read each error against the maps' own range, 0 to $\ln 2 \approx 0.69$ nats: where the
+# profile's $T$ leaves an error that small next to that range, a larger $T$ buys little,
+# and a map's cost grows in proportion to $T$.
+#
 # ## The BatchNorm trap
 #
 # The tempting way to switch dropout on is `model.train()`. But that also puts every

@@ -204,6 +204,14 @@ say(
 )
 
 # %% [markdown]
+# Masks can disagree while their probabilities barely do. Where every sample puts the
+# lesion probability near 0.5, a small wobble of $p$ flips a pixel's mask from one
+# side of 0.5 to the other, so the masks' pairwise Jaccard drops. Yet each sample's own
+# entropy stays near its maximum, and the mutual information, the entropy *added* by
+# their disagreement about $p$, stays small. A low mask agreement with a small mutual
+# information is that situation. Chapter 04 measures the same share on its most
+# uncertain image.
+#
 # ## Which metric ranks the estimators
 #
 # Chapter 11's AURC averages the *selective risk* over every coverage: the mean loss of
@@ -218,9 +226,9 @@ say(
 #
 # $$\text{AUGRC} = \int_0^1 \frac{\#\{\text{accepted failures at coverage } c\}}{N}\,dc .$$
 #
-# It reads as the average risk of an *undetected* failure: 0 when every failure is
-# ranked last; a failure rate $r$ gives $r^2/2$ for a perfect ranking and $r/2$ for a
-# random one. Since both depend on $r$, the **normalised AURC**
+# It reads as the average risk of an *undetected* failure. With a failure rate $r$ it
+# is $r^2/2$ for a perfect ranking (every failure accepted last) and $r/2$ for a
+# random one; it is 0 only when there are no failures. Since both depend on $r$, the **normalised AURC**
 # {footcite}`cattelan2024fix` rescales the AURC of failures between the optimal
 # ranking of the same cases (0) and a random one (1); the *excess* AURC
 # {footcite}`geifman2019bias` is its numerator. Both curves for Max Probability's $g$,

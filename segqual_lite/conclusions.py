@@ -207,7 +207,9 @@ def _gap(evidence: Evidence) -> str | None:
         found = (
             f"no better on its training images than on the test images ({gap:+.3f} in mean "
             "Jaccard): *g* learns from segmentations about as good as those it will judge, "
-            "so the part of the paper's mechanism that the map repairs is missing here."
+            "so the part of the paper's mechanism that the map repairs is missing here, and "
+            "a gain found here must come from elsewhere: the rims below and the second "
+            "regime after them ask where."
         )
     return (
         "***f*'s train/test gap.** The paper's explanation is that *g* learns from *f*'s "

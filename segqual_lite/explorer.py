@@ -41,7 +41,7 @@ def _legend(threshold: float) -> str:
         cax=ax,
         orientation="horizontal",
     )
-    ax.set_xlabel("uncertainty map / its largest value (HCNN: per lesion)", fontsize=10)
+    ax.set_xlabel("uncertainty / its largest value (HCNN: its 1st to 99th pct.)", fontsize=10)
     ax.tick_params(labelsize=10)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)

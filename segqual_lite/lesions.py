@@ -88,15 +88,15 @@ class Lesion:
         return [m for m, v in self.methods.items() if v.changed(threshold)]
 
 
-def _display(method: str, maps, i: int, scale: float) -> np.ndarray:
-    """Map ``i`` of ``maps`` in [0, 1] for display: divided by the method's scale, or
-    for an unbounded map (HCNN's sigma) stretched between its own 1st and 99th
-    percentiles, so that its structure shows on one lesion."""
-    m = np.asarray(maps[i], dtype=np.float64)
+def _display_range(method: str, maps) -> tuple[float, float]:
+    """The values shown as 0 and 1: 0 and the largest value the method's map can take,
+    or for an unbounded map (HCNN's sigma, which never falls near 0) its 1st and 99th
+    percentiles over the whole split, so that its structure shows and a quiet lesion
+    still looks quiet."""
     if map_maximum(method) is not None:
-        return (m / scale).astype(np.float32)
-    low, high = np.quantile(m, [0.01, 0.99])
-    return np.clip((m - low) / max(high - low, 1e-9), 0, 1).astype(np.float32)
+        return 0.0, display_scale(method, maps)
+    low, high = np.quantile(np.asarray(maps, dtype=np.float64), [0.01, 0.99])
+    return float(low), float(max(high, low + 1e-9))
 
 
 def explorer_lesions(
@@ -144,14 +144,19 @@ def explorer_lesions(
         others = others[picks.astype(int)]
     else:
         others = others[:0]
-    scales = {m: display_scale(m, sets[m].maps) for m in methods}
+    ranges = {m: _display_range(m, sets[m].maps) for m in methods}
     hard_cases = hard_cases or {}
 
     def lesion(i: int) -> Lesion:
         views = {
             m: MethodView(
                 sets[m].masks[i].numpy(),
-                _display(m, sets[m].maps, i, scales[m]),
+                np.clip(
+                    (sets[m].maps[i].float().numpy() - ranges[m][0])
+                    / (ranges[m][1] - ranges[m][0]),
+                    0,
+                    1,
+                ),
                 float(sets[m].jaccard[i]),
                 float(predicted[m][i]),
                 float(controls[m][i]) if m in controls else None,

@@ -29,7 +29,7 @@ from .config import Profile
 from .reference import load_reference
 from .rows import METHODS, label
 from .stats import COMPARED_METRICS, Comparison, compare_rows, t_interval
-from .tables import METRIC_LABELS, signed
+from .tables import METRIC_LABELS, metric_name, signed
 
 __all__ = [
     "ANSWERS",
@@ -206,8 +206,8 @@ def _answers_by_metric(frame: pd.DataFrame) -> list[str]:
             for a, r in groups.items()
             if r
         ]
-        name = METRIC_LABELS.get(metric, metric).rstrip(" ↑↓")
-        said.append(f"{name}: " + "; ".join(pieces))
+        name = metric_name(metric)
+        said.append(f"{name[0].upper()}{name[1:]}: " + "; ".join(pieces))
     return said
 
 
@@ -259,12 +259,16 @@ def regimes_conclusion(fits: dict[str, dict], frame: pd.DataFrame) -> str:
     (_, d), (overfit, o) = fits.items()
     counts = frame["answer"].value_counts()
     short = f", short of the plan's aim of {GAP_AIM}" if o["gap"] < GAP_AIM else ""
+    answered = (
+        f"*undecided* for all {len(frame)} row and metric pairs"
+        if counts.get("undecided", 0) == len(frame)
+        else f"*yes* for {counts.get('yes', 0)}, *no* for {counts.get('no', 0)} and "
+        f"*undecided* for {counts.get('undecided', 0)} of the {len(frame)} row and metric pairs"
+    )
     text = (
         f"**When does the map help?** In `{overfit}`, *f* fits its training images better "
-        f"than new ones (gap {o['gap']:+.3f} against {d['gap']:+.3f}{short}). The paper's "
-        "explanation, larger gains there, is answered *yes* for "
-        f"{counts.get('yes', 0)}, *no* for {counts.get('no', 0)} and *undecided* for "
-        f"{counts.get('undecided', 0)} of the {len(frame)} row and metric pairs."
+        f"than new ones (gap {o['gap']:+.3f} against {d['gap']:+.3f}{short}). The plan's "
+        f"answer to the paper's explanation, larger gains there, is {answered}."
     )
     if counts.get("yes", 0) == counts.get("no", 0) == 0:
         text += (

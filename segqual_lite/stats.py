@@ -40,7 +40,7 @@ from scipy.stats import t as student_t
 
 from .metrics import FAILURE_THRESHOLD
 from .rows import control_of, label
-from .tables import LOWER_IS_BETTER, in_paper_units, predictions_frame, signed
+from .tables import LOWER_IS_BETTER, in_paper_units, metric_name, predictions_frame, signed
 
 __all__ = [
     "COMPARED_METRICS",
@@ -200,15 +200,15 @@ class Comparison:
         if not self.undefined_seeds:
             return ""
         seeds = ", ".join(map(str, self.undefined_seeds))
-        return f" (seed {seeds} left out: {self.metric} undefined there)"
+        return f" (seed {seeds} left out: {metric_name(self.metric)} undefined there)"
 
     def verdict(self) -> str:
         """One sentence, worded by the numbers, naming the unit and the interval."""
         if self.outcome == "undefined":
             return (
                 f"{label(self.row)} cannot be compared with {label(self.control)} on "
-                f"{self.metric}: it is undefined when all test images of every seed pass or "
-                "all fail"
+                f"{metric_name(self.metric)}: it is undefined when all test images of every "
+                "seed pass or all fail"
             )
         low, mean, high, *per_seed = (
             signed(v, self.number_format)
@@ -217,10 +217,10 @@ class Comparison:
         what = {
             "better": f"better than {label(self.control)}",
             "worse": f"worse than {label(self.control)}",
-            "unresolved": f"not distinguishable from {label(self.control)}",
+            "unresolved": f"unresolved against {label(self.control)}",
         }[self.outcome]
         return (
-            f"{label(self.row)} is {what} on {self.metric}: improvement "
+            f"{label(self.row)} is {what} on {metric_name(self.metric)}: improvement "
             f"{mean} ({self.unit}), {self.level:.0%} interval [{low}, {high}] over "
             f"{len(self.per_seed)} seeds{self._left_out()} and {self.n_images} test "
             "images; better on "

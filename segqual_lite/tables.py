@@ -73,6 +73,7 @@ __all__ = [
     "format_table_md",
     "csv_text",
     "signed",
+    "metric_name",
 ]
 
 PREDICTION_FIELDS = ["method", "seed", "image_id", "true_jaccard", "predicted_jaccard"]
@@ -322,3 +323,9 @@ def signed(value: float, fmt: str = "{:+.1f}") -> str:
     rather than ``-0.0``, which would suggest a direction the number does not have."""
     text = fmt.format(value)
     return text.replace("-", "+", 1) if text.startswith("-") and float(text) == 0 else text
+
+
+def metric_name(metric: str) -> str:
+    """A metric's name in prose: "RMSE", "detection error", "AUROC" (no code names)."""
+    text = METRIC_LABELS.get(metric, metric).rstrip(" ↑↓")
+    return text[0].lower() + text[1:] if text[1:2].islower() else text

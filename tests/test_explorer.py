@@ -205,12 +205,17 @@ def test_a_limit_keeps_the_lesions_whose_verdict_the_map_changed_first():
     assert [les.image_id for les in lesions] == [IDS[1], IDS[5]]  # one failure, one pass
 
 
-def test_synthetic_lesions_say_so_and_an_unbounded_map_is_stretched_per_lesion():
+def test_synthetic_lesions_say_so_and_an_unbounded_map_is_stretched_over_the_split():
     sets, predicted = _two_methods()
     sets = {"hcnn": sets["max_prob"]}
     sets["hcnn"].maps = sets["hcnn"].maps * 10 + 3  # sigma: unbounded, far from 0
-    lesion = explorer_lesions(sets, {"hcnn": predicted["max_prob"]}, synthetic=True)[0]
-    view = lesion.methods["hcnn"].map
-    assert view.min() == pytest.approx(0, abs=1e-6) and view.max() == pytest.approx(1)
+    sets["hcnn"].maps[0] = 3.0  # one quiet image: it must look quiet, not stretched
+    lesions = explorer_lesions(sets, {"hcnn": predicted["max_prob"]}, synthetic=True)
+    views = {les.image_id: les.methods["hcnn"].map for les in lesions}
+    low, high = np.quantile(sets["hcnn"].maps.numpy(), [0.01, 0.99])
+    some = next(iter(views))
+    expected = np.clip((sets["hcnn"].maps[IDS.index(some)].numpy() - low) / (high - low), 0, 1)
+    np.testing.assert_allclose(views[some], expected, rtol=1e-5, atol=1e-6)
+    lesion = lesions[0]
     page = lesion_html(lesion)
     assert f"{lesion.image_id} (synthetic)" in page and "the synthetic image" in page

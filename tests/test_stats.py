@@ -67,7 +67,7 @@ def test_a_known_improvement_is_recovered_with_its_unit():
     # RMSE of true + s * noise is s * rms(noise): the improvement is 0.05 * rms(noise).
     assert c.estimate == pytest.approx(0.05, rel=0.15)
     assert c.low > 0 and c.outcome == "better" and c.unit == "a fraction of J"
-    assert "better than control on rmse" in c.verdict() and "3 seeds and 150 test images" in (
+    assert "better than control on RMSE" in c.verdict() and "3 seeds and 150 test images" in (
         c.verdict()
     )
     worse = compare(rows, "control", "g", "rmse", n_boot=500)
@@ -103,7 +103,7 @@ def test_a_seed_where_the_metric_is_undefined_is_left_out_and_named(recwarn):
             r["true_jaccard"] *= 0.6  # below 0.7: every image of seed 0 fails
     auroc = compare(rows, "g", "control", "auroc", n_boot=50)
     assert auroc.undefined_seeds == (0,) and list(auroc.per_seed) == [1, 2]
-    assert auroc.outcome != "undefined" and "(seed 0 left out: auroc undefined there)" in (
+    assert auroc.outcome != "undefined" and "(seed 0 left out: AUROC undefined there)" in (
         auroc.verdict()
     )
     rmse = compare(rows, "g", "control", "rmse", n_boot=50)
@@ -113,7 +113,7 @@ def test_a_seed_where_the_metric_is_undefined_is_left_out_and_named(recwarn):
     none = compare(rows, "g", "control", "auroc", n_boot=50)
     assert none.outcome == "undefined"
     assert none.verdict() == (
-        "g cannot be compared with control on auroc: it is undefined when all test images "
+        "g cannot be compared with control on AUROC: it is undefined when all test images "
         "of every seed pass or all fail"
     )
 

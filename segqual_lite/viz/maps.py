@@ -172,6 +172,9 @@ def plot_figure2(sets: dict, indices: list[int] | None = None):
         ax.set_xticks([])
         ax.set_yticks([])
     fig.colorbar(
-        shown, ax=axes[1::2, :], shrink=0.6, label="map / its largest value (HCNN: 99th pct.)"
+        shown,
+        ax=axes[1::2, :],
+        shrink=0.6,
+        label="map / its largest value" + (" (HCNN: 99th pct.)" if "hcnn" in sets else ""),
     )
     return fig

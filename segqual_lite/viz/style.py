@@ -19,7 +19,7 @@ import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ..tables import METRIC_LABELS
+from ..tables import metric_name
 
 __all__ = [
     "BOOK_STYLE",
@@ -70,11 +70,7 @@ def summary_text(summary: dict, digits: int = 1) -> str:
     def value(name, v):
         return f"{v:.{digits + 2}f}" if name == "rmse" else f"{100 * v:.{digits}f}%"
 
-    def name(k):
-        text = METRIC_LABELS.get(k, k).rstrip(" ↑↓")
-        return text[0].lower() + text[1:] if text[1:2].islower() else text
-
-    return ", ".join(f"{name(k)} {value(k, v)}" for k, v in summary.items())
+    return ", ".join(f"{metric_name(k)} {value(k, v)}" for k, v in summary.items())
 
 
 PAGE_WIDTH = 7.0  # inches: the text column of the site (about 690 px)
