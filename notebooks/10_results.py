@@ -469,7 +469,7 @@ if cases:
 # Jaccard, $g$'s prediction with the map, and the prediction of the $g$ that sees no map
 # on the same masks (the method's control). Where the two disagree on pass or fail, the
 # map changed $g$'s verdict, rightly or wrongly; a coloured cell marks a wrong verdict
-# of $g$. Per seed it holds up to 36 lesions, those on which a map changed a verdict
+# of $g$. Per seed it holds up to 32 lesions, those on which a map changed a verdict
 # first, then the worst failures and a spread of passes. The `show` menu keeps the
 # failures, the passes, $g$'s missed failures or false alarms, the lesions on which the
 # map changed $g$'s verdict, or one hard case of the synthetic data; the arrows of the
@@ -504,7 +504,7 @@ for s in P.seeds:
         },
         seed=s,
         synthetic=P.data == "synthetic",
-        limit=36,
+        limit=32,
     )
 say(
     "lesions in the explorer: "
