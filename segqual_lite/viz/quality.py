@@ -146,12 +146,17 @@ def plot_shift(frame: pd.DataFrame, metric: str = "auroc"):
     clean = frame[frame["severity"] == 0]
     for col, kind in enumerate(kinds):
         part = pd.concat([clean, frame[frame["corruption"] == kind]])
-        lines = [(0, "mean_jaccard", r, f"{label(m)}'s masks") for m, r in masks.items()]
-        lines += [(1, metric, r, label(r)) for r in rows]
-        for k, (i, column, row, name) in enumerate(lines):
+        # A U-Net's masks take the colour of the row named after its method (Max
+        # Probability's masks, Max Probability's AUROC), else of the row that reads them.
+        lines = [
+            (0, "mean_jaccard", r, m if m in rows else r, f"{label(m)}'s masks")
+            for m, r in masks.items()
+        ]
+        lines += [(1, metric, r, r, label(r)) for r in rows]
+        for i, column, row, named, name in lines:
             by = part[part["row"] == row].groupby("severity")[column]
             mean, std = by.mean(), by.std().fillna(0)
-            colour = f"C{rows.index(row)}" if i else f"C{7 + k % 3}"
+            colour = f"C{rows.index(named)}"
             ax = axes[i, col]
             ax.plot(mean.index, mean, marker="o", ms=3, color=colour, label=name)
             # the band stays within the metric's range: [0, 100] % or [0, 1]
