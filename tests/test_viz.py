@@ -204,6 +204,10 @@ def test_shift_plot_has_a_column_per_corruption_and_a_line_per_row_and_per_unet(
     assert len(axes[0, 0].get_lines()) == 2  # one per U-Net whose masks are judged
     # severity 0 (the clean images) starts every line
     assert all(line.get_xdata()[0] == 0 for line in axes[1, 0].get_lines())
+    # a U-Net's masks and the row named after its method share a colour
+    colour = {line.get_label(): line.get_color() for ax in axes[:, 0] for line in ax.get_lines()}
+    assert colour["Max Probability's masks"] == colour["Max Probability"]
+    assert colour["LCE's masks"] == colour["LCE"] != colour["Max Probability"]
     plt.close(fig)
 
 
