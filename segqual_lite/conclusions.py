@@ -16,7 +16,7 @@ import pandas as pd
 
 from .rows import METHODS, PAPER_TABLE1, label
 from .stats import COMPARED_METRICS, RIM_VERDICTS, Comparison, gain_difference, rim_verdict
-from .tables import METRICS, per_seed_arrays, seed_metrics, signed
+from .tables import METRICS, metric_name, per_seed_arrays, seed_metrics, signed
 
 __all__ = [
     "Evidence",
@@ -27,13 +27,6 @@ __all__ = [
     "comparisons_frame",
     "conclusions_markdown",
 ]
-
-_NAMES = {
-    "rmse": "RMSE",
-    "auroc": "AUROC",
-    "detection_error": "detection error",
-    "augrc": "AUGRC",
-}
 
 
 @dataclass
@@ -93,7 +86,7 @@ def counterfactual_frame(comparisons: list[Comparison], counterfactual: list[Com
         records.append(
             {
                 "row": label(with_.row),
-                "metric": _NAMES[with_.metric],
+                "metric": metric_name(with_.metric),
                 "gain with rims": interval_text(with_, "\n"),
                 "gain without rims": interval_text(without, "\n"),
                 "difference": interval_text(diff, "\n"),
@@ -113,7 +106,7 @@ def verdict_table(evidence: Evidence) -> pd.DataFrame:
         record = {"row": label(row)}
         for metric in COMPARED_METRICS:
             c = evidence.get(row, metric)
-            record[_NAMES[metric]] = f"{interval_text(c, chr(10))}\n{c.outcome}"
+            record[metric_name(metric)] = f"{interval_text(c, chr(10))}\n{c.outcome}"
         share, low, high = evidence.get(row, "auroc").beats
         record["AUROC better on"] = f"{share:.0%}\nof seeds\n[{low:.0%},\u00a0{high:.0%}]"
         record["paper's finding"] = "holds" if _holds(evidence, row) else "not shown"
@@ -132,14 +125,12 @@ def comparisons_frame(comparisons: list[Comparison]) -> pd.DataFrame:
     for c in comparisons:
         key = (c.row, c.control)
         line = lines.setdefault(key, {"row": label(c.row), "against": label(c.control)})
-        line[f"{_NAMES.get(c.metric, c.metric)}\n({c.unit})"] = (
-            f"{interval_text(c, chr(10))}\n{c.outcome}"
-        )
+        line[f"{metric_name(c.metric)}\n({c.unit})"] = f"{interval_text(c, chr(10))}\n{c.outcome}"
         if key not in beats or c.metric == "auroc":
             beats[key] = c
     for key, c in beats.items():
         share, low, high = c.beats
-        lines[key][f"better on ({_NAMES.get(c.metric, c.metric)})"] = (
+        lines[key][f"better on ({metric_name(c.metric)})"] = (
             f"{share:.0%} of seeds\n[{low:.0%},\u00a0{high:.0%}]"
         )
     frame = pd.DataFrame(lines.values())
@@ -159,7 +150,7 @@ def _by_row(pairs) -> str:
     """``[(row, metric), ...]`` as "Max Probability (RMSE and AUROC); LCE (AUROC)"."""
     metrics: dict[str, list[str]] = {}
     for row, metric in pairs:
-        metrics.setdefault(row, []).append(_NAMES[metric])
+        metrics.setdefault(row, []).append(metric_name(metric))
     return "; ".join(f"{label(r)} ({_names_plain(ms)})" for r, ms in metrics.items())
 
 
@@ -279,7 +270,8 @@ def conclusions_markdown(evidence: Evidence) -> str:
         first += f" For {_names(rest)} no AUROC gain is resolved (mean {means} points)."
     if worse:
         first += " Resolved as worse than the control: " + "; ".join(
-            f"{label(c.row)} on {_NAMES[c.metric]} ({interval_text(c)} {c.unit})" for c in worse
+            f"{label(c.row)} on {metric_name(c.metric)} ({interval_text(c)} {c.unit})"
+            for c in worse
         )
         first += "."
     paragraphs.append(first)

@@ -137,7 +137,8 @@ def _answer(overfit: Comparison, difference: Difference) -> str:
 def regimes_frame(default: Regime, overfit: Regime, metrics=None) -> pd.DataFrame:
     """One line per row and metric: the gain in each regime (with the rims, and without
     them when the reference holds the counterfactual), each with its interval, the
-    difference of the gains (overfit minus default) and the plan's answer."""
+    difference of the gains (overfit minus default) and the plan's answer; ``format`` is
+    how the metric's numbers print (:attr:`~segqual_lite.stats.Comparison.number_format`)."""
     lines = []
     for c in default.comparisons:
         if metrics and c.metric not in metrics:
@@ -146,7 +147,7 @@ def regimes_frame(default: Regime, overfit: Regime, metrics=None) -> pd.DataFram
         if o is None:
             continue
         d = regime_difference(c, o)
-        line = {"row": label(c.row), "metric": c.metric, "unit": c.unit}
+        line = {"row": label(c.row), "metric": c.metric, "unit": c.unit, "format": c.number_format}
         for name, comparison in (("default", c), ("overfit", o)):
             line[f"{name}"] = comparison.estimate
             line[f"{name}_low"], line[f"{name}_high"] = comparison.low, comparison.high
@@ -170,7 +171,7 @@ def regimes_table(frame: pd.DataFrame, names=("default", "overfit")) -> pd.DataF
     ``names`` head the two regimes' columns."""
     lines = []
     for _, x in frame.iterrows():
-        fmt = "{:+.3f}" if x["metric"] == "rmse" else "{:+.1f}"
+        fmt = x["format"]
         lines.append(
             {
                 "row": x["row"],

@@ -19,7 +19,7 @@ import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ..tables import metric_name
+from ..tables import in_paper_units, metric_name
 
 __all__ = [
     "BOOK_STYLE",
@@ -68,7 +68,9 @@ def summary_text(summary: dict, digits: int = 1) -> str:
     on one line: RMSE a fraction of J, the others in % with ``digits`` decimals."""
 
     def value(name, v):
-        return f"{v:.{digits + 2}f}" if name == "rmse" else f"{100 * v:.{digits}f}%"
+        if in_paper_units(name, 1.0) == 1.0:  # a fraction
+            return f"{v:.{digits + 2}f}"
+        return f"{in_paper_units(name, v):.{digits}f}%"
 
     return ", ".join(f"{metric_name(k)} {value(k, v)}" for k, v in summary.items())
 
