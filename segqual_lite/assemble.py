@@ -20,7 +20,7 @@ from .reference import (
     gzip_csv,
     load_reference,
 )
-from .store import write_bytes, write_text
+from .store import claim_folder, write_bytes, write_text
 from .tables import csv_text, format_table_md, read_predictions, table_from_predictions
 
 __all__ = ["combine_parts", "add_fit"]
@@ -37,7 +37,7 @@ def combine_parts(parts: list[str | Path], out: str | Path, profile: Profile) ->
     twice = sorted({s for s in seeds if seeds.count(s) > 1})
     if twice:
         raise ValueError(f"parts {', '.join(map(str, parts))} share seeds {twice}")
-    out = Path(out)
+    out = claim_folder(out, "a reference", legacy=("run.json",))
 
     def joined(frames):
         frames = [f for f in frames if f is not None]

@@ -45,6 +45,7 @@ from .rows import CONTROL_ROWS, EXTENDED_ROWS, TABLE_ROWS
 from .scheduler import grid_jobs, run_jobs, worker_pool
 from .seeds import parse_seeds
 from .segment import fit_frame
+from .store import ForeignFolder
 
 EXIT_DATA_ERROR = 2
 EXIT_JOBS_FAILED = 1
@@ -111,11 +112,8 @@ def _cmd_reproduce(args) -> int:
     # The workers start (and import) while the data are made.
     local = args.workers > 1 and not args.executor
     with worker_pool(args.workers) if local else contextlib.nullcontext() as pool:
-        # An ISIC folder given with --data is checked (and completed when it is not) like
-        # the default one, a folder of your own checked once; a synthetic folder given
-        # with --data is used as it is.
-        checked = profile.data == "isic2017" or own or not args.data
-        root = prepare_data(profile, args.data) if checked else Path(args.data)
+        # A folder given with --data is checked and read as it is, never changed.
+        root = prepare_data(profile, args.data)
         scheduler = None
         if args.executor:
             scheduler = Scheduler(
@@ -390,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     except GridJobsFailed as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_JOBS_FAILED
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError, ForeignFolder) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_DATA_ERROR
 

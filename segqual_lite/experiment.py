@@ -48,11 +48,17 @@ import torch
 from .config import Profile, fix_threads, pick_device, progress_enabled, results_dir
 from .data import prepare_data
 from .deployment import conformal_results, shift_results
-from .results import COUNTERFACTUAL_FOLDER, GridResult, predict_rows, write_results
+from .results import (
+    COUNTERFACTUAL_FOLDER,
+    RESULTS_LEGACY,
+    GridResult,
+    predict_rows,
+    write_results,
+)
 from .rows import CONTROL_ROWS, EXTENDED_ROWS, METHODS, SCORE_ROWS, TABLE_ROWS, control_of
 from .scheduler import grid_jobs, run_jobs
 from .segment import segment_split
-from .store import write_text
+from .store import claim_folder, write_text
 from .tables import csv_text
 from .viz import plot_figure2, plot_figure3, plot_risk_coverage
 
@@ -98,7 +104,7 @@ def run_grid(
     device = device or pick_device()
     progress = progress_enabled() if progress is None else progress
     root = Path(data_root) if data_root else prepare_data(profile)
-    out = Path(out) if out else results_dir(profile)
+    out = claim_folder(out or results_dir(profile), "results", legacy=RESULTS_LEGACY)
     if scheduler is not None:
         predictions = scheduler.predictions(profile, rows, seeds, root, out, train_split)
     else:

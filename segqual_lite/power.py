@@ -3,16 +3,26 @@ plan, ``book/analysis_plan.md``): how often an interval of :mod:`segqual_lite.st
 covers the true improvement (:func:`simulate_coverage`), how often it resolves a given
 one (:func:`power`), and, from a reference run's seeds, how often k of them would
 (:func:`power_curve`). Per-seed improvements are simulated with two spreads, the
-training runs' (per seed) and the test images' (shared by every seed of a run)."""
+training runs' (per seed) and the test images' (shared by every seed of a run). And how
+often a healthy build on another CPU fails the reference check, and how often a broken
+row is caught (:func:`simulate_build_check`)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy.stats import t as student_t
 
+from .reference import FAMILY_ALPHA
 from .stats import Comparison, t_half_width
 
-__all__ = ["bootstrap_interval", "simulate_coverage", "power", "power_curve"]
+__all__ = [
+    "bootstrap_interval",
+    "simulate_coverage",
+    "power",
+    "power_curve",
+    "simulate_build_check",
+]
 
 
 def bootstrap_interval(
@@ -115,3 +125,67 @@ def power_curve(
             }
         )
     return pd.DataFrame(records)
+
+
+def _outside(reference: np.ndarray, build: np.ndarray, alpha: float) -> np.ndarray:
+    """Per draw and column: whether the mean of ``build`` (draws x m x K) lies outside
+    the prediction interval of ``reference`` (draws x n x K) at ``1 - alpha``
+    (:func:`~segqual_lite.reference.prediction_interval`, for every draw at once)."""
+    n, m = reference.shape[1], build.shape[1]
+    half = student_t.ppf(1 - alpha / 2, n - 1) * reference.std(axis=1, ddof=1)
+    return np.abs(build.mean(axis=1) - reference.mean(axis=1)) > half * np.sqrt(1 / n + 1 / m)
+
+
+def simulate_build_check(
+    table: pd.DataFrame,
+    m: int = 3,
+    family_alpha: float = FAMILY_ALPHA,
+    n_sim: int = 20000,
+    broken: dict[str, str] | None = None,
+    seed: int = 0,
+) -> dict[str, float]:
+    """How the other-environment check of :func:`~segqual_lite.reference.check_build`
+    behaves for a reference's per-seed metrics ``table`` (:func:`~segqual_lite.reference.
+    seed_table`; (row, metric) columns with a non-finite value dropped) and builds of
+    ``m`` seeds, each of the K intervals at ``1 - family_alpha / K``. Shares of
+    ``n_sim`` simulated healthy builds that fail:
+
+    * ``normal_false_failure``: reference and build seeds drawn from a normal with the
+      reference's means and covariances (rank n - 1: ``mean + D'w / sqrt(n - 1)``, ``D``
+      the centred seeds, ``w`` standard normal); ``normal_coverage``: one interval's
+      coverage there (nominal ``1 - family_alpha / K``);
+    * ``resampled_false_failure``: this reference as it is, builds of ``m`` of its own
+      seeds drawn with replacement (no normality assumed; optimistic, in-sample);
+    * ``bootstrap_false_failure``: reference and build both drawn with replacement from
+      its seeds (pessimistic: a third of the drawn references lack any one seed, e.g. a
+      rare diverged training run, which a build then meets unprepared);
+    * ``caught`` (with ``broken``, a map row -> the row whose values it takes: a map of
+      zeros turns an uncertainty row into its no-uncertainty control): the share of
+      resampled builds with those rows broken that fail."""
+    wide = table.unstack("method").swaplevel(axis=1)
+    wide = wide.loc[:, np.isfinite(wide.to_numpy()).all(axis=0)]
+    x = wide.to_numpy(float)
+    n, k = x.shape
+    alpha = family_alpha / k
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal((n_sim, n + m, n))
+    draws = x.mean(axis=0) + w @ (x - x.mean(axis=0)) / np.sqrt(n - 1)
+    outside = _outside(draws[:, :n], draws[:, n:], alpha)
+    picks = rng.integers(0, n, size=(n_sim, n + m))
+    as_is = np.broadcast_to(x, (n_sim, n, k))
+    result = {
+        "intervals": k,
+        "normal_false_failure": float(outside.any(axis=1).mean()),
+        "normal_coverage": float(1 - outside.mean()),
+        "resampled_false_failure": float(_outside(as_is, x[picks[:, n:]], alpha).any(1).mean()),
+        "bootstrap_false_failure": float(
+            _outside(x[picks[:, :n]], x[picks[:, n:]], alpha).any(axis=1).mean()
+        ),
+    }
+    if broken:
+        bad = x.copy()
+        for i, (row, metric) in enumerate(wide.columns):
+            if row in broken and (broken[row], metric) in wide.columns:
+                bad[:, i] = x[:, wide.columns.get_loc((broken[row], metric))]
+        result["caught"] = float(_outside(as_is, bad[picks[:, n:]], alpha).any(axis=1).mean())
+    return result

@@ -21,7 +21,7 @@ from .rca import rca_cached
 from .rows import CONTROL_ROWS, EXTENDED_ROWS, TABLE_ROWS, get_row
 from .scores import score_jaccard
 from .segment import SegmentationSet, segment_split
-from .store import save_figure, write_text
+from .store import claim_folder, save_figure, write_text
 from .tables import (
     beyond_table,
     csv_text,
@@ -41,6 +41,7 @@ __all__ = [
     "merge_results",
 ]
 
+RESULTS_LEGACY = ("run.json", "table1.csv")  # in a results folder of an earlier version
 COUNTERFACTUAL_FOLDER = "counterfactual"  # beside the results, under --out
 
 
@@ -112,8 +113,10 @@ def write_results(
 ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """Write the files of the module docstring for ``predictions`` into ``out`` (the
     chapter 11 files only when its rows are present) and the ``figures``, which are then
-    closed; returns ``(Table 1, chapter 11's table or None)``."""
-    out = Path(out)
+    closed; returns ``(Table 1, chapter 11's table or None)``. ``out`` must be new, empty
+    or a results folder (:func:`~segqual_lite.store.claim_folder`): no file of yours is
+    replaced."""
+    out = claim_folder(out, "results", legacy=RESULTS_LEGACY)
     predictions = predictions_frame(predictions)
     in_table1 = predictions[~predictions["method"].isin(EXTENDED_ROWS)]
     table = table_from_predictions(in_table1)

@@ -40,6 +40,9 @@ __all__ = [
     "save_torch",
     "save_array",
     "save_figure",
+    "OURS",
+    "ForeignFolder",
+    "claim_folder",
 ]
 
 # Bump a kind's version when its code changes what it produces (data 2: the satellites of
@@ -107,18 +110,52 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     it over ``path`` (a file or a whole folder), else remove it. The temporary name keeps
     the suffix, for writers that choose the format by it, and names the process, so that
     processes writing the same artifact at once (the grid's workers) never share it: the
-    last rename wins, with a whole file."""
+    last rename wins, with a whole file. A folder is only renamed over an empty one or
+    one the book wrote (:func:`claim_folder`), never over a folder of yours."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
     _remove(tmp)
     try:
         yield tmp
-        if tmp.is_dir():
+        if tmp.is_dir() and path.is_dir():
+            if any(path.iterdir()) and not (path / OURS).exists():
+                raise ForeignFolder(f"{path} holds files segqual-lite did not write: kept")
             _remove(path)
         os.replace(tmp, path)
     finally:
         _remove(tmp)
+
+
+OURS = ".segqual-lite"  # marks a folder the book wrote, which it may write into again
+
+
+class ForeignFolder(Exception):
+    """A folder holds files the book did not write: nothing the book runs writes into
+    it, deletes from it or replaces it (a folder of your own is read, never changed)."""
+
+
+def claim_folder(folder: str | os.PathLike, what: str, legacy: tuple[str, ...] = ()) -> Path:
+    """Make ``folder`` ready for the book to write ``what`` into it, and mark it as the
+    book's (:data:`OURS`): it must be new, empty, marked by an earlier run, or hold one of
+    the ``legacy`` names (what an earlier version wrote there). Any other folder raises
+    :class:`ForeignFolder`, naming it and the fix, before anything is written."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ForeignFolder(f"{folder} is a file, not a folder: name a new folder for {what}")
+    if folder.is_dir():
+        entries = sorted(p.name for p in folder.iterdir())
+        if entries and not any((folder / name).exists() for name in (OURS, *legacy)):
+            shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+            raise ForeignFolder(
+                f"{folder} is not empty ({shown}) and was not written by segqual-lite: "
+                f"{what} is only written into a new or empty folder, or one it wrote "
+                "before, so that no file of yours is replaced. Name a new folder."
+            )
+    folder.mkdir(parents=True, exist_ok=True)
+    if not (folder / OURS).exists():
+        (folder / OURS).write_text("written by segqual-lite; it may write here again\n")
+    return folder
 
 
 def _remove(path: Path) -> None:

@@ -120,3 +120,16 @@ def serve(files: dict[str, bytes]):
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), RangeHandler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     return f"http://127.0.0.1:{httpd.server_port}/2017/", httpd
+
+
+def folder_bytes(root):
+    """Every file under ``root`` and its SHA-256: equal before and after a command that
+    must leave the folder as it is (a folder of yours is never changed)."""
+    import hashlib
+    from pathlib import Path
+
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(Path(root).rglob("*"))
+        if p.is_file()
+    }

@@ -5,6 +5,7 @@ import zipfile
 import pytest
 from helpers import RangeHandler, serve
 
+from segqual_lite.cli import main
 from segqual_lite.config import get_profile
 from segqual_lite.data import ISIC2017_ZIPS, DataError, download_isic2017, make_synthetic_isic
 
@@ -186,3 +187,27 @@ def test_a_folder_larger_than_the_profile_says_is_refused_without_download(isic_
         prepare_data(SMALL.with_(n_train=3), root)
     assert "split 'train' has 4 image/mask pairs, expected 3" in err.value.problems
     assert not calls
+
+
+def test_a_download_never_writes_among_files_of_yours(server, tmp_path, capsys):
+    url, files = server
+    yours = tmp_path / "yours"
+    yours.mkdir()
+    (yours / "notes.txt").write_text("mine")
+    with pytest.raises(DataError, match="notes.txt"):
+        download_isic2017(yours, url, EXPECTED, progress=False)
+    assert [p.name for p in yours.iterdir()] == ["notes.txt"]
+    assert main(["data", "download", str(yours), "--mirror", url, "--quiet"]) == 2
+    assert f"{yours} holds files a download did not write" in capsys.readouterr().err
+    assert [p.name for p in yours.iterdir()] == ["notes.txt"]
+
+
+def test_an_extracted_file_of_another_size_is_named_not_overwritten(server, tmp_path):
+    url, files = server
+    out = tmp_path / "isic"
+    download_isic2017(out, url, EXPECTED, progress=False)
+    image = out / "ISIC-2017_Training_Data" / "ISIC_0000000.jpg"
+    image.write_bytes(b"edited by hand")
+    with pytest.raises(DataError, match="ISIC_0000000.jpg has 14 bytes"):
+        download_isic2017(out, url, EXPECTED, progress=False)
+    assert image.read_bytes() == b"edited by hand"

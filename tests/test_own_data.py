@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import folder_bytes
 from PIL import Image
 
 from segqual_lite.cli import main
@@ -15,6 +16,7 @@ from segqual_lite.data import (
     make_synthetic_folder,
     make_synthetic_isic,
 )
+from segqual_lite.store import OURS
 from segqual_lite.tables import read_predictions
 
 REPO = Path(__file__).resolve().parents[1]
@@ -26,6 +28,8 @@ def folder(tmp_path):
     RGB PNG, grey PNG; masks 0/1 or 0/255)."""
     root = tmp_path / "own"
     make_synthetic_folder(root, 24, 6, 12, seed=3)
+    (root / OURS).unlink()  # a folder of yours: no marker of the book's, a notes file
+    (root / "NOTES.txt").write_text("where these lesions come from\n")
     return root
 
 
@@ -111,7 +115,9 @@ def test_each_bad_input_exits_2_naming_the_file_and_the_fix(folder, capsys, dama
 @pytest.mark.filterwarnings("ignore:.*images (fail|pass)")
 def test_reproduce_runs_end_to_end_on_a_folder(folder, tmp_path, monkeypatch, capsys):
     """One epoch each, through --set data=DIR (the profile's fields set everything but the
-    split counts, which are the folder's) and through --data DIR."""
+    split counts, which are the folder's) and through --data DIR; the folder's bytes stay
+    as they were."""
+    before = folder_bytes(folder)
     monkeypatch.setenv("SEGQUAL_HOME", str(tmp_path / "home"))
     fast = ["--set", "epochs_f=1", "--set", "epochs_g=1", "--seeds", "0"]
     rows = ["--rows", "no_uncertainty", "max_prob", "rca"]
@@ -128,6 +134,7 @@ def test_reproduce_runs_end_to_end_on_a_folder(folder, tmp_path, monkeypatch, ca
                  "--out", str(again)]) == 0  # fmt: skip
     first = read_predictions(again / "predictions.csv")
     assert set(first["image_id"]) == set(predictions["image_id"])
+    assert folder_bytes(folder) == before
 
 
 @pytest.mark.book
@@ -135,6 +142,7 @@ def test_reproduce_runs_end_to_end_on_a_folder(folder, tmp_path, monkeypatch, ca
 def test_chapters_01_and_10_execute_on_a_folder(folder, tmp_path, monkeypatch, chapter):
     import papermill
 
+    before = folder_bytes(folder)
     monkeypatch.setenv("SEGQUAL_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("SEGQUAL_PROGRESS", "0")
     monkeypatch.chdir(tmp_path)
@@ -154,3 +162,47 @@ def test_chapters_01_and_10_execute_on_a_folder(folder, tmp_path, monkeypatch, c
         "10_results": "the counterfactual needs the synthetic generator",
     }
     assert said[chapter] in text
+    assert folder_bytes(folder) == before
+
+
+@pytest.mark.parametrize("layout", ["isic2017", "folder"])
+def test_synth_into_a_folder_of_yours_exits_2_and_changes_nothing(folder, capsys, layout):
+    before = folder_bytes(folder)
+    assert main(["data", "synth", "--out", str(folder), "--layout", layout]) == 2
+    err = capsys.readouterr().err
+    assert f"{folder} is not empty" in err and "Name a new folder" in err
+    assert folder_bytes(folder) == before
+
+
+def test_a_folder_given_to_a_synthetic_profile_is_read_never_replaced(tmp_path, monkeypatch):
+    """--data DIR with the tiny profile: an ISIC-layout folder of yours is read as it is,
+    another non-empty folder is refused with the reason; neither changes."""
+    from segqual_lite.config import get_profile
+    from segqual_lite.data import DataError, prepare_data
+
+    monkeypatch.setenv("SEGQUAL_HOME", str(tmp_path / "home"))
+    isic = tmp_path / "isic"
+    make_synthetic_isic(isic, 3, 1, 2, size=20, seed=1)
+    (isic / OURS).unlink()
+    before = folder_bytes(isic)
+    assert prepare_data(get_profile("tiny"), isic) == isic
+    assert folder_bytes(isic) == before
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "thesis.tex").write_text("chapter one")
+    with pytest.raises(DataError, match="left as it is"):
+        prepare_data(get_profile("tiny"), other)
+    assert folder_bytes(other) == {"thesis.tex": folder_bytes(other)["thesis.tex"]}
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert prepare_data(get_profile("tiny"), empty) == empty  # written, as before
+    assert (empty / OURS).is_file() and detect_layout(empty) == "isic2017"
+
+
+def test_results_are_not_written_among_files_of_yours(folder, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SEGQUAL_HOME", str(tmp_path / "home"))
+    before = folder_bytes(folder)
+    args = ["reproduce", "--profile", "tiny", "--set", f"data={folder}", "--seeds", "0"]
+    assert main([*args, "--rows", "no_uncertainty", "--out", str(folder)]) == 2
+    assert "not written by segqual-lite" in capsys.readouterr().err
+    assert folder_bytes(folder) == before

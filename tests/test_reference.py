@@ -9,7 +9,9 @@ import pytest
 from helpers import prediction_records
 
 from segqual_lite.config import get_profile
+from segqual_lite.power import simulate_build_check
 from segqual_lite.reference import (
+    FAMILY_ALPHA,
     PLANNED_SEEDS,
     REGENERATE,
     StaleReference,
@@ -17,10 +19,12 @@ from segqual_lite.reference import (
     environment,
     load_reference,
     pack_reference,
+    prediction_interval,
     reference_folder,
 )
 from segqual_lite.seeds import parse_seeds
 from segqual_lite.tables import (
+    METRICS,
     csv_text,
     format_table_md,
     predictions_frame,
@@ -103,14 +107,57 @@ def test_a_build_equals_the_reference_in_the_same_environment(packed):
     assert not check.ok and "1 of 240 predictions differ" in check.problems[0]
 
 
-def test_another_environment_is_held_to_the_tolerance(packed):
-    reference = load_reference(TINY, packed)
+def _new_draws(seeds, **kwargs):
+    """A build's seeds on another CPU: fresh draws, labelled as the reference's seeds."""
+    build = _predictions([1000 + s for s in seeds], **kwargs)
+    return build.assign(seed=build["seed"] - 1000)
+
+
+def test_another_environment_is_held_to_the_reference_s_spread(tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "predictions.csv").write_text(csv_text(_predictions(range(20))))
+    reference = load_reference(
+        TINY, pack_reference(results, tmp_path / "ref", TINY, tuple(range(20)), "cmd", 1.0)
+    )
     elsewhere = {**environment(), "cpu_capability": "AVX2"}
-    close = check_build(reference, _predictions(range(3), shift=0.002), elsewhere)
-    assert close.ok and not close.same_environment
-    assert "floating-point results differ" in close.line() and "AVX2" in close.line()
-    far = check_build(reference, _predictions(range(3), shift=0.2), elsewhere)
-    assert not far.ok and any("rmse differs" in p for p in far.problems)
+    healthy = check_build(reference, _new_draws(range(3)), elsewhere)
+    assert healthy.ok and not healthy.same_environment and healthy.intervals == 2 * 5
+    line = healthy.line()
+    assert "AVX2 here" in line and "new draws" in line and "inside the spread" in line
+    assert "reference's 20 seeds predict for 3 new seeds" in line
+    shifted = check_build(reference, _new_draws(range(3), shift=0.2), elsewhere)
+    assert not shifted.ok and any(p.startswith("max_prob RMSE") for p in shifted.problems)
+    assert "OUTSIDE the spread" in shifted.line()
+    broken = _new_draws(range(3))  # a broken row: the same prediction for every lesion
+    broken.loc[broken["method"] == "max_prob", "predicted_jaccard"] = 0.8
+    check = check_build(reference, broken, elsewhere)
+    assert not check.ok and all(p.startswith("max_prob") for p in check.problems)
+    assert any("AUROC" in p for p in check.problems)
+
+
+def test_the_prediction_interval_covers_as_simulated():
+    """For normal per-seed values the interval of n seeds covers the mean of m new ones at
+    its level; Bonferroni over K keeps a healthy build's failures under FAMILY_ALPHA."""
+    rng = np.random.default_rng(0)
+    n, m, trials = 20, 3, 4000
+    covered = sum(
+        prediction_interval(x[:n], m, 0.1)[0]
+        <= x[n:].mean()
+        <= prediction_interval(x[:n], m, 0.1)[1]
+        for x in rng.normal(0.7, 0.05, size=(trials, n + m))
+    )
+    assert abs(covered / trials - 0.9) < 0.015  # 3 standard errors
+    seeds = pd.MultiIndex.from_product([["a", "b"], range(n)], names=["method", "seed"])
+    table = pd.DataFrame(rng.normal(size=(2 * n, 5)), index=seeds, columns=list(METRICS))
+    rates = simulate_build_check(table, n_sim=4000)
+    assert rates["intervals"] == 10 and rates["normal_false_failure"] < FAMILY_ALPHA + 0.005
+    caught = simulate_build_check(
+        table.assign(auroc=table["auroc"] + 10 * (table.index.get_level_values(0) == "b")),
+        broken={"b": "a"},
+        n_sim=500,
+    )
+    assert caught["caught"] == 1.0  # b takes a's values, ten spreads away: always caught
 
 
 def test_the_command_line_packs_a_finished_results_folder(packed, tmp_path):

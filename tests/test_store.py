@@ -4,9 +4,12 @@ import pytest
 from segqual_lite.config import get_profile
 from segqual_lite.store import (
     CODE_VERSIONS,
+    OURS,
+    ForeignFolder,
     artifact_folder,
     artifact_key,
     atomic_path,
+    claim_folder,
     digest,
     save_array,
     write_text,
@@ -41,14 +44,39 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
     assert path.read_text() == "new\n"
 
 
-def test_whole_folders_are_replaced_atomically(tmp_path):
+def test_whole_folders_are_replaced_atomically_only_when_the_book_wrote_them(tmp_path):
     target = tmp_path / "data"
     (target / "stale").mkdir(parents=True)
+    (target / OURS).write_text("")
     with atomic_path(target) as tmp:
         tmp.mkdir()
         (tmp / "fresh.txt").write_text("x")
     assert sorted(p.name for p in target.iterdir()) == ["fresh.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+    (target / "yours.txt").write_text("mine")  # no marker now: a folder of yours
+    with pytest.raises(ForeignFolder, match="did not write"), atomic_path(target) as tmp:
+        tmp.mkdir()
+    assert sorted(p.name for p in target.iterdir()) == ["fresh.txt", "yours.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+
+
+def test_a_folder_is_claimed_only_when_new_empty_marked_or_legacy(tmp_path):
+    assert (claim_folder(tmp_path / "new", "results") / OURS).is_file()
+    (tmp_path / "empty").mkdir()
+    claim_folder(tmp_path / "empty", "results")
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "run.json").write_text("{}")
+    claim_folder(old, "results", legacy=("run.json",))
+    yours = tmp_path / "yours"
+    yours.mkdir()
+    (yours / "notes.txt").write_text("mine")
+    with pytest.raises(ForeignFolder, match=f"{yours} is not empty .notes.txt.*new folder"):
+        claim_folder(yours, "results", legacy=("run.json",))
+    assert [p.name for p in yours.iterdir()] == ["notes.txt"]
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ForeignFolder, match="is a file"):
+        claim_folder(tmp_path / "file", "results")
 
 
 def test_arrays_keep_their_name(tmp_path):

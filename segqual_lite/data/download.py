@@ -3,13 +3,15 @@
 Each zip is fetched into ``<root>/downloads/<name>.part`` and renamed only when complete;
 an interrupted download resumes with an HTTP ``Range`` request. Every archive is tested
 (CRC of each member; a damaged one is named) before anything is extracted from it, only
-the members the folder lacks are extracted, and the extracted splits are counted against
+the members the folder lacks are extracted (nothing already there is changed), into a
+new or empty folder or one a download wrote, and the extracted splits are counted against
 the expected counts (the official 2000 / 150 / 600 unless a profile says otherwise).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import urllib.error
 import urllib.request
 import zipfile
@@ -18,6 +20,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from ..store import OURS, atomic_path
 from .isic import list_pairs
 from .layout import OFFICIAL_COUNTS, SPLIT_PREFIX, SPLITS, DataError
 
@@ -100,21 +103,27 @@ def _test_members(zf: zipfile.ZipFile) -> None:
 
 
 def _verify_and_extract(archive: Path, root: Path) -> None:
-    """Test and extract the members of ``archive`` that ``root`` lacks (missing, or of
-    another size). Files already there are left untouched, so a second run neither
-    re-reads the archive nor changes the folder's fingerprint (and the models cached
-    for it)."""
+    """Test and extract the members of ``archive`` that ``root`` lacks, each written
+    atomically. Files already there are never changed: one of the archive's size is kept
+    (a second run neither re-reads the archive nor changes the folder's fingerprint and
+    the models cached for it), one of another size is named, not overwritten."""
     try:
         with zipfile.ZipFile(archive) as zf:
-            missing = [
-                m
-                for m in zf.infolist()
-                if not m.is_dir()
-                and not (
-                    (root / m.filename).is_file()
-                    and (root / m.filename).stat().st_size == m.file_size
-                )
+            members = [m for m in zf.infolist() if not m.is_dir()]
+            there = {m.filename: root / m.filename for m in members}
+            differ = [
+                f"{there[m.filename]} has {there[m.filename].stat().st_size} bytes, the "
+                f"archive's {m.filename} {m.file_size}"
+                for m in members
+                if there[m.filename].is_file() and there[m.filename].stat().st_size != m.file_size
             ]
+            if differ:
+                raise DataError(
+                    differ,
+                    f"Files of {root} differ from {archive.name}'s and are kept as they are: "
+                    "move them away, or download into a new folder.",
+                )
+            missing = [m for m in members if not there[m.filename].exists()]
             if not missing:
                 return
             _test_members(zf)
@@ -124,13 +133,27 @@ def _verify_and_extract(archive: Path, root: Path) -> None:
                 if root_resolved not in target.parents and target != root_resolved:
                     raise zipfile.BadZipFile(f"member {member.filename} escapes {root}")
             for member in missing:
-                zf.extract(member, root)
+                with zf.open(member) as src, atomic_path(there[member.filename]) as tmp:
+                    with open(tmp, "wb") as dst:
+                        shutil.copyfileobj(src, dst)
     except (zipfile.BadZipFile, OSError) as err:
         archive.unlink(missing_ok=True)
         raise DataError(
             [f"corrupt archive {archive}: {err}"],
             "The archive was deleted; run the download again to fetch it afresh.",
         ) from err
+
+
+def _check_download_folder(root: Path) -> None:
+    """A download writes only into a new or empty folder, or one holding what a download
+    writes (its ``downloads`` and the six extracted folders): never among files of yours."""
+    own = {"downloads", OURS, *(name.removesuffix(".zip") for name in ISIC2017_ZIPS)}
+    foreign = sorted(p.name for p in root.iterdir() if p.name not in own) if root.is_dir() else []
+    if foreign:
+        raise DataError(
+            [f"{root} holds files a download did not write: {', '.join(foreign[:3])}"],
+            "Nothing is downloaded among files of yours: name a new or empty folder.",
+        )
 
 
 def download_isic2017(
@@ -149,6 +172,7 @@ def download_isic2017(
     (default: the official 2000 / 150 / 600).
     """
     root = Path(root)
+    _check_download_folder(root)
     downloads = root / "downloads"
     downloads.mkdir(parents=True, exist_ok=True)
     expected = dict(OFFICIAL_COUNTS if expected_counts is None else expected_counts)

@@ -119,7 +119,9 @@ def prepare_data(
     * ``synthetic`` profiles: lesions from :func:`make_synthetic_isic`, written once into
       ``<home>/data/synthetic-<key>`` (the key hashes the generator's settings) and reused.
       ``hard_cases`` changes the share of some hard cases (``{"ambiguous_rim": 0.0}``:
-      the same data set without ambiguous rims, chapter 10's counterfactual).
+      the same data set without ambiguous rims, chapter 10's counterfactual). A ``root``
+      given is written only when it is new or empty; a non-empty one is read as it is
+      (the ISIC layout), never replaced.
     * ``isic2017`` profiles: ``root`` (default ``<home>/data/isic2017``) is used as it is,
       without touching the network, when it holds ISIC 2017 Part 1 with the profile's
       counts (:func:`expected_counts`, the official ones on ``colab`` and ``paper``; a
@@ -133,19 +135,22 @@ def prepare_data(
     """
     if hard_cases and profile.data != "synthetic":
         raise ValueError(f"hard_cases only applies to synthetic data, not {profile.data!r}")
+    if root and detect_layout(root) == "folder":  # --data DIR: a folder of your own
+        return _own_folder(Path(root))
     if profile.data == "synthetic":
         settings = _synthetic_settings(profile, hard_cases)
         key = digest(artifact_key("data", synthetic=settings), length=10)
-        root = Path(root) if root else home() / "data" / f"synthetic-{key}"
+        given = Path(root) if root else None
+        root = given or home() / "data" / f"synthetic-{key}"
         if (root / _COMPLETE).exists():
             return root
+        if given and given.is_dir() and any(given.iterdir()):
+            return _given_isic_folder(given)
         # atomic: an interrupted run leaves no half folder
         with phase("data", "synthetic lesions"), atomic_path(root) as tmp:
             make_synthetic_isic(tmp, **settings)
             (tmp / _COMPLETE).write_text(json.dumps(settings, indent=1))
         return root
-    if root and detect_layout(root) == "folder":  # --data DIR: a folder of your own
-        return _own_folder(Path(root))
     if profile.data == "isic2017":
         root = Path(root) if root else home() / "data" / "isic2017"
         expected = expected_counts(profile)
@@ -156,6 +161,25 @@ def prepare_data(
         _remember(root, counts)  # verified while extracting: not decoded again
         return root
     return _own_folder(Path(profile.data))
+
+
+def _given_isic_folder(root: Path) -> Path:
+    """A non-empty folder given to a synthetic profile (``--data DIR``): read as it is when
+    it holds the ISIC 2017 layout (checked once), never written into or replaced."""
+    record = _record(root)
+    if record.exists() and json.loads(record.read_text()).get("listing") == data_identity(root):
+        return root
+    try:
+        counts = check_isic2017(root)
+    except DataError as err:
+        raise DataError(
+            err.problems,
+            f"{root} is neither a folder of your own nor the ISIC 2017 layout; it is left "
+            "as it is. Give a folder in one of the layouts of book/own_data.md, a new or "
+            "empty folder to write the synthetic lesions into, or no --data.",
+        ) from err
+    _remember(root, counts)
+    return root
 
 
 def _own_folder(root: Path) -> Path:

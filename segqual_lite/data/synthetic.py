@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from ..store import write_bytes
+from ..store import claim_folder, write_bytes
 from .layout import SPLIT_PREFIX, SPLITS, folder_dirs
 
 __all__ = [
@@ -241,6 +241,10 @@ def _encode(im: Image.Image, fmt: str, **kwargs) -> bytes:
     return buf.getvalue()
 
 
+# what earlier versions wrote at the root of a synthetic folder (no marker then)
+_LEGACY = (".complete.json", "SYNTHETIC_CASES.csv")
+
+
 def make_synthetic_isic(
     root: str | os.PathLike,
     n_train: int = 300,
@@ -257,7 +261,8 @@ def make_synthetic_isic(
     ``*_superpixels.png`` placeholder and a metadata CSV per image folder, as in the
     official zips. ``hard_cases`` maps each name of :data:`HARD_CASES` to the share of
     images that get it (independently). A ``SYNTHETIC_CASES.csv`` at the root records
-    each image's cases. Returns the number of images per split.
+    each image's cases. ``root`` must be new, empty or written by the book before
+    (:func:`~segqual_lite.store.claim_folder`). Returns the number of images per split.
     """
     shares = dict(DEFAULT_HARD_CASE_SHARES)
     if hard_cases:
@@ -275,7 +280,7 @@ def make_synthetic_isic(
     if not isinstance(size, int) or size < 16:
         raise ValueError(f"size must be an int >= 16, got {size!r}")
 
-    root = Path(root)
+    root = claim_folder(root, "synthetic lesions", legacy=_LEGACY)
     height, width = size, round(size * 4 / 3)
     records = []
     for split in SPLITS:
@@ -323,7 +328,7 @@ def make_synthetic_folder(
     formats real folders come in: 48 to 96 px high, square or 4:3, RGB JPEG, RGB PNG and
     grey PNG images in turn, masks 0/1 or 0/255 (any non-zero pixel is foreground). For
     the worked example of that page and the tests. Returns the images per split."""
-    root = Path(root)
+    root = claim_folder(root, "synthetic lesions", legacy=_LEGACY)
     counts = {"train": n_train, "val": n_val, "test": n_test}
     for split, n in counts.items():
         image_dir, mask_dir = folder_dirs(root, split)
