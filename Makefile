@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROFILE ?= tiny
 
-.PHONY: book test unit lint format notebooks student chromium clean reference
+.PHONY: book test unit lint format notebooks student chromium clean reference retarget
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,12 @@ format: $(STAMP)
 # Regenerate the committed .ipynb files from their .py sources (outputs stay empty).
 notebooks: $(STAMP)
 	$(BIN)/jupytext --to ipynb --update notebooks/[0-9][0-9]_*.py
+
+# A fork: `make retarget REPO=https://github.com/me/segqual-lite` writes the URL into
+# _config.yml and every chapter's badge and install cell (book/retarget.py).
+retarget: $(STAMP)
+	@test -n "$(REPO)" || { echo "usage: make retarget REPO=https://github.com/OWNER/NAME"; exit 2; }
+	$(BIN)/python book/retarget.py "$(REPO)" --write
 
 # The reference run of book/analysis_plan.md (20 seeds of tiny and the counterfactual:
 # about an hour on 2 CPU cores, minutes on a larger machine), into results/reference/.

@@ -131,11 +131,12 @@ def _repository() -> Path:
 def reference_folder(profile_name: str) -> Path | None:
     """The reference folder of ``profile_name``: under ``$SEGQUAL_REFERENCE`` when set,
     else ``results/reference/<profile>`` of the repository this package was installed
-    from, of the current folder or of its parent (a chapter runs in ``notebooks/``);
-    None when there is none (a profile without a reference, a package installed without
-    the repository)."""
+    from, of the current folder or of its parent (a chapter runs in ``notebooks/``), else
+    the copy installed with the package (``segqual_lite/references/<profile>``, as on
+    Colab); None when there is none (a profile without a reference)."""
     bases = [Path(os.environ[REFERENCE_ENV])] if os.environ.get(REFERENCE_ENV) else []
     bases += [d / REFERENCE_DIR for d in (_repository(), Path.cwd(), Path.cwd().parent)]
+    bases.append(Path(__file__).resolve().parent / "references")
     for base in bases:
         if (base / profile_name / "run.json").is_file():
             return base / profile_name

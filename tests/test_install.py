@@ -33,6 +33,14 @@ def _fake_distribution(site: Path, name: str, version: str, requires=()) -> None
     (info / "RECORD").write_text("")
 
 
+def _copy_source(src: Path) -> None:
+    """What a build of the package reads: its code, the shipped references, metadata."""
+    shutil.copytree(REPO / "segqual_lite", src / "segqual_lite")
+    shutil.copytree(REPO / "results" / "reference", src / "results" / "reference")
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, src / name)
+
+
 def test_installing_the_package_keeps_an_existing_torch(tmp_path):
     """pip's dry run of installing the package, in an environment that has Colab's torch
     and torchvision (other versions than this project's; their metadata only) and every
@@ -51,9 +59,7 @@ def test_installing_the_package_keeps_an_existing_torch(tmp_path):
     # Found after the fakes: this environment's packages stand for the rest of Colab's.
     (site / "the_rest.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     src = tmp_path / "segqual-lite"  # a copy: building the metadata writes into the tree
-    shutil.copytree(REPO / "segqual_lite", src / "segqual_lite")
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(REPO / name, src / name)
+    _copy_source(src)
     report = tmp_path / "report.json"
     pip = [sys.executable, "-m", "pip", "--python", str(python), "install", "--dry-run"]
     done = subprocess.run(
@@ -102,3 +108,38 @@ def test_the_install_cell_brings_everything_the_chapters_import():
         cells = [c.source for c in jupytext.read(source).cells if c.cell_type == "code"]
         installs = [c for c in cells if "pip" in c]
         assert len(installs) == 1 and '"install", "-q", f"git+{REPO_URL}"' in installs[0]
+
+
+def test_an_installed_package_used_elsewhere_loads_every_shipped_reference(tmp_path):
+    """A plain (non-editable) install, as the install cell makes on Colab, used from a
+    folder outside the repository: every reference under results/reference loads."""
+    src, target, elsewhere = tmp_path / "src", tmp_path / "site", tmp_path / "elsewhere"
+    _copy_source(src)
+    pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation"]
+    done = subprocess.run([*pip, "--target", str(target), str(src)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    shutil.rmtree(src)  # nothing of the source tree is left to find
+    elsewhere.mkdir()
+    shipped = sorted(p.parent.name for p in (REPO / "results" / "reference").glob("*/run.json"))
+    assert {"tiny", "tiny-overfit"} <= set(shipped)
+    script = (
+        "import sys, segqual_lite\n"
+        "from segqual_lite.config import get_profile\n"
+        "from segqual_lite.reference import load_reference\n"
+        "assert segqual_lite.__file__.startswith(sys.argv[1]), segqual_lite.__file__\n"
+        "for name in sys.argv[2:]:\n"
+        "    ref = load_reference(get_profile(name))\n"
+        "    print(name, len(ref.seeds), len(ref.predictions), ref.folder.parent.name)\n"
+    )
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(target), "HOME": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(target), *shipped],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    for line, name in zip(done.stdout.splitlines(), shipped, strict=True):
+        profile, seeds, rows, base = line.split()
+        assert profile == name and int(seeds) >= 16 and int(rows) > 0 and base == "references"

@@ -1,6 +1,7 @@
 """Chapter sources: pairing, no outputs, one parameters cell, the chapter skeleton."""
 
 import re
+import shutil
 from pathlib import Path
 
 import jupytext
@@ -136,3 +137,36 @@ def test_code_fits_the_page_s_column(source):
         if len(line) > CODE_COLUMN
     ]
     assert not long, f"{source.name}: {len(long)} code lines scroll sideways: {long[:3]}"
+
+
+def test_a_fork_is_one_command_away(tmp_path):
+    """book/retarget.py on a copy: _config.yml, every chapter's badge and install cell
+    and its paired .ipynb name the fork; nothing else in the sources changes."""
+    import subprocess
+    import sys
+
+    root = tmp_path / "fork"
+    (root / "notebooks").mkdir(parents=True)
+    shutil.copy(REPO / "_config.yml", root / "_config.yml")
+    for path in (REPO / "notebooks").glob("[0-9][0-9]_*.*"):
+        shutil.copy(path, root / "notebooks" / path.name)
+    fork = "https://github.com/someone/my-fork"
+    script = [sys.executable, str(REPO / "book" / "retarget.py"), fork, "--root", str(root)]
+    done = subprocess.run([*script, "--write"], capture_output=True, text=True, check=True)
+    assert done.stdout.count("rewrote") == 1 + len(SOURCES)
+    config = yaml.safe_load((root / "_config.yml").read_text())
+    assert config["repository"]["url"] == fork
+    assert {k: v for k, v in config.items() if k != "repository"} == {
+        k: v for k, v in CONFIG.items() if k != "repository"
+    }
+    badge = "https://colab.research.google.com/github/someone/my-fork/blob/main/notebooks/"
+    for source in SOURCES:
+        new = (root / "notebooks" / source.name).read_text()
+        assert f'REPO_URL = "{fork}"' in new and f"{badge}{source.stem}.ipynb" in new
+        old_lines, new_lines = source.read_text().splitlines(), new.splitlines()
+        changed = [a for a, b in zip(old_lines, new_lines, strict=True) if a != b]
+        assert len(changed) == 2, source.name  # the badge and the install cell only
+        paired = jupytext.read(root / "notebooks" / f"{source.stem}.ipynb")
+        assert fork in "\n".join(c.source for c in paired.cells)
+    again = subprocess.run(script, capture_output=True, text=True, check=True)
+    assert "nothing to change" in again.stdout
