@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.stats import t as student_t
 
-from .reference import FAMILY_ALPHA
+from .reference import FAMILY_ALPHA, prediction_interval
 from .stats import Comparison, t_half_width
 
 __all__ = [
@@ -129,11 +128,11 @@ def power_curve(
 
 def _outside(reference: np.ndarray, build: np.ndarray, alpha: float) -> np.ndarray:
     """Per draw and column: whether the mean of ``build`` (draws x m x K) lies outside
-    the prediction interval of ``reference`` (draws x n x K) at ``1 - alpha``
-    (:func:`~segqual_lite.reference.prediction_interval`, for every draw at once)."""
-    n, m = reference.shape[1], build.shape[1]
-    half = student_t.ppf(1 - alpha / 2, n - 1) * reference.std(axis=1, ddof=1)
-    return np.abs(build.mean(axis=1) - reference.mean(axis=1)) > half * np.sqrt(1 / n + 1 / m)
+    the :func:`~segqual_lite.reference.prediction_interval` of ``reference`` (draws x n
+    x K) at ``1 - alpha``."""
+    low, high = prediction_interval(reference, build.shape[1], alpha, axis=1)
+    mean = build.mean(axis=1)
+    return (mean < low) | (mean > high)
 
 
 def simulate_build_check(

@@ -267,15 +267,18 @@ def seed_table(predictions) -> pd.DataFrame:
     return pd.DataFrame(records).set_index(["method", "seed"])[list(METRICS)]
 
 
-def prediction_interval(values, m: int, alpha: float) -> tuple[float, float]:
+def prediction_interval(values, m: int, alpha: float, axis: int = 0):
     """Where the mean of ``m`` new seeds falls with probability ``1 - alpha``, from the
-    ``n`` seeds' ``values`` (non-finite ones dropped): ``mean +- t(n-1, 1 - alpha/2) * s
-    * sqrt(1/n + 1/m)``, exact for normal per-seed values (coverage by simulation:
-    :func:`segqual_lite.power.simulate_build_check`)."""
+    ``n`` seeds' ``values`` along ``axis`` (non-finite ones left out): ``mean +- t(n-1,
+    1 - alpha/2) * s * sqrt(1/n + 1/m)``, exact for normal per-seed values (coverage by
+    simulation: :func:`segqual_lite.power.simulate_build_check`). Returns ``(low,
+    high)``, floats for one set of values, arrays for many."""
     v = np.asarray(values, float)
-    v = v[np.isfinite(v)]
-    half = student_t.ppf(1 - alpha / 2, len(v) - 1) * v.std(ddof=1) * np.sqrt(1 / len(v) + 1 / m)
-    return float(v.mean() - half), float(v.mean() + half)
+    n = np.isfinite(v).sum(axis=axis)
+    mean = np.nanmean(v, axis=axis)
+    half = student_t.ppf(1 - alpha / 2, n - 1) * np.nanstd(v, axis=axis, ddof=1)
+    half = half * np.sqrt(1 / n + 1 / m)
+    return mean - half, mean + half
 
 
 @dataclass

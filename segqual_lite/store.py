@@ -118,8 +118,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     _remove(tmp)
     try:
         yield tmp
-        if tmp.is_dir() and path.is_dir():
-            if any(path.iterdir()) and not (path / OURS).exists():
+        if tmp.is_dir():
+            if path.is_dir() and any(path.iterdir()) and not (path / OURS).exists():
                 raise ForeignFolder(f"{path} holds files segqual-lite did not write: kept")
             _remove(path)
         os.replace(tmp, path)

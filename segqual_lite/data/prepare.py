@@ -87,6 +87,12 @@ def _record(root: Path) -> Path:
     return home() / "data" / "checked" / f"{digest({'root': str(root.resolve())})}.json"
 
 
+def _checked_before(root: Path) -> bool:
+    """Whether ``root`` was checked while its files were as they are now."""
+    record = _record(root)
+    return record.exists() and json.loads(record.read_text()).get("listing") == data_identity(root)
+
+
 def _remember(root: Path, counts: dict[str, int]) -> None:
     listing = data_identity(root)
     write_text(
@@ -166,8 +172,7 @@ def prepare_data(
 def _given_isic_folder(root: Path) -> Path:
     """A non-empty folder given to a synthetic profile (``--data DIR``): read as it is when
     it holds the ISIC 2017 layout (checked once), never written into or replaced."""
-    record = _record(root)
-    if record.exists() and json.loads(record.read_text()).get("listing") == data_identity(root):
+    if _checked_before(root):
         return root
     try:
         counts = check_isic2017(root)
@@ -198,8 +203,7 @@ def _own_folder(root: Path) -> Path:
             "An ISIC 2017 folder is read with an isic2017 profile (--data DIR); a folder of "
             "your own holds train/, val/ and test/, each with images/ and masks/.",
         )
-    record = _record(root)
-    if record.exists() and json.loads(record.read_text()).get("listing") == data_identity(root):
+    if _checked_before(root):
         return root
     _remember(root, check_folder(root))
     return root
