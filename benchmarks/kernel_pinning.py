@@ -29,24 +29,9 @@ def train(steps: int) -> None:
     """In the child process: train, print the capability, hash and weights as JSON."""
     import torch
 
-    from segqual_lite.config import get_profile, seed_everything
-    from segqual_lite.models import UNet
+    from segqual_lite.reference import fingerprint_weights
 
-    torch.set_num_threads(1)
-    profile = get_profile("tiny")
-    seed_everything(0)
-    net = UNet(width=profile.unet_width, depth=profile.unet_depth)
-    opt = torch.optim.Adam(net.parameters(), lr=profile.lr)
-    g = torch.Generator().manual_seed(0)
-    size = profile.image_size
-    for _ in range(steps):
-        x = torch.rand(profile.batch_size, 3, size, size, generator=g)
-        y = (torch.rand(profile.batch_size, size, size, generator=g) > 0.5).long()
-        loss = torch.nn.functional.cross_entropy(net(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    flat = torch.cat([p.detach().flatten() for p in net.parameters()])
+    flat = fingerprint_weights(steps, threads=1)
     print(
         json.dumps(
             {

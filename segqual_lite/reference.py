@@ -27,7 +27,9 @@ seeds give for that many new seeds (:func:`prediction_interval`), jointly at
 
 from __future__ import annotations
 
+import functools
 import gzip
+import hashlib
 import io
 import json
 import os
@@ -95,14 +97,57 @@ class StaleReference(RuntimeError):
 
 def environment(device: str | None = None) -> dict:
     """What decides floating-point results beyond the code: torch's version, the CPU's
-    vector instructions, the CPU threads per process and the device (default: the one
-    :func:`~segqual_lite.config.pick_device` picks, as the runs do)."""
+    vector instructions, the CPU threads per process, the device (default: the one
+    :func:`~segqual_lite.config.pick_device` picks, as the runs do) and the
+    :func:`float_fingerprint` of this machine's kernels (two CPUs that report the same
+    vector instructions may still compute other floats)."""
     return {
         "torch": torch.__version__,
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "threads": torch_threads(),
         "device": device or pick_device().type,
+        "float_fingerprint": float_fingerprint(),
+        "gpu": torch.cuda.get_device_name() if (device or pick_device().type) == "cuda" else None,
     }
+
+
+@functools.lru_cache(maxsize=4)
+def float_fingerprint(steps: int = 10, threads: int | None = None) -> str:
+    """A hash of :func:`fingerprint_weights`: equal on two machines whose kernels give the
+    same floats for the book's convolutions, different otherwise. About a second, once
+    per process."""
+    flat = fingerprint_weights(steps, threads)
+    return hashlib.sha256(flat.numpy().tobytes()).hexdigest()[:16]
+
+
+def fingerprint_weights(steps: int, threads: int | None = None) -> torch.Tensor:
+    """The weights (flat) of the tiny profile's U-Net after ``steps`` seeded Adam steps on
+    fixed random batches, on the CPU with the runs' ``threads``
+    (:func:`~segqual_lite.config.torch_threads`). Changes neither the global random
+    state nor the thread count."""
+    from .config import get_profile
+    from .models import UNet
+
+    profile = get_profile("tiny")
+    size = profile.image_size
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads or torch_threads())
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            net = UNet(width=profile.unet_width, depth=profile.unet_depth)
+            opt = torch.optim.Adam(net.parameters(), lr=profile.lr)
+            g = torch.Generator().manual_seed(0)
+            for _ in range(steps):
+                x = torch.rand(profile.batch_size, 3, size, size, generator=g)
+                y = (torch.rand(profile.batch_size, size, size, generator=g) > 0.5).long()
+                loss = torch.nn.functional.cross_entropy(net(x), y)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+    finally:
+        torch.set_num_threads(before)
+    return torch.cat([p.detach().flatten() for p in net.parameters()])
 
 
 @dataclass
@@ -281,6 +326,10 @@ def prediction_interval(values, m: int, alpha: float, axis: int = 0):
     return mean - half, mean + half
 
 
+# the environment's fields as the chapter names them
+_SAID = {"cpu_capability": "CPU instructions", "float_fingerprint": "float fingerprint"}
+
+
 @dataclass
 class BuildCheck:
     """A build's seeds against the reference's same seeds (:func:`check_build`)."""
@@ -309,7 +358,12 @@ class BuildCheck:
                 f"This build's seeds {seeds} equal the reference's, image for image (same "
                 "code, torch, CPU instructions and threads)."
             )
-        differs = ", ".join(f"{k} {a} there, {b} here" for k, (a, b) in self.differing.items())
+        differs = ", ".join(
+            f"{_SAID.get(k, k)} {b} here, not recorded there"
+            if a is None
+            else f"{_SAID.get(k, k)} {a} there, {b} here"
+            for k, (a, b) in self.differing.items()
+        )
         said = (
             f"This machine computes other floating-point results than the reference's "
             f"({differs}), so its seeds {seeds} are new draws from the seed distribution, "

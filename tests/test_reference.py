@@ -107,6 +107,29 @@ def test_a_build_equals_the_reference_in_the_same_environment(packed):
     assert not check.ok and "1 of 240 predictions differ" in check.problems[0]
 
 
+def test_a_cpu_with_the_same_instructions_but_other_floats_is_another_environment(packed):
+    """Two CPUs can both report AVX512 and still train other U-Nets: the environment
+    carries a fingerprint of the kernels' floats, and a reference without one (packed
+    before it was recorded) is not taken for this machine."""
+    import torch
+
+    from segqual_lite.reference import float_fingerprint, fingerprint_weights
+
+    reference = load_reference(TINY, packed)
+    state, threads = torch.random.get_rng_state(), torch.get_num_threads()
+    print_ = fingerprint_weights(3)
+    assert torch.equal(state, torch.random.get_rng_state()) and threads == torch.get_num_threads()
+    assert torch.equal(print_, fingerprint_weights(3))  # the same seed, the same floats
+    assert float_fingerprint() == environment()["float_fingerprint"]
+    other = {**environment(), "float_fingerprint": "0123456789abcdef"}
+    check = check_build(reference, _predictions(range(3)), other)
+    assert not check.same_environment and "new draws" in check.line()
+    reference.run["environment"].pop("float_fingerprint")
+    check = check_build(reference, _predictions(range(3)))
+    assert not check.same_environment
+    assert "float fingerprint " + float_fingerprint() + " here, not recorded there" in check.line()
+
+
 def _new_draws(seeds, **kwargs):
     """A build's seeds on another CPU: fresh draws, labelled as the reference's seeds."""
     build = _predictions([1000 + s for s in seeds], **kwargs)
