@@ -55,9 +55,11 @@ retarget: $(STAMP)
 # The reference run of book/analysis_plan.md (20 seeds of tiny and the counterfactual:
 # about an hour on 2 CPU cores, minutes on a larger machine), into results/reference/.
 # Cached models are reused: an interrupted run resumes where it stopped.
+# PROFILE=ph2 reads the PH2 database from $(PH2) (beside the checkout unless given).
 WORKERS ?= 2
+PH2 ?= $(or $(SEGQUAL_PH2),../shared/data/ph2)
 reference: $(STAMP)
-	SEGQUAL_HOME=_build/artifacts SEGQUAL_PROGRESS=0 $(BIN)/python -m segqual_lite reference \
+	SEGQUAL_HOME=_build/artifacts SEGQUAL_PROGRESS=0 SEGQUAL_PH2=$(PH2) $(BIN)/python -m segqual_lite reference \
 	  --profile $(PROFILE) --workers $(WORKERS)
 
 # Student copies of the chapters, exercise solutions removed, in student/.

@@ -39,7 +39,7 @@ from .data import (
 )
 from .dryrun import dry_run
 from .experiment import counterfactual_jobs, run_counterfactual, run_grid
-from .reference import PLANNED_SEEDS, REFERENCE_DIR, pack_reference
+from .reference import PLANNED_SEEDS, REFERENCE_DIR, data_record, pack_reference
 from .results import COUNTERFACTUAL_FOLDER, merge_results
 from .rows import CONTROL_ROWS, EXTENDED_ROWS, TABLE_ROWS
 from .scheduler import grid_jobs, run_jobs, worker_pool
@@ -65,7 +65,11 @@ def _cmd_synth(args) -> int:
 
 def _cmd_check(args) -> int:
     layout, counts = check_data(args.root)
-    name = {"folder": "a folder of your own", "isic2017": "the ISIC 2017 layout"}[layout]
+    name = {
+        "folder": "a folder of your own",
+        "isic2017": "the ISIC 2017 layout",
+        "ph2": "the PH2 database (its fixed split)",
+    }[layout]
     print(f"{args.root}: {name}")
     print(" ".join(f"{split}={n}" for split, n in counts.items()))
     return 0
@@ -175,7 +179,8 @@ def _cmd_reference(args) -> int:
         return 0
     start = time.perf_counter()
     if not args.from_results:
-        reproduce = ["reproduce", "--profile", args.profile, "--counterfactual"]
+        reproduce = ["reproduce", "--profile", args.profile]
+        reproduce += ["--counterfactual"] if profile.data == "synthetic" else []
         reproduce += ["--seeds", " ".join(map(str, seeds)), "--workers", str(args.workers)]
         reproduce += [f"--set={s}" for s in args.set or []] + ["--out", str(work)]
         status = main(reproduce)
@@ -184,8 +189,11 @@ def _cmd_reference(args) -> int:
     command = shlex.join(["python", "-m", "segqual_lite", *args.argv])
     wall = None if args.from_results else time.perf_counter() - start
     # f's fit on its training and test images, from the run's cached masks
-    fit = None if args.from_results else fit_frame(profile, seeds, prepare_data(profile))
-    pack_reference(work, out, profile, seeds, command, wall, fit=fit)
+    root = prepare_data(profile)
+    fit = None if args.from_results else fit_frame(profile, seeds, root)
+    pack_reference(
+        work, out, profile, seeds, command, wall, fit=fit, data=data_record(profile, root)
+    )
     print(f"reference of {profile.name} ({len(seeds)} seeds) in {out}")
     return 0
 

@@ -241,6 +241,22 @@ PROFILES["tiny-overfit"] = dataclasses.replace(
 )
 
 
+# Real dermoscopy (chapter 10): the PH2 database (segqual_lite.data.ph2), 100 / 20 / 80
+# lesions, at tiny's size and networks. epochs_f chosen from f's fit on PH2 and its CPU
+# cost (book/analysis_plan.md), before any comparison was run; g takes as many steps per
+# seed as on tiny.
+PROFILES["ph2"] = dataclasses.replace(
+    PROFILES["tiny"],
+    name="ph2",
+    data="ph2",
+    n_train=100,
+    n_val=20,
+    n_test=80,
+    epochs_f=40,
+    epochs_g=30,
+)
+
+
 def get_profile(name: str) -> Profile:
     """Return the profile called ``name`` (``"tiny"``, ``"colab"`` or ``"paper"``)."""
     try:

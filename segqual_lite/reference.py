@@ -63,6 +63,7 @@ __all__ = [
     "PLANNED_SEEDS",
     "FAMILY_ALPHA",
     "prediction_interval",
+    "data_record",
     "seed_table",
     "Reference",
     "StaleReference",
@@ -85,7 +86,7 @@ REGENERATE = "make reference"  # the documented command (Makefile)
 FAMILY_ALPHA = 0.01
 # The seeds of each profile's reference, fixed by book/analysis_plan.md (N = 20 on tiny,
 # 16 on tiny-overfit).
-PLANNED_SEEDS = {"tiny": "0-19", "tiny-overfit": "0-15"}
+PLANNED_SEEDS = {"tiny": "0-19", "tiny-overfit": "0-15", "ph2": "0-19"}
 PREDICTIONS = "predictions.csv.gz"
 COUNTERFACTUAL = "counterfactual"
 FIT = "fit.csv"  # f's fit on its training and test images, per seed
@@ -223,12 +224,14 @@ def pack_reference(
     wall_s: float | None,
     device: str | None = None,
     fit: pd.DataFrame | None = None,
+    data: dict | None = None,
 ) -> Path:
     """Write the reference of ``profile`` into ``out`` from the results folder of a run
     of ``reproduce --counterfactual --seeds ...`` (its ``predictions.csv`` and
     ``counterfactual/predictions.csv``), with the provenance (module docstring);
     ``wall_s`` None when the results were run elsewhere and only packed here; ``fit``, f's
-    fit per seed and split (:func:`segqual_lite.segment.fit_frame`), as ``fit.csv``."""
+    fit per seed and split (:func:`segqual_lite.segment.fit_frame`), as ``fit.csv``;
+    ``data``, what identifies the data read (:func:`data_record`), in ``run.json``."""
     results = Path(results)
     out = claim_folder(out, "a reference", legacy=("run.json",))
     predictions = read_predictions(results / "predictions.csv")
@@ -260,8 +263,28 @@ def pack_reference(
         "wall_s": None if wall_s is None else round(wall_s, 1),  # None: packed, not run
         "command": command,
     }
+    if data is not None:
+        run["data"] = data
     write_text(out / "run.json", json.dumps(run, indent=1) + "\n")
     return out
+
+
+def data_record(profile: Profile, root: str | Path) -> dict | None:
+    """What identifies the real data a reference read, for its ``run.json``: on PH2 the
+    database's name, citation, lesions per split and content fingerprint
+    (:func:`~segqual_lite.data.ph2.ph2_fingerprint`); None for synthetic data (its
+    settings are in the profile and the code versions)."""
+    if profile.data != "ph2":
+        return None
+    from .data.layout import SPLITS
+    from .data.ph2 import PH2_CITATION, ph2_fingerprint
+
+    return {
+        "name": "PH2",
+        "citation": PH2_CITATION,
+        "lesions": {s: getattr(profile, f"n_{s}") for s in SPLITS},
+        "fingerprint": ph2_fingerprint(root),
+    }
 
 
 def load_reference(profile: Profile, folder: str | Path | None = None) -> Reference | None:

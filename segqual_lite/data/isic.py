@@ -1,9 +1,10 @@
 """Reading a data folder from disk, checking it and serving it as a Dataset (chapter 01):
-ISIC 2017 Part 1 (and the synthetic lesions in its layout), or a folder of your own
-(:data:`~segqual_lite.data.layout.FOLDER_LAYOUT`, ``book/own_data.md``).
+ISIC 2017 Part 1 (and the synthetic lesions in its layout), a folder of your own
+(:data:`~segqual_lite.data.layout.FOLDER_LAYOUT`, ``book/own_data.md``) or the PH2
+database (:mod:`~segqual_lite.data.ph2`).
 
 Images are resized bilinearly and masks by nearest neighbour to ``size`` x ``size``;
-ISIC masks are thresholded at > 128, the masks of a folder of your own at > 0 (after a
+ISIC and PH2 masks are thresholded at > 128, the masks of a folder of your own at > 0 (after a
 check that each holds at most two values). Decoded, resized data stay in memory as uint8 tensors:
 with no worker processes, decoding once is what keeps an epoch cheap. Each (data
 folder, split, size) is decoded once and kept in the artifact store
@@ -35,11 +36,13 @@ from .layout import (
     folder_dirs,
     split_folders,
 )
+from .ph2 import PH2_HINT, ph2_pairs
 from .symmetries import dihedral_augmentation_batch, take_rows
 
 __all__ = [
     "check_isic2017",
     "check_folder",
+    "check_ph2",
     "check_data",
     "ISIC2017",
     "list_pairs",
@@ -58,7 +61,7 @@ FOLDER_HINT = f"A folder of your own is laid out as {FOLDER_LAYOUT} (book/own_da
 
 
 def _hint(root: str | Path) -> str:
-    return FOLDER_HINT if detect_layout(root) == "folder" else FIX_HINT
+    return {"folder": FOLDER_HINT, "ph2": PH2_HINT}.get(detect_layout(root), FIX_HINT)
 
 
 def _folder_pairs(root: Path, split: str) -> tuple[list[tuple[str, Path, Path]], list[str]]:
@@ -107,8 +110,11 @@ def list_pairs(root: str | Path, split: str) -> tuple[list[tuple[str, Path, Path
     Returns ``([(id, image_path, mask_path), ...] sorted by id, problems)``; problems name
     missing folders, images without masks and masks without images.
     """
-    if detect_layout(root) == "folder":
+    layout = detect_layout(root)
+    if layout == "folder":
         return _folder_pairs(Path(root), split)
+    if layout == "ph2":
+        return ph2_pairs(root, split)
     image_dir, mask_dir = split_folders(root, split)
     problems = []
     for folder in (image_dir, mask_dir):
@@ -191,6 +197,25 @@ def check_isic2017(root: str | Path, splits=SPLITS) -> dict[str, int]:
     return _check_splits(root, splits, own=False)
 
 
+def check_ph2(root: str | Path, splits=SPLITS) -> dict[str, int]:
+    """Verify a PH2 folder (:mod:`~segqual_lite.data.ph2`, full size or shrunk): every
+    listed lesion's image and mask decoded, of the same size, the mask binary; return the
+    lesions per split of the fixed split, or raise :class:`DataError` listing every fault."""
+    counts, problems = {}, []
+    for split in splits:
+        pairs, split_problems = ph2_pairs(root, split)
+        problems += split_problems
+        for _, image_path, mask_path in pairs:
+            try:
+                problems += _read_pair(image_path, mask_path, size=None, own=True)[2]
+            except DataError as err:
+                problems += err.problems
+        counts[split] = len(pairs)
+    if problems:
+        raise DataError(problems, PH2_HINT)
+    return counts
+
+
 def _check_splits(root: Path, splits, own: bool) -> dict[str, int]:
     """Decode every pair of ``splits``; the pairs per split, or one :class:`DataError`
     listing every problem (``own``: a folder of your own, else the ISIC layout)."""
@@ -218,12 +243,14 @@ def check_folder(root: str | Path, splits=SPLITS) -> dict[str, int]:
 
 
 def check_data(root: str | Path) -> tuple[str, dict[str, int]]:
-    """``(layout, pairs per split)`` of a data folder in either layout (module
-    docstring), checked by :func:`check_folder` or :func:`check_isic2017`."""
+    """``(layout, pairs per split)`` of a data folder in any of the three layouts (module
+    docstring), checked by :func:`check_folder`, :func:`check_ph2` or
+    :func:`check_isic2017`."""
     if not Path(root).is_dir():
         raise DataError([f"data folder {root} does not exist"], FIX_HINT)
     layout = detect_layout(root)
-    return layout, (check_folder(root) if layout == "folder" else check_isic2017(root))
+    check = {"folder": check_folder, "ph2": check_ph2}.get(layout, check_isic2017)
+    return layout, check(root)
 
 
 def decoded_path(root: str | Path, split: str, size: int) -> Path:

@@ -9,6 +9,10 @@ a metadata CSV, both skipped); ``ISIC-2017_Training_Part1_GroundTruth`` holds
 **A folder of your own** (:data:`FOLDER_LAYOUT`): ``DIR/{train,val,test}/images/NAME.png``
 (or ``.jpg``, ``.jpeg``; RGB or grey, any size) and ``DIR/{train,val,test}/masks/NAME.png``,
 an image and its mask sharing the name; a mask's non-zero pixels are the foreground.
+
+**PH2** (real dermoscopy, :mod:`segqual_lite.data.ph2`): the authors' layout,
+``PH2Dataset/PH2 Dataset images/IMDnnn/...`` with ``PH2Dataset/PH2_dataset.txt``; the
+split is computed from the diagnoses listed there.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ __all__ = [
     "split_folders",
     "folder_dirs",
     "detect_layout",
+    "ph2_base",
 ]
 
 SPLITS = ("train", "val", "test")
@@ -41,6 +46,7 @@ FOLDER_LAYOUT = (
 FOLDER_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 IMAGE_RE = re.compile(r"^(ISIC_\d{7})\.jpe?g$", re.IGNORECASE)
 MASK_RE = re.compile(r"^(ISIC_\d{7})_segmentation\.png$", re.IGNORECASE)
+PH2_IMAGES = "PH2 Dataset images"  # PH2's folder of one folder per lesion
 
 
 class DataError(Exception):
@@ -78,7 +84,20 @@ def folder_dirs(root: str | Path, split: str) -> tuple[Path, Path]:
     return Path(root) / split / "images", Path(root) / split / "masks"
 
 
+def ph2_base(root: str | Path) -> Path | None:
+    """The ``PH2Dataset`` folder of ``root`` (``root`` itself or ``root/PH2Dataset``): the
+    one that holds :data:`PH2_IMAGES`; None when neither does."""
+    root = Path(root)
+    for base in (root, root / "PH2Dataset"):
+        if (base / PH2_IMAGES).is_dir():
+            return base
+    return None
+
+
 def detect_layout(root: str | Path) -> str:
     """``"folder"`` when ``root`` holds any ``<split>/images`` folder (a folder of your
-    own), else ``"isic2017"`` (the official layout, which the synthetic lesions share)."""
-    return "folder" if any(folder_dirs(root, s)[0].is_dir() for s in SPLITS) else "isic2017"
+    own), ``"ph2"`` when it holds the PH2 database (:func:`ph2_base`), else
+    ``"isic2017"`` (the official layout, which the synthetic lesions share)."""
+    if any(folder_dirs(root, s)[0].is_dir() for s in SPLITS):
+        return "folder"
+    return "ph2" if ph2_base(root) else "isic2017"

@@ -10,14 +10,16 @@ from ..config import Profile, home
 from ..store import artifact_key, atomic_path, data_identity, digest, write_text
 from ..timing import phase
 from .download import ISIC2017_BASE_URL, download_isic2017
-from .isic import check_folder, check_isic2017
+from .isic import check_folder, check_isic2017, check_ph2
 from .layout import SPLITS, DataError, detect_layout
+from .ph2 import PH2_HINT
 from .synthetic import DEFAULT_HARD_CASE_SHARES, HARD_CASES, make_synthetic_isic
 
 __all__ = [
     "prepare_data",
     "SYNTHETIC_SEED",
     "MIRROR_ENV",
+    "PH2_ENV",
     "isic2017_base_url",
     "expected_counts",
 ]
@@ -25,6 +27,7 @@ __all__ = [
 SYNTHETIC_SEED = 0
 _COMPLETE = ".complete.json"
 MIRROR_ENV = "SEGQUAL_ISIC_MIRROR"  # a mirror of the ISIC 2017 zips, for prepare_data
+PH2_ENV = "SEGQUAL_PH2"  # where the PH2 database is, for the ph2 profile
 
 
 def isic2017_base_url() -> str:
@@ -128,6 +131,9 @@ def prepare_data(
       the same data set without ambiguous rims, chapter 10's counterfactual). A ``root``
       given is written only when it is new or empty; a non-empty one is read as it is
       (the ISIC layout), never replaced.
+    * ``ph2`` profiles: the PH2 database at ``root``, else ``$SEGQUAL_PH2``, else
+      ``<home>/data/ph2``, in its authors' layout, read as it is (never written; checked
+      once, its fixed split's counts the profile's).
     * ``isic2017`` profiles: ``root`` (default ``<home>/data/isic2017``) is used as it is,
       without touching the network, when it holds ISIC 2017 Part 1 with the profile's
       counts (:func:`expected_counts`, the official ones on ``colab`` and ``paper``; a
@@ -157,6 +163,10 @@ def prepare_data(
             make_synthetic_isic(tmp, **settings)
             (tmp / _COMPLETE).write_text(json.dumps(settings, indent=1))
         return root
+    if profile.data == "ph2":
+        return _ph2_folder(
+            Path(root or os.environ.get(PH2_ENV) or home() / "data" / "ph2"), profile
+        )
     if profile.data == "isic2017":
         root = Path(root) if root else home() / "data" / "isic2017"
         expected = expected_counts(profile)
@@ -167,6 +177,29 @@ def prepare_data(
         _remember(root, counts)  # verified while extracting: not decoded again
         return root
     return _own_folder(Path(profile.data))
+
+
+def _ph2_folder(root: Path, profile: Profile) -> Path:
+    """The PH2 database at ``root`` (:mod:`~segqual_lite.data.ph2`), read as it is: checked
+    once (every file decoded) while its files stay the same; its split's counts must be
+    the profile's."""
+    if detect_layout(root) != "ph2":
+        raise DataError(
+            [f"no PH2 database at {root}"],
+            f"{PH2_HINT} Then pass --data DIR, or set ${PH2_ENV}=DIR.",
+        )
+    if _checked_before(root):
+        return root
+    counts = check_ph2(root)
+    expected = expected_counts(profile)
+    if counts != expected:
+        raise DataError(
+            [f"{root} splits into {counts}, the {profile.name} profile expects {expected}"],
+            "A complete PH2 holds 200 lesions (100 / 20 / 80 after the split); for a part of "
+            "it, set the profile's n_train, n_val and n_test to the counts above (--set).",
+        )
+    _remember(root, counts)
+    return root
 
 
 def _given_isic_folder(root: Path) -> Path:
