@@ -23,6 +23,7 @@ __all__ = [
     "Profile",
     "PROFILES",
     "get_profile",
+    "data_name",
     "parse_overrides",
     "overridden_name",
     "home",
@@ -255,6 +256,16 @@ PROFILES["ph2"] = dataclasses.replace(
     epochs_f=40,
     epochs_g=30,
 )
+
+
+def data_name(profile: Profile) -> str:
+    """Which data a profile's numbers come from, as a results page says it."""
+    names = {
+        "synthetic": "synthetic lesions",
+        "ph2": "PH2, real dermoscopy",
+        "isic2017": "ISIC 2017, real dermoscopy",
+    }
+    return names.get(profile.data, "your own folder")
 
 
 def get_profile(name: str) -> Profile:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .conclusions import _names_plain
+from .conclusions import _names, _names_plain
 from .config import Profile
 from .reference import load_reference
 from .rows import METHODS, label
@@ -42,6 +42,9 @@ __all__ = [
     "regimes_table",
     "regimes_markdown",
     "regimes_conclusion",
+    "DATA_ANSWERS",
+    "data_sets_frame",
+    "data_sets_markdown",
 ]
 
 GAP_AIM = 0.05  # the plan's aim for f's train-test gap in the overfit regime
@@ -50,6 +53,14 @@ ANSWERS = {
     "yes": "larger where f overfits: the explanation holds",
     "no": "smaller where f overfits: the explanation fails",
     "undecided": "the regimes cannot be told apart",
+}
+
+
+# the plan's answer when the same rows meet on synthetic lesions and on PH2
+DATA_ANSWERS = {
+    "larger": "larger on real dermoscopy",
+    "smaller": "smaller on real dermoscopy",
+    "undecided": "the data sets cannot be told apart",
 }
 
 
@@ -134,11 +145,16 @@ def _answer(overfit: Comparison, difference: Difference) -> str:
     return "no" if difference.answer == "below" else "undecided"
 
 
-def regimes_frame(default: Regime, overfit: Regime, metrics=None) -> pd.DataFrame:
+def _data_answer(real: Comparison, difference: Difference) -> str:
+    return {"above": "larger", "below": "smaller"}.get(difference.answer, "undecided")
+
+
+def regimes_frame(default: Regime, overfit: Regime, metrics=None, answer=_answer) -> pd.DataFrame:
     """One line per row and metric: the gain in each regime (with the rims, and without
     them when the reference holds the counterfactual), each with its interval, the
-    difference of the gains (overfit minus default) and the plan's answer; ``format`` is
-    how the metric's numbers print (:attr:`~segqual_lite.stats.Comparison.number_format`)."""
+    difference of the gains (overfit minus default) and the plan's ``answer`` (its rule
+    for the regimes, or :func:`data_sets_frame`'s); ``format`` is how the metric's
+    numbers print (:attr:`~segqual_lite.stats.Comparison.number_format`)."""
     lines = []
     for c in default.comparisons:
         if metrics and c.metric not in metrics:
@@ -155,7 +171,7 @@ def regimes_frame(default: Regime, overfit: Regime, metrics=None) -> pd.DataFram
             without = (default if name == "default" else overfit).get(c.row, c.metric, True)
             line[f"{name}_no_rims"] = without.estimate if without else np.nan
         line.update(difference=d.estimate, difference_low=d.low, difference_high=d.high)
-        line["answer"] = _answer(o, d)
+        line["answer"] = answer(o, d)
         lines.append(line)
     return pd.DataFrame(lines)
 
@@ -165,19 +181,23 @@ def _cell(frame_line, key: str, fmt: str) -> str:
     return f"{signed(frame_line[key], fmt)}\n[{low},\u00a0{high}]"
 
 
-def regimes_table(frame: pd.DataFrame, names=("default", "overfit")) -> pd.DataFrame:
+def regimes_table(
+    frame: pd.DataFrame, names=("default", "overfit"), outcomes: bool = False
+) -> pd.DataFrame:
     """:func:`regimes_frame` for reading: per row and metric, each regime's gain and the
-    difference, each the mean with its 95% interval on the next line, and the answer;
-    ``names`` head the two regimes' columns."""
+    difference, each the mean with its 95% interval on the next line (and, with
+    ``outcomes``, each gain's verdict under it), and the answer; ``names`` head the two
+    regimes' columns."""
     lines = []
     for _, x in frame.iterrows():
         fmt = x["format"]
+        said = {k: f"\n{x[f'{k}_outcome']}" if outcomes else "" for k in ("default", "overfit")}
         lines.append(
             {
                 "row": x["row"],
                 "metric": f"{METRIC_LABELS.get(x['metric'], x['metric'])}\n({x['unit']})",
-                names[0]: _cell(x, "default", fmt),
-                names[1]: _cell(x, "overfit", fmt),
+                names[0]: _cell(x, "default", fmt) + said["default"],
+                names[1]: _cell(x, "overfit", fmt) + said["overfit"],
                 "difference": _cell(x, "difference", fmt),
                 "answer": x["answer"],
             }
@@ -277,3 +297,66 @@ def regimes_conclusion(fits: dict[str, dict], frame: pd.DataFrame) -> str:
             "a larger train–test gap, or more seeds in both regimes."
         )
     return text
+
+
+def data_sets_frame(synthetic: Regime, real: Regime) -> pd.DataFrame:
+    """The PH2 extension of the plan: :func:`regimes_frame` of the synthetic reference
+    (``default``) and the real one (``overfit``), the answer *larger* when the
+    difference of the gains (real minus synthetic) lies above 0, *smaller* below,
+    *undecided* otherwise."""
+    return regimes_frame(synthetic, real, answer=_data_answer)
+
+
+def _holding(regime: Regime) -> tuple[list[str], list[str]]:
+    """The rows for which the paper's finding holds (RMSE and AUROC both better), and
+    those resolved worse on some metric."""
+    rows = list(dict.fromkeys(c.row for c in regime.comparisons))
+    holds = [
+        r for r in rows if all(regime.get(r, m).outcome == "better" for m in ("rmse", "auroc"))
+    ]
+    worse = [r for r in rows if any(c.outcome == "worse" for c in regime.comparisons if c.row == r)]
+    return holds, worse
+
+
+def data_sets_markdown(
+    synthetic: Regime, real: Regime, fits: dict[str, dict], frame: pd.DataFrame, data_names
+) -> str:
+    """Where the paper's finding holds on each data set and what differs, computed from
+    the two references: ``fits`` maps each regime's name to :func:`fit_summary`;
+    ``data_names`` names the two data sets (synthetic first)."""
+    said = []
+    for regime, name in zip((synthetic, real), data_names, strict=True):
+        holds, worse = _holding(regime)
+        rows = len(set(c.row for c in regime.comparisons))
+        seeds = len(regime.comparisons[0].per_seed)
+        where = (
+            f"holds for {_names(holds)} ({len(holds)} of {rows} rows)"
+            if holds
+            else f"holds for none of its {rows} rows"
+        )
+        text = f"On {name} (`{regime.name}`, {seeds} seeds) the paper's finding {where}"
+        if worse:
+            text += f"; {_names(worse)} did worse than its control on some metric"
+        said.append(text + ".")
+    counts = frame["answer"].value_counts()
+    pieces = [f"*{a}* for {counts[a]}" for a in DATA_ANSWERS if counts.get(a, 0)]
+    differs = (
+        "Between the data sets, the gain over the control (real minus synthetic, independent "
+        f"runs) is {_names_plain(pieces)} of the {len(frame)} row and metric pairs"
+    )
+    by_metric = []
+    for answer in ("larger", "smaller"):
+        for metric in COMPARED_METRICS:
+            chosen = (frame["metric"] == metric) & (frame["answer"] == answer)
+            if chosen.any():
+                rows_said = _names_plain(list(frame.loc[chosen, "row"]))
+                by_metric.append(f"{metric_name(metric)}: *{answer}* for {rows_said}")
+    differs += f" ({'; '.join(by_metric)})." if by_metric else "."
+    s, r = fits[synthetic.name], fits[real.name]
+    fit_text = (
+        f"*f* itself differs: its mean test Jaccard is {s['test_jaccard']:.3f} on "
+        f"{data_names[0]} and {r['test_jaccard']:.3f} on {data_names[1]}, and "
+        f"{s['test_failures']:.0%} against {r['test_failures']:.0%} of the test images "
+        f"fail; its train-test gap is {s['gap']:+.3f} and {r['gap']:+.3f}."
+    )
+    return " ".join(said) + f" {differs} {fit_text}"

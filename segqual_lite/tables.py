@@ -221,11 +221,15 @@ def beyond_table(predictions) -> pd.DataFrame:
     return pd.DataFrame(_long_table(per_row, BEYOND_METRICS), columns=BEYOND_FIELDS)
 
 
-def table_caption(table: pd.DataFrame, profile_name: str = "", title: str = "Table 1") -> str:
-    """The caption of a long-format table: profile, split, units, what the brackets hold."""
+def table_caption(
+    table: pd.DataFrame, profile_name: str = "", title: str = "Table 1", data: str = ""
+) -> str:
+    """The caption of a long-format table: profile, the data (``data``, e.g.
+    :func:`~segqual_lite.config.data_name`), split, units, what the brackets hold."""
     metrics = [m for m in BEYOND_METRICS if m in set(table["metric"])]
     with_paper = "paper_mean" in table.columns
     where = f"{profile_name} profile, " if profile_name else ""
+    where += f"{data}, " if data else ""
     paper = ", the paper's value in brackets" if with_paper else ""
     if with_paper and not np.isfinite(table["paper_mean"]).all():
         paper += ", rows without one are this book's"

@@ -133,3 +133,43 @@ def folder_bytes(root):
         for p in sorted(Path(root).rglob("*"))
         if p.is_file()
     }
+
+
+def make_fake_ph2(root, per_diagnosis=(4, 4, 2), size=(48, 36), table="||", mask_bits=24):
+    """A PH2 folder in its authors' layout under ``root/PH2Dataset``: ``per_diagnosis``
+    lesions of each clinical diagnosis (0, 1, 2), ``size`` (width, height) BMP images, a
+    disc for each lesion's mask (24-bit RGB as distributed, or 8-bit grey as the shrunk
+    copy), and PH2_dataset.txt ``||``-separated as distributed (or ``"\\t"``). Returns
+    ``{name: diagnosis}``."""
+    from pathlib import Path
+
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    base = Path(root) / "PH2Dataset"
+    rng = np.random.default_rng(0)
+    diagnoses, number = {}, 2
+    for diagnosis, n in enumerate(per_diagnosis):
+        for _ in range(n):
+            name = f"IMD{number:03d}"
+            number += 3
+            diagnoses[name] = diagnosis
+            folder = base / "PH2 Dataset images" / name
+            (folder / f"{name}_Dermoscopic_Image").mkdir(parents=True)
+            (folder / f"{name}_lesion").mkdir()
+            pixels = rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(folder / f"{name}_Dermoscopic_Image" / f"{name}.bmp")
+            mask = Image.new("L", size, 0)
+            ImageDraw.Draw(mask).ellipse([size[0] // 4, size[1] // 4, size[0] // 2, size[1] // 2], 255)
+            if mask_bits == 24:
+                mask = mask.convert("RGB")
+            mask.save(folder / f"{name}_lesion" / f"{name}_lesion.bmp")
+    if table == "||":
+        lines = ["|| Name || Histological Diagnosis || Clinical Diagnosis || Asymmetry ||"]
+        lines += [f"|| {n} ||  || {d} || 0 ||" for n, d in diagnoses.items()]
+    else:
+        lines = ["Name\tClinical Diagnosis\tAsymmetry"]
+        lines += [f"{n}\t{d}\t0" for n, d in diagnoses.items()]
+    lines += ["", "Legends for Clinical Diagnosis:", "0 - Common Nevus"]
+    (base / "PH2_dataset.txt").write_text("\r\n".join(lines) + "\r\n")
+    return diagnoses

@@ -6,7 +6,7 @@ from segqual_lite.config import PROFILES, get_profile, pick_device, seed_everyth
 
 
 def test_profiles_exist_and_paper_values():
-    assert set(PROFILES) == {"tiny", "tiny-overfit", "colab", "paper"}
+    assert set(PROFILES) == {"tiny", "tiny-overfit", "ph2", "colab", "paper"}
     paper = get_profile("paper")
     # DeVries & Taylor (2018), section 4.
     assert (paper.image_size, paper.epochs_f, paper.epochs_g) == (224, 120, 30)

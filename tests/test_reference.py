@@ -22,6 +22,7 @@ from segqual_lite.reference import (
     prediction_interval,
     reference_folder,
 )
+from segqual_lite.rows import CONTROL_ROWS, TABLE_ROWS
 from segqual_lite.seeds import parse_seeds
 from segqual_lite.tables import (
     METRICS,
@@ -263,14 +264,21 @@ def test_a_fit_is_added_only_when_its_f_is_the_reference_s(packed):
 @pytest.mark.parametrize("name", sorted(PLANNED_SEEDS))
 def test_every_shipped_reference_holds_its_plan(name):
     """Each planned reference is shipped, current, and holds what its plan fixed: the
-    planned seeds in Table 1's rows, the counterfactual and f's fit, and a Table 1
+    planned seeds in Table 1's rows and controls, the counterfactual (synthetic data;
+    PH2's rims cannot be removed) or the data's fingerprint (PH2), f's fit, and a Table 1
     recomputed from its predictions."""
     profile = get_profile(name)
     assert reference_folder(name) is not None, f"results/reference/{name} is not shipped"
     reference = load_reference(profile)  # raises when stale
     planned = sorted(parse_seeds(PLANNED_SEEDS[name]))
-    assert sorted(reference.predictions["seed"].unique()) == planned
-    assert sorted(reference.counterfactual["seed"].unique()) == planned
+    assert set(reference.predictions["method"]) >= set(TABLE_ROWS) | set(CONTROL_ROWS)
+    for row, by_row in reference.predictions.groupby("method"):
+        assert sorted(by_row["seed"].unique()) == planned, row
+    if profile.data == "synthetic":
+        assert sorted(reference.counterfactual["seed"].unique()) == planned
+    else:
+        assert reference.counterfactual is None
+        assert reference.run["data"]["name"] == "PH2" and reference.run["data"]["fingerprint"]
     assert sorted(reference.fit["seed"].unique()) == planned
     table = table_from_predictions(reference.predictions)
     assert format_table_md(table, name) == (reference.folder / "table1.md").read_text()

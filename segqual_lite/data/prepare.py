@@ -188,9 +188,10 @@ def _ph2_folder(root: Path, profile: Profile) -> Path:
             [f"no PH2 database at {root}"],
             f"{PH2_HINT} Then pass --data DIR, or set ${PH2_ENV}=DIR.",
         )
-    if _checked_before(root):
-        return root
-    counts = check_ph2(root)
+    counts = json.loads(_record(root).read_text())["counts"] if _checked_before(root) else None
+    if counts is None:
+        counts = check_ph2(root)
+        _remember(root, counts)
     expected = expected_counts(profile)
     if counts != expected:
         raise DataError(
@@ -198,7 +199,6 @@ def _ph2_folder(root: Path, profile: Profile) -> Path:
             "A complete PH2 holds 200 lesions (100 / 20 / 80 after the split); for a part of "
             "it, set the profile's n_train, n_val and n_test to the counts above (--set).",
         )
-    _remember(root, counts)
     return root
 
 
