@@ -444,7 +444,8 @@ synthetic_regime, real_regime = (
 )
 if synthetic_regime and real_regime:
     data_fits = {
-        r.name: fit_summary(r.fit) for r in (synthetic_regime, real_regime)
+        r.name: fit_summary(r.fit)
+        for r in (synthetic_regime, real_regime)
     }
     data_frame = data_sets_frame(synthetic_regime, real_regime)
     display(

@@ -160,7 +160,9 @@ def make_fake_ph2(root, per_diagnosis=(4, 4, 2), size=(48, 36), table="||", mask
             pixels = rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)
             Image.fromarray(pixels).save(folder / f"{name}_Dermoscopic_Image" / f"{name}.bmp")
             mask = Image.new("L", size, 0)
-            ImageDraw.Draw(mask).ellipse([size[0] // 4, size[1] // 4, size[0] // 2, size[1] // 2], 255)
+            ImageDraw.Draw(mask).ellipse(
+                [size[0] // 4, size[1] // 4, size[0] // 2, size[1] // 2], 255
+            )
             if mask_bits == 24:
                 mask = mask.convert("RGB")
             mask.save(folder / f"{name}_lesion" / f"{name}_lesion.bmp")

@@ -58,9 +58,14 @@ def test_bad_ph2_input_names_the_file_and_the_fix(tmp_path):
         check_data(tmp_path)
     text = str(err.value)
     assert "missing" in text and "IMD002_lesion.bmp" in text and "listed in PH2_dataset.txt" in text
-    assert "IMD099 is not listed in PH2_dataset.txt" in text and "PH2Dataset/PH2 Dataset images" in text
+    assert (
+        "IMD099 is not listed in PH2_dataset.txt" in text
+        and "PH2Dataset/PH2 Dataset images" in text
+    )
     listing = base / "PH2_dataset.txt"
-    listing.write_text(listing.read_text().replace("|| IMD005 ||  || 0 ||", "|| IMD005 ||  || 7 ||"))
+    listing.write_text(
+        listing.read_text().replace("|| IMD005 ||  || 0 ||", "|| IMD005 ||  || 7 ||")
+    )
     with pytest.raises(DataError, match=r"IMD005 has clinical diagnosis '7', not 0, 1 or 2"):
         read_diagnoses(tmp_path)
     listing.write_text("Name\tAsymmetry\nIMD003\t0\n")
