@@ -312,13 +312,8 @@ except ValueError as err:
 #   are equal.
 # - **Better on**: the share of seeds on which $\Delta_s > 0$, with its own interval.
 #
-# Chapter 10 builds three verdicts on these, each fixed by the analysis plan: the
-# paper's finding **holds** for a row when its RMSE and AUROC improvements are both
-# resolved better, and is **not shown** otherwise; the ambiguous rims **carry** a gain
-# that shrinks by a resolved margin without them, and the counterfactual **decides
-# nothing** when neither that nor a gain resolved on both data sets is found; and the
-# second regime's answer is **yes**, **no** or **undecided** by whether the difference
-# of two independent gains lies above 0, below 0, or spans it.
+# Chapter 10 builds its verdicts on these words; each is defined where it is first
+# used, and all of them are in the [glossary](../book/glossary.md).
 # ```
 #
 # Here on simulated predictions for three seeds, scored on the same 300 test images, where the

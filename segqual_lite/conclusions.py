@@ -310,6 +310,19 @@ def conclusions_markdown(evidence: Evidence) -> str:
             text += "no resolved gain shrinks by a resolved margin."
         else:
             text += "there is no resolved gain whose source it could show."
+        resolved_without = [
+            (c.row, c.metric) for c in evidence.counterfactual if c.outcome == "better"
+        ]
+        if resolved_without:
+            text += (
+                f" Without the rims, {len(resolved_without)} of {len(evidence.counterfactual)}"
+                " comparisons still resolve a gain: " + _by_row(resolved_without) + "."
+            )
+        else:
+            text += (
+                " Without the rims, no row's gain over its control is resolved, on any "
+                f"metric ({len(evidence.counterfactual)} comparisons)."
+            )
         if independent:
             text += " The gain stays resolved without the rims for " + _by_row(independent) + "."
         undecided = len(verdicts) - len(carried) - len(independent)

@@ -29,7 +29,7 @@ from .config import Profile
 from .reference import load_reference
 from .rows import METHODS, label
 from .stats import COMPARED_METRICS, Comparison, compare_rows, t_interval
-from .tables import METRIC_LABELS, metric_name, signed
+from .tables import metric_name, signed
 
 __all__ = [
     "ANSWERS",
@@ -195,7 +195,7 @@ def regimes_table(
         lines.append(
             {
                 "row": x["row"],
-                "metric": f"{METRIC_LABELS.get(x['metric'], x['metric'])}\n({x['unit']})",
+                "gain in": f"{metric_name(x['metric'])}\n({x['unit']})",
                 names[0]: _cell(x, "default", fmt) + said["default"],
                 names[1]: _cell(x, "overfit", fmt) + said["overfit"],
                 "difference": _cell(x, "difference", fmt),

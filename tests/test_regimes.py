@@ -153,7 +153,7 @@ def test_the_regimes_prose_says_what_the_frame_answers():
         fits, frame
     )
     table = regimes_table(frame, names=tuple(fits))
-    assert list(table.columns) == ["row", "metric", "tiny", "tiny-overfit", "difference", "answer"]
+    assert list(table.columns) == ["row", "gain in", "tiny", "tiny-overfit", "difference", "answer"]
     assert table.loc[0, "tiny-overfit"] == "+6.000\n[+5.500,\u00a0+6.500]"  # RMSE: 3 decimals
     assert table.loc[1, "difference"].startswith("+5.0\n")  # AUROC: points, 1 decimal
 
