@@ -11,9 +11,10 @@
 #
 # Dropout, kept on at test time, turns one network into a family of networks. Gal and
 # Ghahramani {footcite}`gal2016dropout` showed that averaging their predictions
-# approximates a Bayesian neural network, so their disagreement measures *epistemic*
-# uncertainty, the model's own ignorance. This is the second map of
-# {footcite}`devries2018leveraging` (eqs. 5 and 6).
+# approximates a Bayesian neural network, so their disagreement is meant to measure
+# *epistemic* uncertainty, the model's own ignorance. This is the second map of
+# {footcite}`devries2018leveraging` (eqs. 5 and 6); whether this chapter's network
+# shows much disagreement is measured below.
 
 # %% [markdown] tags=["remove-cell"]
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/segqual-lite/segqual-lite/blob/main/notebooks/04_mc_dropout.ipynb)
@@ -197,6 +198,13 @@ say(
 # [Chapter 12](12_failure_detection.ipynb) names these two parts, the expected entropy
 # of the passes and their disagreement (the mutual information), and measures the
 # second on the test image whose samples disagree most.
+#
+# What does that mean for chapter 10, where MC-dropout's map is one of the rows $g$
+# reads? Where the share is small, the map $g$ gets is mostly what each pass is unsure
+# of, the same kind of information as Max Probability's map of a network trained with
+# dropout, not a measure of the model's ignorance. So a gain of the MC-dropout row over
+# its control in chapter 10 need not come from epistemic uncertainty, and chapter 12's
+# mutual-information row is the one that isolates the disagreement.
 
 # %% [markdown]
 # ## How many samples?

@@ -41,6 +41,8 @@ __all__ = [
     "pairwise_jaccard",
     "rmse",
     "detection_error",
+    "detection_threshold",
+    "balanced_error",
     "auroc",
     "aupr_pass",
     "aupr_fail",
@@ -148,6 +150,23 @@ def detection_error(true_j, pred_j, threshold: float = FAILURE_THRESHOLD) -> flo
     labels = _pass_labels(t, threshold)
     fpr, tpr, _ = _sklearn_metrics().roc_curve(labels, p, drop_intermediate=False)
     return float(np.min(0.5 * (1.0 - tpr) + 0.5 * fpr))
+
+
+def balanced_error(true_j, pred_j, delta: float, threshold: float = FAILURE_THRESHOLD) -> float:
+    """0.5·P_pass(score < δ) + 0.5·P_fail(score ≥ δ) at one cut ``delta`` of the predicted
+    J (at δ = 0.7: how often g's own verdict "fails" is wrong, both kinds weighted alike)."""
+    t, p = _check_pair(true_j, pred_j)
+    passes = _pass_labels(t, threshold).astype(bool)
+    return float(0.5 * np.mean(p[passes] < delta) + 0.5 * np.mean(p[~passes] >= delta))
+
+
+def detection_threshold(true_j, pred_j, threshold: float = FAILURE_THRESHOLD) -> float:
+    """The cut δ of the predicted J at which :func:`detection_error` takes its minimum
+    (the smallest such δ): detection error is read there, not at 0.7."""
+    t, p = _check_pair(true_j, pred_j)
+    labels = _pass_labels(t, threshold)
+    fpr, tpr, cuts = _sklearn_metrics().roc_curve(labels, p, drop_intermediate=False)
+    return float(cuts[int(np.argmin(0.5 * (1.0 - tpr) + 0.5 * fpr))])
 
 
 def auroc(true_j, pred_j, threshold: float = FAILURE_THRESHOLD) -> float:

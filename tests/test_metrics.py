@@ -305,3 +305,16 @@ def test_selective_risk_is_the_curve_that_aurc_averages():
         assert np.mean(risk) == pytest.approx(M.aurc(true, pred, threshold), abs=1e-12)
     # the last point accepts everything: the failure rate
     assert risk[-1] == pytest.approx(np.mean(true < 0.7))
+
+
+def test_detection_error_is_read_at_its_best_cut_not_at_0_7():
+    """Failures predicted just above 0.7 are all missed at g's own cut, yet ranked below
+    every pass: detection error (best cut) is 0 while the error at 0.7 is one half."""
+    from segqual_lite.metrics import balanced_error, detection_error, detection_threshold
+
+    true = np.array([0.9, 0.85, 0.95, 0.5, 0.4])
+    pred = np.array([0.9, 0.88, 0.92, 0.75, 0.74])
+    assert detection_error(true, pred) == 0.0
+    assert balanced_error(true, pred, 0.7) == 0.5
+    cut = detection_threshold(true, pred)
+    assert 0.75 < cut <= 0.88 and balanced_error(true, pred, cut) == 0.0
