@@ -482,7 +482,8 @@ if synthetic_regime and real_regime:
         f"f on PH2 ({ph2_fit['seeds']} seeds): mean Jaccard"
         f" {ph2_fit['train_jaccard']:.3f} on its training lesions,"
         f" {ph2_fit['test_jaccard']:.3f} on the test lesions; below"
-        f" {FAILURE_THRESHOLD}: {ph2_fit['train_failures']:.0%} of training,"
+        f" {FAILURE_THRESHOLD}:"
+        f" {ph2_fit['train_failures']:.0%} of training,"
         f" {ph2_fit['test_failures']:.0%} of test lesions"
     )
 else:
@@ -568,8 +569,9 @@ if cases:
         ["lazy_mask" in cases[i] for i in rows["image_id"]]
     )
     say(
-        f"Max Probability, seed {P.seeds[0]}: {len(missed)} missed failures,"
-        f" {lazy} of them ({lazy / max(len(missed), 1):.0%}) with a lazy mask,"
+        f"Max Probability, seed {P.seeds[0]}:"
+        f" {len(missed)} missed failures, {lazy} of them"
+        f" ({lazy / max(len(missed), 1):.0%}) with a lazy mask,"
         f" against {lazy_share:.0%} of all test images"
     )
     if len(missed):
