@@ -34,6 +34,7 @@ __all__ = [
     "explorer_lesions",
     "lesion_filters",
     "lesion_html",
+    "map_tally",
 ]
 
 PANEL_PX = 128  # displayed width of one panel, in CSS pixels
@@ -65,6 +66,16 @@ class MethodView:
         if with_map == _fails(self.control_jaccard, threshold):
             return None
         return "rightly" if with_map == _fails(self.true_jaccard, threshold) else "wrongly"
+
+    def moved(self) -> float | None:
+        """How much closer the map brought g's estimate to the true Jaccard: the no-map
+        g's error minus the error with the map (both absolute, in J; positive = closer);
+        None without a control."""
+        if self.control_jaccard is None:
+            return None
+        return abs(self.control_jaccard - self.true_jaccard) - abs(
+            self.predicted_jaccard - self.true_jaccard
+        )
 
 
 @dataclass
@@ -279,6 +290,13 @@ def _notes(view: MethodView, threshold: float) -> str:
     if wrong:
         style += f";background:{wrong[1]}"
         lines.append(f"<i>{wrong[0]}</i>")
+    moved = view.moved()
+    if moved is not None:
+        lines.append(
+            f"the map moved g {abs(moved):.3f} "
+            + ("closer to" if moved > 0 else "further from" if moved < 0 else "no nearer")
+            + " the true J"
+        )
     changed = view.changed(threshold)
     if changed:
         lines.append(
@@ -343,3 +361,37 @@ def lesion_html(lesion: Lesion, threshold: float = FAILURE_THRESHOLD) -> str:
         + row(notes)
         + "</table></div>"
     )
+
+
+def map_tally(predictions, rows, threshold: float = FAILURE_THRESHOLD):
+    """Per uncertainty row and seed, over every test image (not only the explorer's): how
+    often the map changed g's verdict (against the g without a map on the same masks,
+    :func:`~segqual_lite.rows.control_of`), rightly and wrongly, and on how many images
+    it moved g's estimate closer to the true Jaccard or further from it."""
+    import pandas as pd
+
+    from .rows import control_of
+
+    records = []
+    for row in rows:
+        ours = predictions[predictions["method"] == row]
+        theirs = predictions[predictions["method"] == control_of(row)]
+        both = ours.merge(theirs, on=["seed", "image_id"], suffixes=("", "_control"))
+        for seed, part in both.groupby("seed"):
+            truth, with_map = part["true_jaccard"], part["predicted_jaccard"]
+            without = part["predicted_jaccard_control"]
+            changed = (with_map < threshold) != (without < threshold)
+            right = changed & ((with_map < threshold) == (truth < threshold))
+            moved = (without - truth).abs() - (with_map - truth).abs()
+            records.append(
+                {
+                    "row": label(row),
+                    "seed": seed,
+                    "images": len(part),
+                    "verdict changed rightly": int(right.sum()),
+                    "verdict changed wrongly": int((changed & ~right).sum()),
+                    "moved closer": int((moved > 0).sum()),
+                    "moved further": int((moved < 0).sum()),
+                }
+            )
+    return pd.DataFrame(records)

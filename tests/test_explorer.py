@@ -219,3 +219,24 @@ def test_synthetic_lesions_say_so_and_an_unbounded_map_is_stretched_over_the_spl
     lesion = lesions[0]
     page = lesion_html(lesion)
     assert f"{lesion.image_id} (synthetic)" in page and "the synthetic image" in page
+
+
+def test_the_tally_counts_what_the_map_did_on_every_image():
+    """Per row and seed: verdicts changed rightly and wrongly, estimates moved closer and
+    further, against the control on the same images."""
+    import pandas as pd
+
+    from segqual_lite.lesions import MethodView, map_tally
+
+    records = []
+    for method, preds in (("no_uncertainty", (0.75, 0.5, 0.8)), ("max_prob", (0.6, 0.9, 0.8))):
+        for i, (true, pred) in enumerate(zip((0.5, 0.9, 0.8), preds, strict=True)):
+            records.append(
+                {"method": method, "seed": 0, "image_id": f"I{i}", "true_jaccard": true,
+                 "predicted_jaccard": pred}
+            )  # fmt: skip
+    tally = map_tally(pd.DataFrame(records), ["max_prob"]).iloc[0]
+    assert (tally["verdict changed rightly"], tally["verdict changed wrongly"]) == (2, 0)
+    assert (tally["moved closer"], tally["moved further"], tally["images"]) == (2, 0, 3)
+    view = MethodView(None, None, 0.5, 0.6, 0.75)
+    assert view.moved() == pytest.approx(0.15)
