@@ -405,7 +405,7 @@ if not any(
 # the figure shows $f$'s fit in each (left) and each uncertainty row's AUROC gain
 # over its control, with and without the ambiguous rims (right).
 
-# %% mystnb={"image": {"alt": "Left: f's mean Jaccard on its training and its test images in the two regimes, with the train-test gap and the failure shares; right: each uncertainty row's AUROC gain over its control in each regime, a dot with its 95% interval, and as a hollow diamond the gain without ambiguous rims"}}
+# %% mystnb={"image": {"alt": "Left: f's mean Jaccard on its training and its test images in the two regimes, with the train-test gap and the failure shares; right: each uncertainty row's AUROC gain over its control in each regime, a dot with its 95% interval, and as a hollow diamond with its interval the gain without ambiguous rims"}}
 regimes = [
     load_regime(get_profile(name)) for name in ("tiny", "tiny-overfit")
 ]

@@ -170,6 +170,8 @@ def regimes_frame(default: Regime, overfit: Regime, metrics=None, answer=_answer
             line[f"{name}_outcome"] = comparison.outcome
             without = (default if name == "default" else overfit).get(c.row, c.metric, True)
             line[f"{name}_no_rims"] = without.estimate if without else np.nan
+            line[f"{name}_no_rims_low"] = without.low if without else np.nan
+            line[f"{name}_no_rims_high"] = without.high if without else np.nan
         line.update(difference=d.estimate, difference_low=d.low, difference_high=d.high)
         line["answer"] = answer(o, d)
         lines.append(line)

@@ -96,7 +96,10 @@ def test_forest_plot_has_a_panel_per_metric_and_a_line_per_pair():
         compare(rows, "max_prob", "no_uncertainty", m, n_boot=100) for m in ("rmse", "auroc")
     ]
     fig = plot_forest(comparisons)
-    assert [ax.get_title().split("\n")[0] for ax in fig.axes] == ["RMSE ↓", "AUROC ↑"]
+    assert [ax.get_title().split("\n")[0] for ax in fig.axes] == [
+        "RMSE gain",
+        "AUROC gain",
+    ]  # a gain: higher is better, no arrow
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == [
         "Max Probability\nvs No Uncertainty"
     ]

@@ -8,8 +8,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from ..metrics import FAILURE_THRESHOLD
 from ..rows import label
-from ..tables import METRIC_LABELS
+from ..tables import metric_name
 from .style import PAGE_WIDTH, fit_width
 
 __all__ = ["plot_forest", "plot_power", "plot_regimes"]
@@ -69,7 +70,7 @@ def plot_forest(comparisons, title: str | None = None, marked=None, marked_label
                 )
         ax.axvline(0, color="k", ls="--", lw=0.8)
         unit = next(c.unit for c in comparisons if c.metric == metric)
-        ax.set_title(f"{METRIC_LABELS.get(metric, metric)}\n({unit})")
+        ax.set_title(f"{metric_name(metric)} gain\n({unit})")
         ax.grid(axis="x", alpha=0.3)
     axes[0, 0].set_yticks(range(len(pairs)))
     axes[0, 0].set_yticklabels([f"{label(r)}\nvs {label(c)}" for r, c in pairs])
@@ -132,7 +133,7 @@ def plot_power(curves: pd.DataFrame, metric: str = "auroc", n_build: int | None 
     ax.set_xlabel("seeds drawn from the reference (k)")
     ax.set_ylabel("share of draws (%)")
     ax.set_ylim(-2, 102)
-    ax.set_title(f"{METRIC_LABELS.get(metric, metric)}: resolved (solid), the wrong way (dashed)")
+    ax.set_title(f"{metric_name(metric)}: resolved (solid), the wrong way (dashed)")
     ax.grid(alpha=0.3)
     fig.legend(loc="lower center", ncol=4, fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.07, 1, 1))
@@ -144,7 +145,8 @@ def plot_regimes(fits: dict, frame: pd.DataFrame, metric: str = "auroc"):
     mapped to :func:`segqual_lite.regimes.fit_summary`), f's mean Jaccard on its
     training and its test images, joined, with the failure shares; right, each row's
     gain on ``metric`` (:func:`segqual_lite.regimes.regimes_frame`) in each regime, a
-    dot and its 95% interval, and as a hollow diamond the gain without ambiguous rims."""
+    dot and its 95% interval, and as a hollow diamond with its interval the gain without
+    ambiguous rims. f's axis spans the upper half of the Jaccard scale, with the 0.7 line."""
     part = frame[frame["metric"] == metric]
     fig, (left, right) = plt.subplots(
         1, 2, figsize=(PAGE_WIDTH, 0.55 * len(part) + 2.2), width_ratios=(1, 1.6)
@@ -160,9 +162,16 @@ def plot_regimes(fits: dict, frame: pd.DataFrame, metric: str = "auroc"):
             label=f"{name}\ngap {s['gap']:+.3f}\nfailures {s['train_failures']:.0%} → "
             f"{s['test_failures']:.0%}",
         )
-    left.legend(loc="center right", fontsize=8, frameon=False, labelspacing=1.2)
+    left.axhline(FAILURE_THRESHOLD, color="0.4", ls=":", lw=0.8)
+    left.annotate(
+        f"failure below {FAILURE_THRESHOLD}", (1.3, FAILURE_THRESHOLD), fontsize=7,
+        ha="right", va="bottom", color="0.3",
+    )  # fmt: skip
+    # below the axes, so that no label sits on a line
+    left.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), fontsize=8, frameon=False)
     left.set_xticks([0, 1], ["training\nimages", "test\nimages"])
-    left.set(xlim=(-0.3, 2.2), ylabel="f's mean Jaccard (plain U-Net)")
+    # the whole upper half of the Jaccard scale: a gap of 0.03 looks like one
+    left.set(xlim=(-0.3, 1.3), ylim=(0.5, 1.0), ylabel="f's mean Jaccard (plain U-Net)")
     left.set_title("f's fit")
     left.grid(axis="y", alpha=0.3)
     for i, name in enumerate(fits):
@@ -177,20 +186,33 @@ def plot_regimes(fits: dict, frame: pd.DataFrame, metric: str = "auroc"):
             capsize=2,
             label=f"{name}, with rims (95% interval)",
         )
-        right.scatter(
-            part[f"{key}_no_rims"], ys, marker="D", facecolor="none", edgecolor=colours[name]
+        without = part[f"{key}_no_rims"]
+        right.errorbar(
+            without,
+            ys + (0.1 if i else -0.1),
+            xerr=[without - part[f"{key}_no_rims_low"], part[f"{key}_no_rims_high"] - without],
+            fmt="D",
+            mfc="none",
+            color=colours[name],
+            alpha=0.6,
+            capsize=2,
         )
     right.axvline(0, color="k", ls="--", lw=0.8)
     right.set_yticks(range(len(part)), list(part["row"]))
     right.invert_yaxis()
     unit = part["unit"].iloc[0] if len(part) else ""
     right.set_xlabel(f"gain over the control ({unit})\nright of 0: the map helps")
-    right.set_title(f"{METRIC_LABELS.get(metric, metric)}: the map's gain")
+    right.set_title(f"{metric_name(metric)}: the map's gain")
     right.grid(axis="x", alpha=0.3)
     handles, names = right.get_legend_handles_labels()
     handles.append(
-        mpl.lines.Line2D([], [], ls="", marker="D", mfc="none", mec="0.3", label="without rims")
+        mpl.lines.Line2D(
+            [], [], ls="", marker="D", mfc="none", mec="0.3", label="without rims (95% interval)"
+        )
     )
-    fig.legend(handles=handles, loc="lower center", ncol=3, frameon=False, fontsize=8)
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    right.legend(
+        handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.32), ncol=2,
+        frameon=False, fontsize=8,
+    )  # fmt: skip
+    fig.tight_layout()
     return fig
