@@ -89,6 +89,8 @@ from segqual_lite.tables import (
     table_from_predictions,
 )
 from segqual_lite.viz import (
+    display_range,
+    figure2_cases,
     plot_figure2,
     plot_figure3,
     plot_forest,
@@ -541,6 +543,34 @@ sets = {
     for m in METHODS
 }
 fig = plot_figure2(sets)
+
+# %% [markdown]
+# Look at the worst column: can a map be sure where $f$ is wrong? The mean of each map
+# over the true lesion of that image, on the figure's colour scale (0 sure, 1 unsure):
+
+# %% tags=["hide-input"]
+worst = figure2_cases(sets["max_prob"].jaccard)[-1]
+over_lesion = {}
+for m, seg in sets.items():
+    low, high = display_range(m, seg.maps)
+    lesion = np.asarray(seg.true_masks[worst]) > 0
+    shown_map = (np.asarray(seg.maps[worst]) - low) / (high - low)
+    over_lesion[m] = float(np.clip(shown_map, 0, 1)[lesion].mean())
+say(
+    "worst image, mean uncertainty over the true lesion: "
+    + ", ".join(
+        f"{label(m)} {v:.2f} (J {sets[m].jaccard[worst]:.2f})"
+        for m, v in over_lesion.items()
+    )
+)
+quiet = [label(m) for m, v in over_lesion.items() if v < 0.25]
+if quiet:
+    say(
+        f"{', '.join(quiet)}: below 0.25, sure over a lesion its U-Net"
+        " segments badly. f is confidently wrong there, and no map of f's"
+        " own confidence can flag it; g must see it in the image and the"
+        " mask."
+    )
 
 # %% [markdown]
 # ## Figure 3: true against predicted quality

@@ -25,8 +25,8 @@ import numpy as np
 from PIL import Image
 
 from .metrics import FAILURE_THRESHOLD
-from .rows import label, map_maximum
-from .viz import UNCERTAINTY_COLOURS, display_scale, error_overlay, mask_outline, to_hwc
+from .rows import label
+from .viz import UNCERTAINTY_COLOURS, display_range, error_overlay, mask_outline, to_hwc
 
 __all__ = [
     "MethodView",
@@ -99,17 +99,6 @@ class Lesion:
         return [m for m, v in self.methods.items() if v.changed(threshold)]
 
 
-def _display_range(method: str, maps) -> tuple[float, float]:
-    """The values shown as 0 and 1: 0 and the largest value the method's map can take,
-    or for an unbounded map (HCNN's sigma, which never falls near 0) its 1st and 99th
-    percentiles over the whole split, so that its structure shows and a quiet lesion
-    still looks quiet."""
-    if map_maximum(method) is not None:
-        return 0.0, display_scale(method, maps)
-    low, high = np.quantile(np.asarray(maps, dtype=np.float64), [0.01, 0.99])
-    return float(low), float(max(high, low + 1e-9))
-
-
 def explorer_lesions(
     sets: dict,
     predicted: dict,
@@ -155,7 +144,7 @@ def explorer_lesions(
         others = others[picks.astype(int)]
     else:
         others = others[:0]
-    ranges = {m: _display_range(m, sets[m].maps) for m in methods}
+    ranges = {m: display_range(m, sets[m].maps) for m in methods}
     hard_cases = hard_cases or {}
 
     def lesion(i: int) -> Lesion:

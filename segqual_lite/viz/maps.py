@@ -27,6 +27,7 @@ __all__ = [
     "plot_uncertainty_vs_error",
     "figure2_cases",
     "display_scale",
+    "display_range",
     "plot_figure2",
 ]
 
@@ -141,13 +142,29 @@ def display_scale(method: str, maps) -> float:
     return max(float(np.quantile(np.asarray(maps, dtype=np.float64), 0.99)), 1e-6)
 
 
+def display_range(method: str, maps) -> tuple[float, float]:
+    """The map values shown as 0 and 1, in Figure 2 and the explorer alike: 0 and the
+    largest value the method's map can take, or for an unbounded map (HCNN's sigma,
+    which never falls near 0) its 1st and 99th percentiles over ``maps`` (the whole
+    split), so that its structure shows and a quiet lesion still looks quiet."""
+    if map_maximum(method) is not None:
+        return 0.0, display_scale(method, maps)
+    low, high = np.quantile(np.asarray(maps, dtype=np.float64), [0.01, 0.99])
+    return float(low), float(max(high, low + 1e-9))
+
+
+FIGURE2_COLUMNS = ("best", "median", "10th percentile", "worst")  # figure2_cases' defaults
+
+
 def plot_figure2(sets: dict, indices: list[int] | None = None):
     """The paper's Figure 2: for a few test images (:func:`figure2_cases` of the first
     method's Jaccard by default), each method's segmentation (green TP, red FP, blue FN)
     above its uncertainty map (yellow sure, purple unsure), every map divided by its
-    :func:`display_scale` so that one colour bar serves them all. ``sets`` maps a method
+    :func:`display_range` (the explorer's) so that one colour bar serves them all; the
+    columns are named when ``indices`` is left to its default. ``sets`` maps a method
     to its :class:`~segqual_lite.segment.SegmentationSet` on the test split."""
     first = next(iter(sets.values()))
+    columns = FIGURE2_COLUMNS if indices is None else [""] * len(indices)
     indices = indices if indices is not None else figure2_cases(first.jaccard)
     fig, axes = plt.subplots(
         2 * len(sets),
@@ -157,13 +174,17 @@ def plot_figure2(sets: dict, indices: list[int] | None = None):
         layout="constrained",
     )
     for r, (method, seg) in enumerate(sets.items()):
-        scale = display_scale(method, seg.maps[indices])
+        low, high = display_range(method, seg.maps)
         for c, i in enumerate(indices):
             top, bottom = axes[2 * r, c], axes[2 * r + 1, c]
             top.imshow(error_overlay(seg.images[i], seg.masks[i], seg.true_masks[i]))
-            top.set_title(f"J = {seg.jaccard[i]:.2f}", fontsize=8)
+            head = f"{columns[c]}\n" if r == 0 and columns[c] else ""
+            top.set_title(f"{head}J = {seg.jaccard[i]:.2f}", fontsize=8)
             shown = bottom.imshow(
-                seg.maps[i].numpy() / scale, cmap=UNCERTAINTY_COLOURS, vmin=0, vmax=1
+                (seg.maps[i].numpy() - low) / (high - low),
+                cmap=UNCERTAINTY_COLOURS,
+                vmin=0,
+                vmax=1,
             )
             if c == 0:
                 top.set_ylabel(label(method), fontsize=8)
@@ -175,6 +196,7 @@ def plot_figure2(sets: dict, indices: list[int] | None = None):
         shown,
         ax=axes[1::2, :],
         shrink=0.6,
-        label="map / its largest value" + (" (HCNN: 99th pct.)" if "hcnn" in sets else ""),
+        label="map / its largest value"
+        + (" (HCNN: its 1st to 99th pct.)" if "hcnn" in sets else ""),
     )
     return fig
