@@ -22,7 +22,13 @@
 #
 # - how to run the whole grid (rows $\times$ seeds) from a chapter or the command line;
 # - how our Table 1 compares with the paper's, and how much to trust each difference;
-# - what the uncertainty maps and the quality predictions look like side by side.
+# - what the uncertainty maps and the quality predictions look like side by side;
+# - whether the paper's finding holds on synthetic lesions and on real dermoscopy (PH2).
+#
+# The answer first? The [Conclusions](#conclusions) give every verdict in one table and
+# a few paragraphs, computed from the reference runs; the sections before them show the
+# evidence, in the order the [analysis plan](../book/analysis_plan.md) fixed it. The
+# words of the verdicts are collected in the [glossary](../book/glossary.md).
 
 # %% tags=["hide-input"]
 # Install segqual_lite if missing (Colab); an existing torch is kept.
