@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .conclusions import _names, _names_plain
+from .conclusions import _by_row, _names, _names_plain
 from .config import Profile
 from .reference import load_reference
 from .rows import METHODS, label
@@ -337,6 +337,13 @@ def data_sets_markdown(
             else f"holds for none of its {rows} rows"
         )
         text = f"On {name} (`{regime.name}`, {seeds} seeds) the paper's finding {where}"
+        partly = [
+            (c.row, c.metric)
+            for c in regime.comparisons
+            if c.row not in holds and c.outcome == "better"
+        ]
+        if partly:
+            text += "; resolved better without the finding holding: " + _by_row(partly)
         if worse:
             text += f"; {_names(worse)} did worse than its control on some metric"
         said.append(text + ".")

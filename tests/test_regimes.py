@@ -198,3 +198,11 @@ def test_synthetic_and_real_data_are_compared_by_the_plan_s_rule(synthetic, real
     assert "On synthetic lesions (`tiny`, 3 seeds) the paper's finding holds for Max" in text
     assert f"*{answer}* for 2 of the 2 row and metric pairs" in text
     assert "mean test Jaccard is 0.790 on synthetic lesions and 0.820 on PH2" in text
+    partly = Regime(
+        "ph2", [_comparison("lce", 0.0, 1.0, "rmse"), _comparison("lce", 5.0, 1.0)], None, b.fit
+    )
+    text = data_sets_markdown(a, partly, fits, frame, ("synthetic lesions", "PH2"))
+    assert (
+        "holds for none of its 1 rows; resolved better without the finding holding: LCE (AUROC)"
+        in text
+    )
