@@ -129,7 +129,14 @@ print(
     f" {list(P.seeds)}"
 )
 say(
-    "files: " + ", ".join(sorted(p.name for p in result.out.iterdir())),
+    "files: "
+    + ", ".join(
+        sorted(
+            p.name
+            for p in result.out.iterdir()
+            if not p.name.startswith(".")
+        )
+    ),
 )
 
 # %% [markdown]
@@ -540,8 +547,9 @@ if ph2_reference is not None:
 # segmentation (green true positive, red false positive, blue false negative) above its
 # uncertainty map (yellow sure, purple unsure). The maps share one colour scale: each is
 # divided by the largest value it can take (1 - 1/2 for Max Probability, ln 2 for the
-# entropies of MC-dropout, 1 for LCE), HCNN's $\sigma$, which has no largest value, by its
-# 99th percentile over the images shown:
+# entropies of MC-dropout, 1 for LCE); HCNN's $\sigma$, which has no largest value and
+# never falls near 0, runs from its 1st to its 99th percentile over the test split, as
+# in the explorer below:
 
 # %% mystnb={"image": {"alt": "The paper's Figure 2: for four test images from good to failed, each method's segmentation above its uncertainty map, one colour bar for all maps"}}
 sets = {
@@ -653,7 +661,17 @@ cuts = pd.DataFrame(
     for part in [first_seed[first_seed["method"] == row]]
     if len(part)
 )
-display(display_frame(cuts.round(3)))
+shown_cuts = cuts.assign(
+    **{
+        c: cuts[c].map(f"{{:.{d}f}}".format)
+        for c, d in [
+            ("error at 0.7 (%)", 1),
+            ("best cut δ", 3),
+            ("detection error at δ (%)", 1),
+        ]
+    }
+)
+display(display_frame(shown_cuts))
 
 # %% [markdown]
 # ## Explore the test cases
@@ -662,7 +680,7 @@ display(display_frame(cuts.round(3)))
 # this build, the explorer shows a test image and its ground truth, then each method's
 # segmentation (green true positive, red false positive, blue false negative, the true
 # outline in white) above its uncertainty map (one colour scale; HCNN's unbounded
-# $\sigma$ stretched per lesion so that its structure shows). Under them: the true
+# $\sigma$ from its 1st to its 99th percentile over the split, as in Figure 2). Under them: the true
 # Jaccard, $g$'s prediction with the map, and the prediction of the $g$ that sees no map
 # on the same masks (the method's control). Where the two disagree on pass or fail, the
 # map changed $g$'s verdict, rightly or wrongly; a coloured cell marks a wrong verdict
