@@ -49,7 +49,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from segqual_lite.conclusions import comparisons_frame
-from segqual_lite.config import start_chapter
+from segqual_lite.config import data_name, start_chapter
 from segqual_lite.data import DIHEDRAL, dihedral, prepare_data
 from segqual_lite.experiment import run_grid
 from segqual_lite.metrics import (
@@ -250,7 +250,9 @@ chapter11 = recomputed[
 # in two tables that fit the page: Table 1's metrics, then the risk metrics
 in_table1 = chapter11["metric"].isin(METRICS)
 display(
-    Markdown(table_caption(chapter11, P.name, "Beyond Table 1")),
+    Markdown(
+        table_caption(chapter11, P.name, "Beyond Table 1", data_name(P))
+    ),
     display_table(chapter11[in_table1]),
     display_table(chapter11[~in_table1]),
 )

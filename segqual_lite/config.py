@@ -356,9 +356,10 @@ def seed_everything(seed: int) -> torch.Generator:
 
 def describe(profile: Profile, device: torch.device) -> str:
     """Two lines for a chapter's set-up cell, each within the page's column: the
-    profile, then the device, torch version and threads."""
+    profile and the data its numbers come from (:func:`data_name`), then the device,
+    torch version and threads."""
     threads = torch.get_num_threads()
-    data = profile.data if profile.data in ("synthetic", "isic2017") else "own folder"
+    data = data_name(profile)
     return (
         f"profile={profile.name} ({data}, {profile.image_size} px, "
         f"U-Net width {profile.unet_width})\n"

@@ -114,3 +114,16 @@ def test_reproduce_refuses_an_unknown_field(capsys):
 
     assert main(["reproduce", "--profile", "tiny", "--set", "epochs=1"]) != 0
     assert "is not FIELD=VALUE with a field of" in capsys.readouterr().err
+
+
+def test_every_chapter_names_the_data_its_numbers_come_from():
+    import torch
+
+    from segqual_lite.config import data_name, describe
+
+    assert data_name(get_profile("tiny")) == "synthetic lesions"
+    assert data_name(get_profile("ph2")) == "PH2, real dermoscopy"
+    assert data_name(get_profile("colab")) == "ISIC 2017, real dermoscopy"
+    assert data_name(get_profile("tiny").with_(data="/some/folder")) == "your own folder"
+    line = describe(get_profile("ph2"), torch.device("cpu")).splitlines()[0]
+    assert line == "profile=ph2 (PH2, real dermoscopy, 64 px, U-Net width 8)"
