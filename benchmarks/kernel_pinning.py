@@ -29,7 +29,7 @@ def train(steps: int) -> None:
     """In the child process: train, print the capability, hash and weights as JSON."""
     import torch
 
-    from segqual_lite.reference import fingerprint_weights
+    from segqual_lite.provenance import fingerprint_weights
 
     flat = fingerprint_weights(steps, threads=1)
     print(

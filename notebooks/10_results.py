@@ -659,17 +659,24 @@ cuts = pd.DataFrame(
     }
     for row in TABLE_ROWS
     for part in [first_seed[first_seed["method"] == row]]
-    if len(part)
+    # both passing and failing images: else no cut separates them
+    if 0 < (part["true_jaccard"] < FAILURE_THRESHOLD).sum() < len(part)
 )
-shown_cuts = cuts.assign(
-    **{
-        c: cuts[c].map(f"{{:.{d}f}}".format)
-        for c, d in [
-            ("error at 0.7 (%)", 1),
-            ("best cut δ", 3),
-            ("detection error at δ (%)", 1),
-        ]
-    }
+if cuts.empty:
+    say("no row has both passing and failing test images on this seed")
+shown_cuts = (
+    cuts
+    if cuts.empty
+    else cuts.assign(
+        **{
+            c: cuts[c].map(f"{{:.{d}f}}".format)
+            for c, d in [
+                ("error at 0.7 (%)", 1),
+                ("best cut δ", 3),
+                ("detection error at δ (%)", 1),
+            ]
+        }
+    )
 )
 display(display_frame(shown_cuts))
 

@@ -37,6 +37,7 @@ from .data import (
     make_synthetic_isic,
     prepare_data,
 )
+from .data.layout import LAYOUT_NAMES
 from .dryrun import dry_run
 from .experiment import counterfactual_jobs, run_counterfactual, run_grid
 from .reference import PLANNED_SEEDS, REFERENCE_DIR, data_record, pack_reference
@@ -65,12 +66,7 @@ def _cmd_synth(args) -> int:
 
 def _cmd_check(args) -> int:
     layout, counts = check_data(args.root)
-    name = {
-        "folder": "a folder of your own",
-        "isic2017": "the ISIC 2017 layout",
-        "ph2": "the PH2 database (its fixed split)",
-    }[layout]
-    print(f"{args.root}: {name}")
+    print(f"{args.root}: {LAYOUT_NAMES[layout]}")
     print(" ".join(f"{split}={n}" for split, n in counts.items()))
     return 0
 
@@ -191,9 +187,8 @@ def _cmd_reference(args) -> int:
     # f's fit on its training and test images, from the run's cached masks
     root = prepare_data(profile)
     fit = None if args.from_results else fit_frame(profile, seeds, root)
-    pack_reference(
-        work, out, profile, seeds, command, wall, fit=fit, data=data_record(profile, root)
-    )
+    data = data_record(profile, root)
+    pack_reference(work, out, profile, seeds, command, wall, fit=fit, data=data)
     print(f"reference of {profile.name} ({len(seeds)} seeds) in {out}")
     return 0
 

@@ -246,26 +246,17 @@ PROFILES["tiny-overfit"] = dataclasses.replace(
 # lesions, at tiny's size and networks. epochs_f chosen from f's fit on PH2 and its CPU
 # cost (book/analysis_plan.md), before any comparison was run; g takes as many steps per
 # seed as on tiny.
-PROFILES["ph2"] = dataclasses.replace(
-    PROFILES["tiny"],
-    name="ph2",
-    data="ph2",
-    n_train=100,
-    n_val=20,
-    n_test=80,
-    epochs_f=40,
-    epochs_g=30,
-)
+_PH2 = dict(name="ph2", data="ph2", n_train=100, n_val=20, n_test=80, epochs_f=40, epochs_g=30)
+PROFILES["ph2"] = dataclasses.replace(PROFILES["tiny"], **_PH2)
 
 
 def data_name(profile: Profile) -> str:
     """Which data a profile's numbers come from, as a results page says it."""
-    names = {
-        "synthetic": "synthetic lesions",
-        "ph2": "PH2, real dermoscopy",
-        "isic2017": "ISIC 2017, real dermoscopy",
-    }
-    return names.get(profile.data, "your own folder")
+    return _DATA_NAMES.get(profile.data, "your own folder")
+
+
+_DATA_NAMES = {"synthetic": "synthetic lesions", "ph2": "PH2, real dermoscopy"}
+_DATA_NAMES["isic2017"] = "ISIC 2017, real dermoscopy"
 
 
 def get_profile(name: str) -> Profile:

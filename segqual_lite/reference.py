@@ -27,9 +27,7 @@ seeds give for that many new seeds (:func:`prediction_interval`), jointly at
 
 from __future__ import annotations
 
-import functools
 import gzip
-import hashlib
 import io
 import json
 import os
@@ -40,10 +38,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 from scipy.stats import t as student_t
 
-from .config import Profile, pick_device, torch_threads
+from .config import Profile
+from .provenance import data_record, environment
 from .store import CODE_VERSIONS, claim_folder, write_bytes, write_text
 from .tables import (
     METRICS,
@@ -94,61 +92,6 @@ FIT = "fit.csv"  # f's fit on its training and test images, per seed
 
 class StaleReference(RuntimeError):
     """The reference was made by other code or another profile than the code's."""
-
-
-def environment(device: str | None = None) -> dict:
-    """What decides floating-point results beyond the code: torch's version, the CPU's
-    vector instructions, the CPU threads per process, the device (default: the one
-    :func:`~segqual_lite.config.pick_device` picks, as the runs do) and the
-    :func:`float_fingerprint` of this machine's kernels (two CPUs that report the same
-    vector instructions may still compute other floats)."""
-    return {
-        "torch": torch.__version__,
-        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "threads": torch_threads(),
-        "device": device or pick_device().type,
-        "float_fingerprint": float_fingerprint(),
-        "gpu": torch.cuda.get_device_name() if (device or pick_device().type) == "cuda" else None,
-    }
-
-
-@functools.lru_cache(maxsize=4)
-def float_fingerprint(steps: int = 10, threads: int | None = None) -> str:
-    """A hash of :func:`fingerprint_weights`: equal on two machines whose kernels give the
-    same floats for the book's convolutions, different otherwise. About a second, once
-    per process."""
-    flat = fingerprint_weights(steps, threads)
-    return hashlib.sha256(flat.numpy().tobytes()).hexdigest()[:16]
-
-
-def fingerprint_weights(steps: int, threads: int | None = None) -> torch.Tensor:
-    """The weights (flat) of the tiny profile's U-Net after ``steps`` seeded Adam steps on
-    fixed random batches, on the CPU with the runs' ``threads``
-    (:func:`~segqual_lite.config.torch_threads`). Changes neither the global random
-    state nor the thread count."""
-    from .config import get_profile
-    from .models import UNet
-
-    profile = get_profile("tiny")
-    size = profile.image_size
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads or torch_threads())
-    try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
-            net = UNet(width=profile.unet_width, depth=profile.unet_depth)
-            opt = torch.optim.Adam(net.parameters(), lr=profile.lr)
-            g = torch.Generator().manual_seed(0)
-            for _ in range(steps):
-                x = torch.rand(profile.batch_size, 3, size, size, generator=g)
-                y = (torch.rand(profile.batch_size, size, size, generator=g) > 0.5).long()
-                loss = torch.nn.functional.cross_entropy(net(x), y)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-    finally:
-        torch.set_num_threads(before)
-    return torch.cat([p.detach().flatten() for p in net.parameters()])
 
 
 @dataclass
@@ -231,7 +174,8 @@ def pack_reference(
     ``counterfactual/predictions.csv``), with the provenance (module docstring);
     ``wall_s`` None when the results were run elsewhere and only packed here; ``fit``, f's
     fit per seed and split (:func:`segqual_lite.segment.fit_frame`), as ``fit.csv``;
-    ``data``, what identifies the data read (:func:`data_record`), in ``run.json``."""
+    ``data``, what identifies the data read
+    (:func:`~segqual_lite.provenance.data_record`), in ``run.json``."""
     results = Path(results)
     out = claim_folder(out, "a reference", legacy=("run.json",))
     predictions = read_predictions(results / "predictions.csv")
@@ -267,24 +211,6 @@ def pack_reference(
         run["data"] = data
     write_text(out / "run.json", json.dumps(run, indent=1) + "\n")
     return out
-
-
-def data_record(profile: Profile, root: str | Path) -> dict | None:
-    """What identifies the real data a reference read, for its ``run.json``: on PH2 the
-    database's name, citation, lesions per split and content fingerprint
-    (:func:`~segqual_lite.data.ph2.ph2_fingerprint`); None for synthetic data (its
-    settings are in the profile and the code versions)."""
-    if profile.data != "ph2":
-        return None
-    from .data.layout import SPLITS
-    from .data.ph2 import PH2_CITATION, ph2_fingerprint
-
-    return {
-        "name": "PH2",
-        "citation": PH2_CITATION,
-        "lesions": {s: getattr(profile, f"n_{s}") for s in SPLITS},
-        "fingerprint": ph2_fingerprint(root),
-    }
 
 
 def load_reference(profile: Profile, folder: str | Path | None = None) -> Reference | None:
@@ -410,11 +336,12 @@ def check_build(
     reference: Reference, predictions, environment_now: dict | None = None
 ) -> BuildCheck:
     """Check the per-image ``predictions`` of a build against the reference, on the rows
-    both hold. In the same environment (:func:`environment`) the predictions of the seeds
-    both hold must be equal. In another, each row's and metric's mean over the build's
-    ``m`` seeds must lie in the :func:`prediction_interval` of the reference's seeds for
-    ``m`` new seeds, each at ``1 - FAMILY_ALPHA / K`` for the ``K`` rows and metrics. The
-    problems found are listed in the result."""
+    both hold. In the same environment (:func:`~segqual_lite.provenance.environment`)
+    the predictions of the seeds both hold must be equal. In another, each row's and
+    metric's mean over the build's ``m`` seeds must lie in the
+    :func:`prediction_interval` of the reference's seeds for ``m`` new seeds, each at
+    ``1 - FAMILY_ALPHA / K`` for the ``K`` rows and metrics. The problems found are
+    listed in the result."""
     env = environment_now or environment()
     ref_env = reference.environment
     differing = {k: (ref_env.get(k), env[k]) for k in env if ref_env.get(k) != env[k]}

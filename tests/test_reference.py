@@ -114,7 +114,7 @@ def test_a_cpu_with_the_same_instructions_but_other_floats_is_another_environmen
     before it was recorded) is not taken for this machine."""
     import torch
 
-    from segqual_lite.reference import fingerprint_weights, float_fingerprint
+    from segqual_lite.provenance import fingerprint_weights, float_fingerprint
 
     reference = load_reference(TINY, packed)
     state, threads = torch.random.get_rng_state(), torch.get_num_threads()

@@ -116,7 +116,7 @@ LAYERS = [
     {"store"},
     {"metrics", "models", "data"},
     {"uncertainty", "cost"},
-    {"tables", "scores", "conformal"},
+    {"tables", "scores", "conformal", "provenance"},
     {"stats", "viz", "reference"},
     {"power", "lesions", "conclusions", "assemble"},
     {"regimes", "explorer"},

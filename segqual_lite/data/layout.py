@@ -30,6 +30,7 @@ __all__ = [
     "folder_dirs",
     "detect_layout",
     "ph2_base",
+    "LAYOUT_NAMES",
 ]
 
 SPLITS = ("train", "val", "test")
@@ -47,6 +48,11 @@ FOLDER_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 IMAGE_RE = re.compile(r"^(ISIC_\d{7})\.jpe?g$", re.IGNORECASE)
 MASK_RE = re.compile(r"^(ISIC_\d{7})_segmentation\.png$", re.IGNORECASE)
 PH2_IMAGES = "PH2 Dataset images"  # PH2's folder of one folder per lesion
+LAYOUT_NAMES = {  # detect_layout's answers, as `data check` prints them
+    "folder": "a folder of your own",
+    "isic2017": "the ISIC 2017 layout",
+    "ph2": "the PH2 database (its fixed split)",
+}
 
 
 class DataError(Exception):
