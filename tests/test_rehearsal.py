@@ -257,7 +257,7 @@ def test_chapters_01_and_10_run_on_the_shrunk_colab_profile(rehearsal, reproduce
             if c.cell_type == "code"
             for o in c.outputs
         )
-        assert "profile=colab+" in text and "isic2017" in text
+        assert "profile=colab+" in text and "(ISIC 2017, real dermoscopy" in text  # its data, named
     assert "the counterfactual needs the synthetic generator; these data are not synthetic" in text
     assert (base / "chapter_results" / "table1.md").is_file()  # chapter 10's own results
     assert len(RangeHandler.log) == requests  # the chapters used the folder as it is
