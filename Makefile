@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROFILE ?= tiny
 
-.PHONY: book test unit lint format notebooks student chromium clean reference retarget
+.PHONY: book test unit lint format notebooks student chromium clean reference retarget ph2-figure
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -61,6 +61,11 @@ PH2 ?= $(or $(SEGQUAL_PH2),../shared/data/ph2)
 reference: $(STAMP)
 	SEGQUAL_HOME=_build/artifacts SEGQUAL_PROGRESS=0 SEGQUAL_PH2=$(PH2) $(BIN)/python -m segqual_lite reference \
 	  --profile $(PROFILE) --workers $(WORKERS)
+
+# Figure 2 on PH2 (a few lesions, with the citation) for chapter 10, drawn where the
+# database is and shipped beside the PH2 reference: a few minutes on 2 CPU cores.
+ph2-figure: $(STAMP)
+	SEGQUAL_HOME=_build/artifacts SEGQUAL_PROGRESS=0 $(BIN)/python book/ph2_figure.py --data $(PH2)
 
 # Student copies of the chapters, exercise solutions removed, in student/.
 student: $(STAMP)

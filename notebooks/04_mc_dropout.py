@@ -161,7 +161,11 @@ shown = [*[(f"pass {t + 1}", p) for t, p in enumerate(passes[:3])]]
 for ax, (name, p) in zip(axes, [*shown, ("mean p of 5", mean)]):
     p_im = ax.imshow(p, cmap="gray", vmin=0, vmax=1)
     ax.set_title(name, fontsize=8)
-sd_im = axes[4].imshow(spread, cmap=UNCERTAINTY_COLOURS, vmin=0, vmax=0.5)
+# the sd on its own scale, 0 to its largest, so small spreads show
+sd_top = max(float(spread.max()), 1e-3)
+sd_im = axes[4].imshow(
+    spread, cmap=UNCERTAINTY_COLOURS, vmin=0, vmax=sd_top
+)
 axes[4].set_title("sd of the passes", fontsize=8)
 z_im = axes[5].imshow(
     z, cmap=UNCERTAINTY_COLOURS, vmin=0, vmax=math.log(2)
@@ -171,7 +175,7 @@ for ax in axes:
     ax.axis("off")
 bar = dict(location="bottom", shrink=0.9)
 fig.colorbar(p_im, ax=axes[:4], label="lesion probability", **bar)
-fig.colorbar(sd_im, ax=axes[4], label="sd (0 to 0.5)", **bar)
+fig.colorbar(sd_im, ax=axes[4], label=f"sd (0 to {sd_top:.2f})", **bar)
 _ = fig.colorbar(z_im, ax=axes[5], label="nats (0 to ln 2)", **bar)
 unsure = z > 0.5 * math.log(2)
 # z minus the passes' mean entropy: what their disagreement adds
@@ -183,7 +187,7 @@ say(
     f"where z is above half its maximum ({unsure.float().mean():.0%} of"
     f" the pixels), the passes' sd is {spread[unsure].mean():.3f} on"
     f" average (at most {spread.max():.3f}), and their disagreement is"
-    f" {share:.0%} of z: "
+    f" {f'{share:.0%}' if share >= 0.005 else 'under 1%'} of z: "
     + (
         "the passes barely differ; z is high because every pass is unsure"
         if share < 0.1
@@ -292,8 +296,8 @@ right_way = predict_images(
 wrong_j = jaccard(torch.cat(wrong_way), test.masks[:10]).mean()
 right_j = jaccard(right_way.mask, test.masks[:10]).mean()
 print(
-    f"MC-dropout Jaccard on {len(first)} images: {wrong_j:.3f} with"
-    f" model.train(), {right_j:.3f} with predict"
+    f"MC-dropout Jaccard on {len(first)} images:\n"
+    f"  {wrong_j:.3f} with model.train()\n  {right_j:.3f} with predict"
 )
 moved = (
     (
@@ -312,8 +316,8 @@ plain_j = jaccard(
     predict_images(f.model, test.images, "max_prob").mask, test.masks
 )
 print(
-    f"deterministic test Jaccard afterwards: {plain_j.mean():.3f} intact,"
-    f" {after_j.mean():.3f} corrupted"
+    f"deterministic test Jaccard afterwards:\n"
+    f"  {plain_j.mean():.3f} intact\n  {after_j.mean():.3f} corrupted"
 )
 say(
     f"On these {len(first)} images the wrong way scores"

@@ -71,7 +71,7 @@ from segqual_lite.conformal import (
     coverage_band,
     min_calibration,
 )
-from segqual_lite.data import CORRUPTION_LEVELS, prepare_data
+from segqual_lite.data import CORRUPTION_LEVELS, lesion_name, prepare_data
 from segqual_lite.deployment import (
     CONFORMAL_ALPHA,
     SHIFT_ROWS,
@@ -197,7 +197,8 @@ _ = fig.colorbar(
 )
 agree = mc.extras["agreement"][i]
 say(
-    f"Test image {mc.ids[i]}: its {P.mc_samples} MC-dropout masks agree"
+    f"Test image {lesion_name(mc.ids[i], P.data == 'synthetic')}: its"
+    f" {P.mc_samples} MC-dropout masks agree"
     f" with a mean pairwise Jaccard of {agree:.2f}; the mutual"
     " information holds"
     f" {mc.extras['mutual_information'][i].sum() / mc.maps[i].sum():.0%}"

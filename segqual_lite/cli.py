@@ -2,7 +2,7 @@
 
     python -m segqual_lite data synth --out DIR [--n-train N --n-val N --n-test N --size S --seed S]
     python -m segqual_lite data check DIR
-    python -m segqual_lite data download DIR [--mirror URL] [--profile P] [--set FIELD=VALUE]
+    python -m segqual_lite data download DIR [--mirror URL] [--profile colab|paper|ph2] [--set ...]
     python -m segqual_lite reproduce --profile tiny|colab|paper|... [--data DIR] [--out DIR]
                                      [--rows ROW ...] [--seeds 0-15|0,2,5-7] [--beyond]
                                      [--counterfactual] [--workers N] [--set FIELD=VALUE]
@@ -30,9 +30,7 @@ from .data import (
     DataError,
     check_data,
     detect_layout,
-    download_isic2017,
-    expected_counts,
-    isic2017_base_url,
+    download_data,
     make_synthetic_folder,
     make_synthetic_isic,
     prepare_data,
@@ -78,12 +76,7 @@ def _profile(args):
 
 
 def _cmd_download(args) -> int:
-    counts = download_isic2017(
-        args.root,
-        base_url=args.mirror or isic2017_base_url(),
-        expected_counts=expected_counts(_profile(args)),
-        progress=not args.quiet,
-    )
+    counts = download_data(_profile(args), args.root, args.mirror, progress=not args.quiet)
     print(" ".join(f"{split}={n}" for split, n in counts.items()))
     return 0
 
@@ -230,20 +223,20 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("root")
     check.set_defaults(func=_cmd_check)
 
-    download = data_cmds.add_parser("download", help="fetch the official ISIC 2017 Part 1 zips")
+    download = data_cmds.add_parser("download", help="fetch ISIC 2017 Part 1, or PH2")
     download.add_argument("root")
     download.add_argument("--quiet", action="store_true", help="no progress bar")
     download.add_argument(
         "--mirror",
-        help="base URL of a mirror holding the six official zips "
-        "(default: $SEGQUAL_ISIC_MIRROR, else the ISIC archive)",
+        help="base URL of a mirror of the six ISIC zips (default: $SEGQUAL_ISIC_MIRROR, else "
+        "the ISIC archive); with --profile ph2, the archive's URL ($SEGQUAL_PH2_MIRROR)",
     )
     download.add_argument(
         "--profile",
         default="colab",
-        choices=["colab", "paper"],
-        help="the real-data profile whose n_train, n_val and n_test the splits must hold "
-        "(default colab: the official 2000 / 150 / 600)",
+        choices=["colab", "paper", "ph2"],
+        help="colab or paper: ISIC 2017, the splits holding the profile's n_train, n_val, "
+        "n_test (default colab: the official 2000 / 150 / 600); ph2: the PH2 database",
     )
     _add_set(download)
     download.set_defaults(func=_cmd_download)

@@ -109,7 +109,7 @@ def verdict_table(evidence: Evidence) -> pd.DataFrame:
             record[metric_name(metric)] = f"{interval_text(c, chr(10))}\n{c.outcome}"
         share, low, high = evidence.get(row, "auroc").beats
         record["AUROC better on"] = f"{share:.0%}\nof seeds\n[{low:.0%},\u00a0{high:.0%}]"
-        record["paper's finding"] = "holds" if _holds(evidence, row) else "not shown"
+        record["paper's finding"] = "holds" if finding_holds(evidence, row) else "not shown"
         records.append(record)
     return pd.DataFrame(records)
 
@@ -138,7 +138,11 @@ def comparisons_frame(comparisons: list[Comparison]) -> pd.DataFrame:
     return frame[[c for c in frame.columns if c not in last] + last]
 
 
-def _holds(evidence: Evidence, row: str) -> bool:
+def finding_holds(evidence, row: str) -> bool:
+    """Whether the paper's finding holds for ``row``: its RMSE and its AUROC both
+    resolved better than its control. ``evidence``: anything with ``get(row, metric)``
+    returning a :class:`~segqual_lite.stats.Comparison` (an :class:`Evidence`, a
+    :class:`~segqual_lite.regimes.Regime`)."""
     return all(evidence.get(row, m).outcome == "better" for m in ("rmse", "auroc"))
 
 
@@ -213,7 +217,7 @@ def _gap(evidence: Evidence) -> str | None:
 def conclusions_markdown(evidence: Evidence) -> str:
     """The Conclusions as Markdown paragraphs (module docstring)."""
     rows = evidence.rows
-    holds = [r for r in rows if _holds(evidence, r)]
+    holds = [r for r in rows if finding_holds(evidence, r)]
     auroc_only = [
         r for r in rows if r not in holds and evidence.get(r, "auroc").outcome == "better"
     ]
@@ -225,10 +229,14 @@ def conclusions_markdown(evidence: Evidence) -> str:
     # 0. The bottom line.
     _, paper_gain = _paper_gains()
     finite = [g for g in gains.values() if math.isfinite(g)]
+    finding = "the paper's finding (the map lowers *g*'s RMSE and raises its AUROC, both resolved)"
     bottom = (
-        f"**In short:** the paper's finding is reproduced for {len(holds)} of the "
-        f"{len(rows)} uncertainty rows"
-        + (f" ({_names(holds)})" if holds else "")
+        f"**In short:** on {evidence.seeds} seeds, {finding} holds for "
+        + (
+            f"{_names(holds)}, {len(holds)} of the {len(rows)} uncertainty rows"
+            if holds
+            else f"no row of the {len(rows)} uncertainty rows"
+        )
         + (
             f"; the {len(finite)} rows' mean AUROC gains are {min(finite):+.1f} to "
             f"{max(finite):+.1f} points, against up to {paper_gain:.1f} in the paper."
@@ -238,18 +246,9 @@ def conclusions_markdown(evidence: Evidence) -> str:
     )
     paragraphs.append(bottom)
 
-    # 1. Where the paper's claim holds.
-    first = f"**On {evidence.seeds} seeds, "
-    if holds:
-        first += (
-            f"the paper's finding holds for {_names(holds)}**: the map lowers *g*'s RMSE and "
-            "raises its AUROC, both resolved."
-        )
-    else:
-        first += (
-            "the paper's finding, a map that lowers *g*'s RMSE and raises its AUROC, holds "
-            "for no row.**"
-        )
+    # 1. The rows where it does not hold.
+    title = "**The other rows.**" if holds else "**Row by row.**"
+    first = title
     if auroc_only:
         first += (
             f" For {_names(auroc_only)} the map helps *g* rank the images, raising AUROC by "
@@ -274,7 +273,8 @@ def conclusions_markdown(evidence: Evidence) -> str:
             for c in worse
         )
         first += "."
-    paragraphs.append(first)
+    if first != title:  # every row holds, none worse: nothing more to say
+        paragraphs.append(first)
 
     # 2. The baseline, and 3. f's train/test gap (when the run measured them).
     paragraphs += [p for p in (_baseline(evidence, gains), _gap(evidence)) if p]

@@ -1,16 +1,12 @@
 """The lesions of the uncertainty explorer (chapter 10): which test images it shows, how
-it filters them, and each one as an HTML fragment.
+it filters them, each one as an HTML fragment, and the tally over every test image.
 
-For each lesion: the image and its ground truth, then, side by side, each method's
-segmentation (green true positive, red false positive, blue false negative, the ground
-truth's outline in white) above its uncertainty map, and under them the true Jaccard,
-g's predicted Jaccard with the map and, on the same masks, the prediction of the g that
-sees no map (the method's control, :func:`segqual_lite.rows.control_of`). Where the two
-g's verdicts differ, **the map changed g's verdict**, rightly when the verdict with the
-map is the true one: the paper's question, asked of one lesion.
-
-The panels are small WebP images at the data's own resolution, scaled up in the browser
-without smoothing, so that a few hundred lesions fit in a page of a few megabytes.
+Per lesion: the image and its ground truth, then each method's segmentation (green true
+positive, red false positive, blue false negative, the true outline in white) above its
+map, with the true Jaccard, g's prediction with the map and that of the g without it on
+the same masks (:func:`segqual_lite.rows.control_of`). Where the two verdicts differ,
+**the map changed g's verdict**, rightly when the verdict with the map is the true one.
+Panels are small WebP images, scaled up unsmoothed: hundreds of lesions in a few MB.
 """
 
 from __future__ import annotations
@@ -24,6 +20,7 @@ import matplotlib
 import numpy as np
 from PIL import Image
 
+from .data.synthetic import lesion_name
 from .metrics import FAILURE_THRESHOLD
 from .rows import label
 from .viz import UNCERTAINTY_COLOURS, display_range, error_overlay, mask_outline, to_hwc
@@ -89,6 +86,11 @@ class Lesion:
     hard_cases: frozenset[str] = frozenset()
     seed: int = 0
     synthetic: bool = False
+
+    @property
+    def name(self) -> str:
+        """What the page calls it (:func:`~segqual_lite.data.lesion_name`)."""
+        return lesion_name(self.image_id, self.synthetic)
 
     def failing(self, threshold: float = FAILURE_THRESHOLD) -> list[str]:
         """The methods whose segmentation fails (true Jaccard below ``threshold``)."""
@@ -298,9 +300,7 @@ def _notes(view: MethodView, threshold: float) -> str:
 def lesion_html(lesion: Lesion, threshold: float = FAILURE_THRESHOLD) -> str:
     """One lesion as an HTML table: a column for the image and its ground truth, then one
     per method with its segmentation, its map and its true and predicted Jaccard."""
-    name = html.escape(lesion.image_id)
-    if lesion.synthetic:
-        name += " (synthetic)"
+    name = html.escape(lesion.name)
     failing = lesion.failing(threshold)
     facts = [f"seed {lesion.seed}", f"fails for {len(failing)} of {len(lesion.methods)} methods"]
     changed = lesion.changed(threshold)
@@ -312,8 +312,8 @@ def lesion_html(lesion: Lesion, threshold: float = FAILURE_THRESHOLD) -> str:
     image = to_hwc(lesion.image)
     truth = np.repeat(np.asarray(lesion.true_mask, dtype=np.float32)[..., None], 3, axis=2)
     head = ['<th style="text-align:left">image, truth</th>']
-    tops = [_img(image, f"{lesion.image_id}: the {kind}")]
-    bottoms = [_img(truth, f"{lesion.image_id}: the ground-truth mask, lesion in white", True)]
+    tops = [_img(image, f"{lesion.name}: the {kind}")]
+    bottoms = [_img(truth, f"{lesion.name}: the ground-truth mask, lesion in white", True)]
     notes = ["<td></td>"]
     for method, view in lesion.methods.items():
         title = label(method)
@@ -321,14 +321,14 @@ def lesion_html(lesion: Lesion, threshold: float = FAILURE_THRESHOLD) -> str:
         tops.append(
             _img(
                 _segmentation(lesion, view),
-                f"{lesion.image_id}: {title}'s segmentation, green true positive, "
+                f"{lesion.name}: {title}'s segmentation, green true positive, "
                 "red false positive, blue false negative, the true outline in white",
             )
         )
         bottoms.append(
             _img(
                 _map_rgb(view.map),
-                f"{lesion.image_id}: {title}'s uncertainty map, yellow sure, purple unsure",
+                f"{lesion.name}: {title}'s uncertainty map, yellow sure, purple unsure",
             )
         )
         notes.append(_notes(view, threshold))
@@ -384,3 +384,17 @@ def map_tally(predictions, rows, threshold: float = FAILURE_THRESHOLD):
                 }
             )
     return pd.DataFrame(records)
+
+
+def tally_summary(tally) -> str:
+    """Per row of :func:`map_tally`: on how many seeds the map moved g closer to the true
+    Jaccard on more images than further, and changed more verdicts rightly than wrongly."""
+    parts = []
+    for row, part in tally.groupby("row", sort=False):
+        closer = int((part["moved closer"] > part["moved further"]).sum())
+        right = int((part["verdict changed rightly"] > part["verdict changed wrongly"]).sum())
+        parts.append(
+            f"{row}: closer on more images than further on {closer} of {len(part)} seeds, "
+            f"more verdicts changed rightly than wrongly on {right}"
+        )
+    return "; ".join(parts) + "."

@@ -390,9 +390,9 @@ RIM_VERDICTS = {
 
 def rim_verdict(with_: Comparison, without: Comparison, difference: Comparison) -> str:
     """The analysis plan's verdict on the counterfactual of one row and metric, a key of
-    :data:`RIM_VERDICTS`: ``"carried"`` when the gain with rims is resolved and the
-    difference of the gains lies above 0, ``"independent"`` when the gain is resolved on
-    both data sets, else ``"nothing"``."""
+    :data:`RIM_VERDICTS`: ``"carried"`` when the gain with rims is resolved better and the
+    difference of the gains lies above 0, ``"independent"`` when the gain is resolved
+    better on both data sets, else ``"nothing"``."""
     if with_.outcome == "better" and difference.outcome == "better":
         return "carried"
     if with_.outcome == "better" and without.outcome == "better":

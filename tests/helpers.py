@@ -175,3 +175,28 @@ def make_fake_ph2(root, per_diagnosis=(4, 4, 2), size=(48, 36), table="||", mask
     lines += ["", "Legends for Clinical Diagnosis:", "0 - Common Nevus"]
     (base / "PH2_dataset.txt").write_text("\r\n".join(lines) + "\r\n")
     return diagnoses
+
+
+def stored_rar(root) -> bytes:
+    """Every file under ``root`` as a RAR 4 archive whose members are stored (method
+    0x30, no compression), as names relative to ``root``: what no free tool writes, and
+    what rarfile reads without an external reader. Each block is ``HEAD_CRC`` (the low 16
+    bits of the CRC-32 of the rest of the header), type, flags, size, then the body."""
+    import struct
+    import zlib
+    from pathlib import Path
+
+    def block(kind: int, flags: int, body: bytes, data: bytes = b"") -> bytes:
+        header = struct.pack("<BHH", kind, flags, 7 + len(body)) + body
+        return struct.pack("<H", zlib.crc32(header) & 0xFFFF) + header + data
+
+    dos_time = ((2013 - 1980) << 25) | (7 << 21) | (1 << 16)  # 1 July 2013, 00:00
+    out = b"Rar!\x1a\x07\x00" + block(0x73, 0, b"\x00" * 6)  # marker, archive header
+    for path in sorted(p for p in Path(root).rglob("*") if p.is_file()):
+        data, name = path.read_bytes(), path.relative_to(root).as_posix().encode()
+        body = struct.pack(
+            "<IIBIIBBHI", len(data), len(data), 3, zlib.crc32(data), dos_time, 20, 0x30,
+            len(name), 0o100644,
+        ) + name  # fmt: skip
+        out += block(0x74, 0x8000, body, data)  # a file: packed and unpacked sizes first
+    return out + block(0x7B, 0x4000, b"")  # end of archive

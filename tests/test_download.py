@@ -163,6 +163,7 @@ def test_a_missing_or_incomplete_folder_is_downloaded_from_the_mirror(
 
 def test_the_download_command_takes_a_mirror(monkeypatch, tmp_path, capsys):
     from segqual_lite import cli
+    from segqual_lite.data import prepare
 
     seen = {}
 
@@ -170,13 +171,27 @@ def test_the_download_command_takes_a_mirror(monkeypatch, tmp_path, capsys):
         seen.update(root=root, base_url=base_url, counts=expected_counts)
         return {"train": 0, "val": 0, "test": 0}
 
-    monkeypatch.setattr(cli, "download_isic2017", download)
+    monkeypatch.setattr(prepare, "download_isic2017", download)
     assert cli.main(["data", "download", str(tmp_path), "--mirror", "http://m/x/", "--quiet"]) == 0
     official = {"train": 2000, "val": 150, "test": 600}
     assert seen == {"root": str(tmp_path), "base_url": "http://m/x/", "counts": official}
     # The counts to expect are the profile's, changed like any field.
     cli.main(["data", "download", str(tmp_path), "--set", "n_val=3", "--quiet"])
     assert seen["counts"] == {**official, "val": 3}
+
+    # PH2: its archive's URL from --mirror, else $SEGQUAL_PH2_MIRROR, else the authors'.
+    def download_ph2(root, url, progress):
+        seen.update(url=url)
+        return {"train": 100, "val": 20, "test": 80}
+
+    monkeypatch.setattr(prepare, "download_ph2", download_ph2)
+    command = ["data", "download", str(tmp_path), "--profile", "ph2", "--quiet"]
+    monkeypatch.setenv("SEGQUAL_PH2_MIRROR", "http://m/PH2Dataset.rar")
+    assert cli.main(command) == 0 and seen["url"] == "http://m/PH2Dataset.rar"
+    assert "train=100 val=20 test=80" in capsys.readouterr().out
+    assert (
+        cli.main([*command, "--mirror", "http://n/P.rar"]) == 0 and seen["url"] == "http://n/P.rar"
+    )
 
 
 def test_a_folder_larger_than_the_profile_says_is_refused_without_download(isic_home):

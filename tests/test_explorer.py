@@ -218,7 +218,9 @@ def test_synthetic_lesions_say_so_and_an_unbounded_map_is_stretched_over_the_spl
     np.testing.assert_allclose(views[some], expected, rtol=1e-5, atol=1e-6)
     lesion = lesions[0]
     page = lesion_html(lesion)
-    assert f"{lesion.image_id} (synthetic)" in page and "the synthetic image" in page
+    shown = lesion.image_id.removeprefix("ISIC_")
+    assert f"synthetic lesion {shown}" in page and "the synthetic image" in page
+    assert lesion.image_id not in page  # no synthetic lesion passes for an ISIC image
 
 
 def test_the_tally_counts_what_the_map_did_on_every_image():
@@ -240,3 +242,24 @@ def test_the_tally_counts_what_the_map_did_on_every_image():
     assert (tally["moved closer"], tally["moved further"], tally["images"]) == (2, 0, 3)
     view = MethodView(None, None, 0.5, 0.6, 0.75)
     assert view.moved() == pytest.approx(0.15)
+
+
+def test_the_tally_sentence_counts_the_seeds_where_the_map_helped():
+    import pandas as pd
+
+    from segqual_lite.lesions import tally_summary
+
+    tally = pd.DataFrame(
+        {
+            "row": ["LCE"] * 3,
+            "seed": [0, 1, 2],
+            "verdict changed rightly": [2, 0, 1],
+            "verdict changed wrongly": [1, 3, 1],
+            "moved closer": [10, 4, 7],
+            "moved further": [5, 9, 7],
+        }
+    )
+    assert tally_summary(tally) == (
+        "LCE: closer on more images than further on 1 of 3 seeds,"
+        " more verdicts changed rightly than wrongly on 1."
+    )

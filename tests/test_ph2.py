@@ -143,3 +143,26 @@ def test_one_seed_on_the_shared_ph2_matches_the_shipped_reference(tmp_path):
     assert main([*command, "--rows", *rows, "--out", str(out)]) == 0
     check = check_build(reference, out / "predictions.csv")
     assert check.seeds == (0,) and check.ok, check.line()
+
+
+def test_the_shipped_ph2_figure_shows_the_reference_s_lesions():
+    """results/reference/ph2/figure2.png (drawn by `make ph2-figure` where the database
+    is): its record names test lesions of the reference's first seed, ranked as Figure 2
+    ranks them, with the reference's own Jaccard for each method."""
+    import json
+
+    import numpy as np
+
+    from segqual_lite.reference import load_reference, reference_folder
+    from segqual_lite.viz import figure2_cases
+
+    reference = load_reference(get_profile("ph2"))
+    record = json.loads((reference_folder("ph2") / "figure2.json").read_text())
+    assert record["seed"] == reference.seeds[0] and record["matches_reference"]
+    rows = reference.predictions[reference.predictions["seed"] == record["seed"]]
+    for method, shown in record["jaccard"].items():
+        truth = rows[rows["method"] == method].set_index("image_id")["true_jaccard"]
+        np.testing.assert_allclose(truth.loc[record["lesions"]], shown, atol=1e-4)
+    plain = rows[rows["method"] == "max_prob"].sort_values("image_id")
+    ranked = [plain["image_id"].iloc[i] for i in figure2_cases(plain["true_jaccard"].to_numpy())]
+    assert ranked == record["lesions"]

@@ -143,7 +143,9 @@ def test_the_regimes_prose_says_what_the_frame_answers():
 
     fits, frame = _two_regimes((6.0, 1.2))  # max_prob larger where f overfits; lce not
     text = regimes_markdown(fits, frame)
-    assert "a gap of +0.060 [+0.060, +0.060]" in text and "reaching the plan's aim" in text
+    assert "a gap of +0.060 [+0.060, +0.060]" in text
+    # the aim is for the overfit regime's own gap, not its difference from the default's
+    assert "`tiny-overfit`'s own gap, 0.060, reaches the plan's aim of 0.05" in text
     assert "*yes* for 2, *no* for 0 and *undecided* for 2" in text
     assert "AUROC: *yes* for Max Probability; *undecided* for LCE" in text
     assert "cannot tell" not in text  # only said when no pair is decided

@@ -2,7 +2,7 @@
 joint augmentation (chapter 01); corrupted test images for the shift test (chapter 12)."""
 
 from .corruptions import CORRUPTION_LEVELS, CORRUPTIONS, corrupt
-from .download import ISIC2017_BASE_URL, ISIC2017_ZIPS, download_isic2017
+from .download import ISIC2017_BASE_URL, ISIC2017_ZIPS, download_isic2017, download_ph2
 from .isic import ISIC2017, check_data, check_folder, check_isic2017, decode_split, list_pairs
 from .layout import (
     FOLDER_LAYOUT,
@@ -13,12 +13,20 @@ from .layout import (
     folder_dirs,
     split_folders,
 )
-from .prepare import MIRROR_ENV, expected_counts, isic2017_base_url, prepare_data
+from .prepare import (
+    MIRROR_ENV,
+    download_data,
+    expected_counts,
+    isic2017_base_url,
+    ph2_archive_url,
+    prepare_data,
+)
 from .symmetries import DIHEDRAL, dihedral, dihedral_augmentation_batch, take_rows, undo_dihedral
 from .synthetic import (
     DEFAULT_HARD_CASE_SHARES,
     HARD_CASES,
     draw_lesion,
+    lesion_name,
     make_synthetic_folder,
     make_synthetic_isic,
     read_hard_cases,
@@ -58,9 +66,12 @@ __all__ = [
     "folder_dirs",
     "FOLDER_LAYOUT",
     "dihedral",
+    "lesion_name",
     "dihedral_augmentation",
     "dihedral_augmentation_batch",
     "download_isic2017",
+    "download_ph2",
+    "download_data",
     "expected_counts",
     "draw_lesion",
     "joint_augmentation",
@@ -70,6 +81,7 @@ __all__ = [
     "make_synthetic_folder",
     "prepare_data",
     "isic2017_base_url",
+    "ph2_archive_url",
     "MIRROR_ENV",
     "read_hard_cases",
     "split_folders",

@@ -9,7 +9,7 @@ from pathlib import Path
 from ..config import Profile, home
 from ..store import artifact_key, atomic_path, data_identity, digest, write_text
 from ..timing import phase
-from .download import ISIC2017_BASE_URL, download_isic2017
+from .download import ISIC2017_BASE_URL, PH2_ARCHIVE_URL, download_isic2017, download_ph2
 from .isic import check_folder, check_isic2017, check_ph2
 from .layout import SPLITS, DataError, detect_layout
 from .ph2 import PH2_HINT
@@ -20,6 +20,9 @@ __all__ = [
     "SYNTHETIC_SEED",
     "MIRROR_ENV",
     "PH2_ENV",
+    "PH2_MIRROR_ENV",
+    "ph2_archive_url",
+    "download_data",
     "isic2017_base_url",
     "expected_counts",
 ]
@@ -28,12 +31,32 @@ SYNTHETIC_SEED = 0
 _COMPLETE = ".complete.json"
 MIRROR_ENV = "SEGQUAL_ISIC_MIRROR"  # a mirror of the ISIC 2017 zips, for prepare_data
 PH2_ENV = "SEGQUAL_PH2"  # where the PH2 database is, for the ph2 profile
+PH2_MIRROR_ENV = "SEGQUAL_PH2_MIRROR"  # a mirror of PH2's archive, for data download
 
 
 def isic2017_base_url() -> str:
     """Where the ISIC 2017 zips are fetched from: ``$SEGQUAL_ISIC_MIRROR`` (a folder URL
     holding the six official zip names), else the ISIC archive."""
     return os.environ.get(MIRROR_ENV) or ISIC2017_BASE_URL
+
+
+def ph2_archive_url() -> str:
+    """Where PH2's archive is fetched from: ``$SEGQUAL_PH2_MIRROR`` (the archive's URL),
+    else the authors' distribution."""
+    return os.environ.get(PH2_MIRROR_ENV) or PH2_ARCHIVE_URL
+
+
+def download_data(
+    profile: Profile, root: str | os.PathLike, mirror: str | None = None, progress: bool = True
+) -> dict[str, int]:
+    """``data download``: PH2 for a ``ph2`` profile (:func:`download_ph2`, from ``mirror``
+    or :func:`ph2_archive_url`), else ISIC 2017 Part 1 with the profile's split counts
+    (:func:`download_isic2017`, from ``mirror`` or :func:`isic2017_base_url`)."""
+    if profile.data == "ph2":
+        return download_ph2(root, mirror or ph2_archive_url(), progress)
+    return download_isic2017(
+        root, mirror or isic2017_base_url(), expected_counts(profile), progress
+    )
 
 
 def expected_counts(profile: Profile) -> dict[str, int]:

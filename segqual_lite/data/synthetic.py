@@ -36,7 +36,16 @@ __all__ = [
     "make_synthetic_isic",
     "draw_lesion",
     "read_hard_cases",
+    "lesion_name",
 ]
+
+
+def lesion_name(image_id: str, synthetic: bool) -> str:
+    """What a page calls a lesion: its id, or for a synthetic lesion (whose file is named
+    in the ISIC layout, ``ISIC_0200012``) "synthetic lesion 0200012", so that no reader
+    takes it for an ISIC image."""
+    return f"synthetic lesion {image_id.removeprefix('ISIC_')}" if synthetic else image_id
+
 
 _IMAGE_CASES = ("low_contrast", "multi_blob", "border_cut", "lazy_mask")
 # ambiguous_rim: a faint rim of pigment around the lesion that the annotator included

@@ -35,19 +35,28 @@ def _row_panels(predictions, order, seed: int | None, size, **subplots):
     return fig, axes, seed, panels
 
 
-def plot_figure3(predictions, seed: int | None = None, threshold: float = FAILURE_THRESHOLD):
+def plot_figure3(
+    predictions, seed: int | None = None, threshold: float = FAILURE_THRESHOLD, data: str = ""
+):
     """The paper's Figure 3: true against predicted Jaccard per row, with the 0.7 lines
-    (one seed, the first by default)."""
-    fig, axes, seed, panels = _row_panels(predictions, TABLE_ROWS, seed, (3, 3))
+    (one seed, the first by default). ``data``: the data's name, for the title."""
+    fig, axes, seed, panels = _row_panels(
+        predictions, TABLE_ROWS, seed, (1.75, 1.9), sharex=True, sharey=True
+    )
     for ax, method, true, pred in panels:
-        ax.scatter(true, pred, s=8, alpha=0.6)
+        ax.scatter(true, pred, s=6, alpha=0.6)
         ax.plot([0, 1], [0, 1], c="grey", lw=0.8)
         ax.axvline(threshold, ls=":", c="k", lw=0.8)
         ax.axhline(threshold, ls=":", c="k", lw=0.8)
-        ax.set(xlim=(0, 1.02), ylim=(0, 1.02), title=label(method))
+        ax.set(xlim=(0, 1.02), ylim=(0, 1.02), xticks=[0, 0.5, 1], yticks=[0, 0.5, 1])
+        ax.set_title(label(method), fontsize=9)
+        ax.tick_params(labelsize=8, labelbottom=True)
+    for ax in axes[-1]:
         ax.set_xlabel("true Jaccard", fontsize=8)
+    for ax in axes[:, 0]:
         ax.set_ylabel("predicted Jaccard", fontsize=8)
-    fig.suptitle(f"seed {seed}: missed failures sit top left, detected failures bottom left")
+    where = f"{data}, seed {seed}" if data else f"seed {seed}"
+    fig.suptitle(f"{where}: missed failures top left, detected failures bottom left", fontsize=9)
     fig.tight_layout()
     return fig
 
