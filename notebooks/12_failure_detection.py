@@ -63,7 +63,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from segqual_lite.conclusions import comparisons_frame
-from segqual_lite.config import start_chapter
+from segqual_lite.config import data_name, start_chapter
 from segqual_lite.conformal import (
     calibrate,
     conformal_intervals,
@@ -297,6 +297,10 @@ for rows in (g_rows, free_rows):
     part = table[table["method"].isin(rows) & table["metric"].isin(keep)]
     part = part.set_index("method").loc[order].reset_index()
     display(display_table(part))
+say(
+    f"data: {data_name(P)}, mean ± sd over this build's"
+    f" {len(P.seeds)} seeds"
+)
 
 # %% [markdown]
 # ## Which estimator ranks best, and by how much
@@ -330,6 +334,9 @@ comparisons = [
     compare(predictions, row, control, "augrc") for row, control in pairs
 ]
 display(display_frame(comparisons_frame(comparisons)))
+say(
+    f"data: {data_name(P)}, paired over this build's {len(P.seeds)} seeds"
+)
 with_best = [c for c in comparisons if best in (c.row, c.control)]
 say(
     f"The lowest-AUGRC row, {label(best)}, is compared on its own masks"
@@ -486,6 +493,7 @@ table_of_levels.columns.name = "severity"
 display(display_frame(table_of_levels.rename(index=units), index=True))
 shift = pd.read_csv(result.out / "shift.csv")
 say("rows:", "; ".join(label(r) for r in SHIFT_ROWS))
+say(f"data: {data_name(P)}, the test split shifted")
 
 # %% mystnb={"image": {"alt": "Shift test: for blur, noise, contrast loss and JPEG compression, f's mean Jaccard falls with severity (top) and each estimator's AUROC changes (bottom)"}}
 fig = plot_shift(shift, "auroc")
