@@ -200,8 +200,15 @@ def stage_sources(stage: Path, chapters: list[str], web: Path) -> list[str]:
         REPO / "book",
         stage / "book",
         dirs_exist_ok=True,
-        ignore=shutil.ignore_patterns("build.py", "student.py", "web", "__pycache__"),
+        ignore=shutil.ignore_patterns(
+            "build.py", "student.py", "ph2_figure.py", "web", "__pycache__"
+        ),
     )
+    # Figures shipped with the reference runs, which a page shows (book/ph2_lesions.md).
+    for figure in sorted((REPO / "results" / "reference").glob("*/*.png")):
+        target = stage / figure.relative_to(REPO)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(figure, target)
     shutil.copytree(web, stage / "_web", dirs_exist_ok=True)
     notebooks = []
     for chapter in chapters:

@@ -48,7 +48,7 @@ import json
 
 import numpy as np
 import pandas as pd
-from IPython.display import Image, Markdown, display
+from IPython.display import Markdown, display
 
 from segqual_lite.conclusions import (
     Evidence,
@@ -698,27 +698,25 @@ if shipped is not None:
 
 # %% [markdown]
 # What do real lesions and their maps look like? Figure 2 on PH2, for the best, the
-# median, a poor and the worst test lesion of the PH2 reference's first seed, as Figure 2
-# above (images and expert masks: PH2 {footcite}`mendonca2013ph2`). The book ships none
-# of PH2's images, so this figure was drawn once where the database is
-# (`make ph2-figure`) and shipped with the reference, with its provenance:
+# median, a poor and the worst test lesion of the PH2 reference's first seed, is on its
+# own page, [PH2 lesions](../book/ph2_lesions.md) (images and expert masks: PH2
+# {footcite}`mendonca2013ph2`). The book ships none of PH2's images, so it was drawn
+# once where the database is (`make ph2-figure`) and shipped with the reference, with
+# its provenance:
 
 # %% tags=["hide-input"]
 ph2_folder = reference_folder("ph2")
-drawn = ph2_folder / "figure2.png" if ph2_folder else None
-if drawn is not None and drawn.is_file():
-    drawn_record = json.loads((ph2_folder / "figure2.json").read_text())
-    display(Image(filename=str(drawn), width=690))
+if ph2_folder and (ph2_folder / "figure2.json").is_file():
+    drawn = json.loads((ph2_folder / "figure2.json").read_text())
     say(
-        f"PH2 lesions {', '.join(drawn_record['lesions'])}, seed"
-        f" {drawn_record['seed']}; "
+        f"Figure 2 on PH2: lesions {', '.join(drawn['lesions'])}, seed"
+        f" {drawn['seed']}; "
         + (
             "the U-Nets that drew it give the reference's masks exactly"
-            if drawn_record["matches_reference"]
+            if drawn["matches_reference"]
             else "drawn by U-Nets trained on another machine: their"
-            " Jaccard"
-            " differs from the reference's by up to"
-            f" {drawn_record['largest_jaccard_difference']:.3f}"
+            " Jaccard differs from the reference's by up to"
+            f" {drawn['largest_jaccard_difference']:.3f}"
         )
     )
 else:
