@@ -606,8 +606,8 @@ display(display_frame(shown_cuts))
 # %% [markdown]
 # ## On real dermoscopy: PH2
 #
-# Every number above comes from synthetic lesions, whose difficulty this book designed.
-# Does the paper's lesson hold on real images? The PH2 database
+# The reference runs above are on synthetic lesions, whose difficulty this book
+# designed. Does the paper's lesson hold on real images? The PH2 database
 # {footcite}`mendonca2013ph2` holds 200 dermoscopic images of melanocytic lesions (80
 # common nevi, 80 atypical nevi, 40 melanomas), each with an expert's lesion mask. The
 # book reads it in its authors' layout (`segqual_lite.data.ph2`), splits it 100 / 20 /
